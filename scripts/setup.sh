@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One-time (and idempotent) set-up of a fresh Debian 12 machine for building and testing bitnet.
+#
+# 1. Debian packages: compiler, CMake, Ninja, GoogleTest, Google Benchmark, nlohmann-json, CLI11,
+#    BLAKE3's C sources (librust-blake3-dev) and b3sum, node/npm (to fetch the reference), git.
+# 2. The reference engine from npm, pinned by exact version AND sha512 integrity:
+#      node-llama-cpp@3.22.1              -> llama.cpp source bundle (headers, vocab test files)
+#      @node-llama-cpp/linux-x64@3.22.1   -> prebuilt libllama / libggml* shared libraries
+#    They are fetched with `npm pack` (no install scripts run), verified, and unpacked into
+#    .deps/ (git-ignored). Nothing else is downloaded.
+#
+# Re-running is fast: each step is skipped when its stamp says it is already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DEPS="$ROOT/.deps"
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build git ca-certificates pkg-config
+  libgtest-dev libgmock-dev libbenchmark-dev
+  nlohmann-json3-dev libcli11-dev
+  librust-blake3-dev b3sum openssl
+)
+
+# name|version|sha512 integrity (from the npm registry's dist.integrity)
+NPM_PINS=(
+  "node-llama-cpp|3.22.1|sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=="
+  "@node-llama-cpp/linux-x64|3.22.1|sha512-5uCCDNqWCNfaAm8aR/Uzxbo4HBpKgNF91kCHPepKhgMgV2OAmatoefbOlMihsqCiH2Od35E/eUHQCFbfRBJuOg=="
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+install_debian_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  # npm may come from Debian (nodejs + npm) or from another node distribution already present.
+  if ! command -v npm >/dev/null 2>&1; then missing+=(nodejs npm); fi
+  if [ ${#missing[@]} -eq 0 ]; then
+    return 0
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Fetches one pinned npm tarball, checks its sha512 integrity, unpacks it into $2.
+fetch_npm_pinned() {
+  local name="$1" version="$2" integrity="$3" dest="$4"
+  local stamp="$dest/.pinned"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$name@$version $integrity" ]; then
+    return 0
+  fi
+  log "fetching $name@$version from npm"
+  local tmp
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent --ignore-scripts "$name@$version" >/dev/null)
+  local tgz
+  tgz="$(ls "$tmp"/*.tgz)"
+  local got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+  if [ "$got" != "$integrity" ]; then
+    log "integrity mismatch for $name@$version: expected $integrity, got $got"
+    rm -rf "$tmp"
+    exit 1
+  fi
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  tar -xzf "$tgz" -C "$dest" --strip-components=1
+  rm -rf "$tmp"
+  echo "$name@$version $integrity" >"$stamp"
+}
+
+install_reference() {
+  mkdir -p "$DEPS"
+  IFS='|' read -r n1 v1 i1 <<<"${NPM_PINS[0]}"
+  IFS='|' read -r n2 v2 i2 <<<"${NPM_PINS[1]}"
+  fetch_npm_pinned "$n1" "$v1" "$i1" "$DEPS/npm/node-llama-cpp"
+  fetch_npm_pinned "$n2" "$v2" "$i2" "$DEPS/npm/linux-x64"
+
+  # llama.cpp source tree (headers, vocab GGUF files and their .inp/.out test vectors).
+  local src="$DEPS/llama.cpp"
+  local bundle="$DEPS/npm/node-llama-cpp/llama/gitRelease.bundle"
+  local head
+  head="$(git bundle list-heads "$bundle" | awk '/HEAD/{print $1}')"
+  if [ ! -f "$src/.bundle-head" ] || [ "$(cat "$src/.bundle-head")" != "$head" ]; then
+    log "unpacking llama.cpp source ($head)"
+    rm -rf "$src"
+    git -c advice.detachedHead=false clone -q "$bundle" "$src"
+    echo "$head" >"$src/.bundle-head"
+  fi
+
+  # Stable paths for CMake and the tests: .deps/reference/{include,lib,models}.
+  local ref="$DEPS/reference"
+  mkdir -p "$ref"
+  ln -sfn "$DEPS/npm/linux-x64/bins/linux-x64" "$ref/lib"
+  ln -sfn "$src/models" "$ref/models"
+  mkdir -p "$ref/include"
+  for h in "$src"/include/llama.h "$src"/ggml/include/*.h; do
+    ln -sfn "$h" "$ref/include/$(basename "$h")"
+  done
+  # The prebuilt libraries carry versioned sonames; give the linker plain names too.
+  local lib="$DEPS/npm/linux-x64/bins/linux-x64"
+  [ -e "$lib/libllama.so" ] || ln -s libllama.v0.5.0.so "$lib/libllama.so"
+  [ -e "$lib/libggml.so" ] || ln -s libggml.v0.5.0.so "$lib/libggml.so"
+}
+
+install_debian_packages
+install_reference
+log "ok (reference: $DEPS/reference)"

@@ -1,0 +1,138 @@
+// `bitnet synth`: writes a deterministic synthetic BitNet model (see src/synth/synth.h).
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "cli/command.h"
+#include "core/paths.h"
+#include "synth/synth.h"
+
+namespace bitnet::cli {
+namespace {
+
+struct SynthFlags {
+  std::string arch = "bitnet-b1.58";
+  std::string preset = "tiny";
+  std::string weights = "i2_s";
+  std::string embd = "f16";
+  std::string vocab;
+  std::string pre;
+  std::string output;
+  uint64_t seed = 1;
+  uint32_t n_embd = 0, layers = 0, heads = 0, kv_heads = 0, n_ff = 0, ctx = 0;
+  double rope_base = 0, eps = 0;
+  bool scale_tensors = false, untied_head = false, quiet = false;
+};
+
+// Progress on stderr for long writes: a self-overwriting line on a terminal, else every 10%.
+class Progress {
+ public:
+  explicit Progress(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) == 1) {}
+  void operator()(uint64_t done, uint64_t total) {
+    if (quiet_ || total < (uint64_t{64} << 20)) return;
+    const int pct = static_cast<int>(done * 100 / total);
+    if (tty_) {
+      if (pct == last_) return;
+      std::fprintf(stderr, "\rsynth: %3d%% (%" PRIu64 " / %" PRIu64 " MiB)", pct, done >> 20,
+                   total >> 20);
+      if (done == total) std::fputc('\n', stderr);
+    } else {
+      if (pct / 10 == last_ / 10 && done != total) return;
+      std::fprintf(stderr, "synth: %3d%% (%" PRIu64 " / %" PRIu64 " MiB)\n", pct, done >> 20,
+                   total >> 20);
+    }
+    last_ = pct;
+  }
+
+ private:
+  bool quiet_, tty_;
+  int last_ = -1;
+};
+
+int run_synth(const SynthFlags& f) {
+  auto arch = model::arch_from_name(f.arch);
+  if (!arch) {
+    return fail("--arch '" + f.arch + "' is not one of " + std::string(model::supported_arch_names()));
+  }
+  auto config = synth::preset_config(f.preset, *arch);
+  if (!config) return fail(config.error());
+  synth::SynthOptions o;
+  o.config = *config;
+  auto& c = o.config;
+  if (f.n_embd) c.n_embd = f.n_embd;
+  if (f.layers) c.n_layers = f.layers;
+  if (f.heads) c.n_heads = f.heads;
+  if (f.kv_heads) c.n_kv_heads = f.kv_heads;
+  if (f.n_ff) c.n_ff = f.n_ff;
+  if (f.ctx) c.n_ctx_train = f.ctx;
+  if (f.rope_base > 0) c.rope_freq_base = static_cast<float>(f.rope_base);
+  if (f.eps > 0) c.rms_eps = static_cast<float>(f.eps);
+
+  auto wt = gguf::tensor_type_from_name(f.weights);
+  using gguf::TensorType;
+  if (!wt || (*wt != TensorType::I2_S && *wt != TensorType::TQ2_0 && *wt != TensorType::TQ1_0 &&
+              *wt != TensorType::F16 && *wt != TensorType::F32)) {
+    return fail("--weights '" + f.weights + "' is not one of i2_s, tq2_0, tq1_0, f16, f32");
+  }
+  auto et = gguf::tensor_type_from_name(f.embd);
+  if (!et || (*et != TensorType::F16 && *et != TensorType::F32)) {
+    return fail("--embd '" + f.embd + "' is not one of f16, f32");
+  }
+  o.weight_type = *wt;
+  o.embd_type = *et;
+  o.vocab_path = f.vocab.empty() ? reference_vocab_path("ggml-vocab-llama-bpe.gguf") : f.vocab;
+  // The official bitnet-b1.58 file has no tokenizer.ggml.pre; mirror it unless asked otherwise.
+  o.pre_tokenizer = !f.pre.empty() ? f.pre : (*arch == model::Arch::kBitnet ? "" : "none");
+  o.seed = f.seed;
+  o.scale_tensors = f.scale_tensors;
+  o.untied_head = f.untied_head;
+  o.name = "synthetic-" + f.preset;
+  Progress progress(f.quiet);
+  o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
+
+  auto st = synth::write_synthetic_model(o, f.output);
+  if (!st) {
+    std::remove(f.output.c_str());  // never leave a half-written model behind
+    return fail(st.error());
+  }
+  if (!f.quiet) {
+    std::fprintf(stderr, "synth: wrote %s (%s, %s weights, d=%u, %u layers, seed %" PRIu64 ")\n",
+                 f.output.c_str(), f.arch.c_str(), f.weights.c_str(), c.n_embd, c.n_layers, f.seed);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> register_synth(CLI::App& app) {
+  auto* sub = app.add_subcommand("synth", "Write a deterministic synthetic BitNet model");
+  auto f = std::make_shared<SynthFlags>();
+  sub->add_option("-o,--output", f->output, "Output GGUF file")->required();
+  sub->add_option("--arch", f->arch, "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25")
+      ->capture_default_str();
+  sub->add_option("--preset", f->preset, "tiny (d=256, 2 blocks) | 2b4t (official shape)")
+      ->capture_default_str();
+  sub->add_option("--weights", f->weights, "Projection format: i2_s | tq2_0 | tq1_0 | f16 | f32")
+      ->capture_default_str();
+  sub->add_option("--embd", f->embd, "token_embd format: f16 | f32")->capture_default_str();
+  sub->add_option("--vocab", f->vocab, "GGUF whose tokenizer.* keys are copied (default: the "
+                                       "reference's ggml-vocab-llama-bpe.gguf)");
+  sub->add_option("--pre", f->pre, "tokenizer.ggml.pre to write, or 'none' (default: keep the "
+                                   "vocabulary's for bitnet, none for bitnet-b1.58 as in 2B4T)");
+  sub->add_option("--seed", f->seed, "Seed of the weights")->capture_default_str();
+  sub->add_option("--n-embd", f->n_embd, "Override d (embedding length)");
+  sub->add_option("--layers", f->layers, "Override the number of blocks");
+  sub->add_option("--heads", f->heads, "Override the number of attention heads");
+  sub->add_option("--kv-heads", f->kv_heads, "Override the number of KV heads");
+  sub->add_option("--n-ff", f->n_ff, "Override the FFN width f");
+  sub->add_option("--ctx", f->ctx, "Override the context length");
+  sub->add_option("--rope-base", f->rope_base, "Override the RoPE frequency base");
+  sub->add_option("--eps", f->eps, "Override the RMSNorm epsilon");
+  sub->add_flag("--scale-tensors", f->scale_tensors, "Write blk.N.<proj>.scale tensors (bitnet arch)");
+  sub->add_flag("--untied-head", f->untied_head, "Write output.weight instead of tying the head");
+  sub->add_flag("-q,--quiet", f->quiet, "No progress or summary on stderr");
+  return {Command{sub, [f] { return run_synth(*f); }}};
+}
+
+}  // namespace bitnet::cli

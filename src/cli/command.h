@@ -1,0 +1,33 @@
+// How subcommands plug into the `bitnet` binary: each file cmd_<name>.cpp defines one
+// `register_<name>` function that adds its CLI11 subcommand(s) and returns what to run.
+// Library errors (Result/Status) become "bitnet: error: <message>" and exit code 1 here; bad
+// flags exit with 2; only the CLI decides exit codes.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace bitnet::cli {
+
+struct Command {
+  CLI::App* app;               // the subcommand
+  std::function<int()> run;    // called when it was chosen on the command line
+};
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;  // runtime failure or (crossval) divergence
+constexpr int kExitUsage = 2;    // bad flags or arguments
+
+// Prints "bitnet: error: <message>" to stderr and returns kExitFailure.
+int fail(const Error& e);
+int fail(const std::string& message);
+
+std::vector<Command> register_inspect(CLI::App& app);
+std::vector<Command> register_synth(CLI::App& app);
+
+}  // namespace bitnet::cli

@@ -1,0 +1,58 @@
+// The `bitnet` command line: one binary, one subcommand per job.
+#include <cstdio>
+#include <exception>
+
+#include "cli/command.h"
+
+namespace bitnet::cli {
+
+int fail(const Error& e) { return fail(e.message); }
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "bitnet: error: %s\n", message.c_str());
+  return kExitFailure;
+}
+
+namespace {
+
+int run_main(int argc, char** argv) {
+  CLI::App app{"bitnet: inference, tracing and cross-validation for BitNet b1.58 models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "bitnet 0.1.0");
+
+  std::vector<Command> commands;
+  for (auto reg : {register_inspect, register_synth}) {
+    auto cmds = reg(app);
+    commands.insert(commands.end(), cmds.begin(), cmds.end());
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help / --version (on the app or a subcommand): CLI11 prints the right text.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::string msg = e.what();
+    for (char& c : msg) {
+      if (c == '\n') c = ' ';
+    }
+    std::fprintf(stderr, "bitnet: error: %s (see 'bitnet --help')\n", msg.c_str());
+    return kExitUsage;
+  }
+  for (const Command& c : commands) {
+    if (c.app->parsed()) return c.run();
+  }
+  return fail("no subcommand given (see 'bitnet --help')");
+}
+
+}  // namespace
+}  // namespace bitnet::cli
+
+int main(int argc, char** argv) {
+  try {
+    return bitnet::cli::run_main(argc, argv);
+  } catch (const std::bad_alloc&) {
+    return bitnet::cli::fail("out of memory");
+  } catch (const std::exception& e) {
+    return bitnet::cli::fail(std::string("unexpected: ") + e.what());
+  }
+}

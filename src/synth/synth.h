@@ -1,0 +1,54 @@
+// Deterministic synthetic BitNet models. Every test and benchmark uses these: no trained weights
+// can be downloaded where the project is built and tested.
+//
+// Properties the tests rely on:
+//  - The same seed gives the same ternary weights in every format (I2_S, TQ2_0, TQ1_0, F16,
+//    F32): weights depend only on (seed, tensor name), never on the encoding.
+//  - Scales are powers of two, which every format stores exactly (f32 per tensor for I2_S, f16
+//    per block for TQ*, the plain value for F16/F32), so an I2_S file and a TQ2_0 file are the
+//    same model.
+//  - The network is well-conditioned: each projection's scale keeps activations near unit RMS,
+//    and the embedding scale gives logits a standard deviation of about 3, so the argmax varies
+//    with the input instead of collapsing onto one token.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/result.h"
+#include "gguf/tensor_types.h"
+#include "model/arch.h"
+#include "model/config.h"
+
+namespace bitnet::synth {
+
+struct SynthOptions {
+  model::ModelConfig config;          // dimensions (see preset_config)
+  gguf::TensorType weight_type = gguf::TensorType::I2_S;
+  gguf::TensorType embd_type = gguf::TensorType::F16;
+  std::string vocab_path;             // GGUF whose tokenizer.* keys are copied
+  // tokenizer.ggml.pre: "" keeps the vocabulary's value, "none" removes the key (as in the
+  // official 2B4T file), anything else sets it.
+  std::string pre_tokenizer;
+  uint64_t seed = 1;
+  bool scale_tensors = false;  // `bitnet` arch: write blk.N.<proj>.scale tensors (shape {1})
+  bool untied_head = false;    // write an output.weight instead of tying the head to token_embd
+  std::string name = "bitnet-synthetic";
+  // Called as bytes are written (done, total); may be empty.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+// "tiny" (d=256, 2 blocks, 4 heads, 2 KV heads, f=512) or "2b4t" (the official shape).
+// n_vocab is left 0: it comes from the vocabulary file.
+Result<model::ModelConfig> preset_config(const std::string& preset, model::Arch arch);
+
+// Writes the model; streams tensor data (no whole-file buffer).
+Status write_synthetic_model(const SynthOptions& options, const std::string& out_path);
+
+// The ternary values (row-major, K contiguous) of a projection tensor, in {-1, 0, 1}.
+void ternary_values(uint64_t seed, const std::string& tensor_name, size_t n, int8_t* out);
+// Power-of-two scale keeping a K-input ternary projection near unit output RMS.
+float projection_scale(uint64_t k);
+
+}  // namespace bitnet::synth
