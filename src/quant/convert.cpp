@@ -28,8 +28,11 @@ Status i2s_to_tq(const TqFormat& to, const uint8_t* i2s, size_t n, uint8_t* out)
   BITNET_TRY(unpack_i2s(i2s, n, values.data()));
   BITNET_TRY(check_no_code3(values.data(), n, 0, "I2_S", to.name));
   const float scale = i2s_scale(i2s, n);
-  const Result<uint16_t> d = exact_fp16(scale);
-  if (!d.ok()) return make_error("I2_S -> %s is not lossless: %s", to.name, d.message().c_str());
+  // tq_pack checks this too; checking here gives the message that names the conversion.
+  const Result<uint16_t> in_fp16 = exact_fp16(scale);
+  if (!in_fp16.ok()) {
+    return make_error("I2_S -> %s is not lossless: %s", to.name, in_fp16.message().c_str());
+  }
   const std::vector<float> scales(n / kTqBlockElems, scale);
   return tq_pack(to, values.data(), n, scales.data(), out);
 }

@@ -39,8 +39,7 @@ void tq1_0_pack_block(const int8_t* values, uint16_t d, uint8_t* out) {
       out[r.first_byte + m] = encode_trits(values + r.first_elem + m, r.length, r.trits);
     }
   }
-  out[kScaleOffset] = static_cast<uint8_t>(d);
-  out[kScaleOffset + 1] = static_cast<uint8_t>(d >> 8);
+  store_d(d, out + kScaleOffset);
 }
 
 uint16_t tq1_0_unpack_block(const uint8_t* bytes, int8_t* values) {
@@ -51,7 +50,7 @@ uint16_t tq1_0_unpack_block(const uint8_t* bytes, int8_t* values) {
       }
     }
   }
-  return static_cast<uint16_t>(bytes[kScaleOffset] | (bytes[kScaleOffset + 1] << 8));
+  return load_d(bytes + kScaleOffset);
 }
 
 const TqFormat kTq1Format = {"TQ1_0", kTq1BlockBytes, tq1_0_pack_block, tq1_0_unpack_block};
@@ -76,8 +75,6 @@ Status dequantize_tq1_0(const uint8_t* bytes, size_t n, float* out) {
   return tq_dequantize(kTq1Format, bytes, n, out);
 }
 
-Status validate_tq1_0(const uint8_t* bytes, size_t n) {
-  return tq_validate(kTq1Format, bytes, n);
-}
+Status validate_tq1_0(const uint8_t* bytes, size_t n) { return tq_validate(kTq1Format, bytes, n); }
 
 }  // namespace bitnet::quant

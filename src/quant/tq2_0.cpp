@@ -22,8 +22,7 @@ void tq2_0_pack_block(const int8_t* values, uint16_t d, uint8_t* out) {
       out[h * kHalfBytes + m] = static_cast<uint8_t>(byte);
     }
   }
-  out[kScaleOffset] = static_cast<uint8_t>(d);
-  out[kScaleOffset + 1] = static_cast<uint8_t>(d >> 8);
+  store_d(d, out + kScaleOffset);
 }
 
 uint16_t tq2_0_unpack_block(const uint8_t* bytes, int8_t* values) {
@@ -36,7 +35,7 @@ uint16_t tq2_0_unpack_block(const uint8_t* bytes, int8_t* values) {
       }
     }
   }
-  return static_cast<uint16_t>(bytes[kScaleOffset] | (bytes[kScaleOffset + 1] << 8));
+  return load_d(bytes + kScaleOffset);
 }
 
 const TqFormat kTq2Format = {"TQ2_0", kTq2BlockBytes, tq2_0_pack_block, tq2_0_unpack_block};
@@ -61,8 +60,6 @@ Status dequantize_tq2_0(const uint8_t* bytes, size_t n, float* out) {
   return tq_dequantize(kTq2Format, bytes, n, out);
 }
 
-Status validate_tq2_0(const uint8_t* bytes, size_t n) {
-  return tq_validate(kTq2Format, bytes, n);
-}
+Status validate_tq2_0(const uint8_t* bytes, size_t n) { return tq_validate(kTq2Format, bytes, n); }
 
 }  // namespace bitnet::quant

@@ -41,11 +41,6 @@ Result<uint16_t> exact_fp16(float scale) {
 
 // ---- Tensor-level loops shared by TQ1_0 and TQ2_0 -------------------------------------------
 
-uint16_t tq_block_d(const TqFormat& f, const uint8_t* bytes, size_t block) {
-  const uint8_t* d = bytes + (block + 1) * f.block_bytes - 2;
-  return static_cast<uint16_t>(d[0] | (d[1] << 8));
-}
-
 Status tq_quantize(const TqFormat& f, const float* x, size_t n, uint8_t* out) {
   BITNET_TRY(check_tq_count(n, f.name));
   BITNET_TRY(validate_finite(x, n, f.name));

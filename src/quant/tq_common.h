@@ -36,8 +36,18 @@ struct TqFormat {
   uint16_t (*unpack_block)(const uint8_t* bytes, int8_t* values);
 };
 
-// The fp16 scale of block `block`, stored in its last two bytes (little endian) in both formats.
-uint16_t tq_block_d(const TqFormat& f, const uint8_t* bytes, size_t block);
+// Both formats end a block with d as fp16, little endian (written byte by byte, so the files
+// are the same on any host).
+inline uint16_t load_d(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+inline void store_d(uint16_t d, uint8_t* p) {
+  p[0] = static_cast<uint8_t>(d);
+  p[1] = static_cast<uint8_t>(d >> 8);
+}
+
+// The fp16 scale (d) of block `block`.
+inline uint16_t tq_block_d(const TqFormat& f, const uint8_t* bytes, size_t block) {
+  return load_d(bytes + (block + 1) * f.block_bytes - 2);
+}
 
 Status tq_quantize(const TqFormat& f, const float* x, size_t n, uint8_t* out);
 Status tq_pack(const TqFormat& f, const int8_t* ternary, size_t n, const float* block_scales,

@@ -61,8 +61,8 @@ TEST(quant_convert, Tq2ToTq1AndBack) {
   const size_t n = 256 * 6;
   const std::vector<int8_t> v = random_trits(n, 1);
   // Per-block scales, including zero, negative, subnormal fp16 and infinity.
-  const std::vector<float> scales = {1.0f, 0.0f, -0.375f, 0x1p-24f, 65504.0f,
-                                     std::numeric_limits<float>::infinity()};
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> scales = {1.0f, 0.0f, -0.375f, 0x1p-24f, 65504.0f, inf};
   const std::vector<uint8_t> tq2 = make_tq2(v, scales);
   std::vector<uint8_t> tq1(tq1_0_nbytes(n)), tq2_again(tq2.size());
   ASSERT_TRUE(tq2_0_to_tq1_0(tq2.data(), n, tq1.data()).ok());

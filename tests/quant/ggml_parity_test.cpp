@@ -71,7 +71,7 @@ std::vector<Input> inputs() {
   in.push_back({"all equal", std::vector<float>(512, 0.3f), 256});
   in.push_back({"all equal negative", std::vector<float>(256, -7.0f), 256});
   in.push_back({"fp16 max", std::vector<float>(256, 65504.0f), 256});
-  in.push_back({"fp16 overflow", gaussian(256, 3, 1e5f), 256});   // d rounds to inf
+  in.push_back({"fp16 overflow", gaussian(256, 3, 1e5f), 256});  // d rounds to inf
   in.push_back({"huge", gaussian(512, 4, 1e30f), 256});
   in.push_back({"float max", std::vector<float>(256, -fmax), 256});
   in.push_back({"tiny normal", gaussian(256, 5, 1e-30f), 256});  // d rounds to 0

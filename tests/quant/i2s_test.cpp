@@ -97,7 +97,10 @@ TEST(quant_i2s, SingleBlockKnownAnswer) {
 // known-answer tensor, or the known-answer test would not catch it.
 std::vector<float> decode_sequential_low_bits_first(const uint8_t* b, size_t n, float scale) {
   std::vector<float> w(n);
-  for (size_t i = 0; i < n; ++i) w[i] = static_cast<float>(((b[i / 4] >> (2 * (i % 4))) & 3) - 1) * scale;
+  for (size_t i = 0; i < n; ++i) {
+    const int code = (b[i / 4] >> (2 * (i % 4))) & 3;  // element i in byte i/4, low bits first
+    w[i] = static_cast<float>(code - 1) * scale;
+  }
   return w;
 }
 

@@ -1,0 +1,28 @@
+// The per-variant function table behind the dispatched entry points in matmul.h. Each ISA
+// variant lives in its own translation unit compiled with its own flags and fills one table;
+// ranges [o_begin, o_end) of output rows let the caller split work over threads.
+#pragma once
+
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+
+namespace bitnet::kernels {
+
+struct KernelTable {
+  Variant variant;
+  void (*quantize)(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedActivations* out);
+  void (*ternary)(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+                  int64_t o_end);
+  void (*flt)(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+              int64_t o_end);
+};
+
+const KernelTable& scalar_table();
+// nullptr when the variant was not compiled in.
+const KernelTable* avx2_table();
+const KernelTable* avx512_table();
+
+// The table of the active variant.
+const KernelTable& active_table();
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,59 @@
+// Matrix products of the forward pass. Weights stay in their file format (memory-mapped);
+// a WeightMatrix describes n_out rows of k elements each (ggml's [k, n_out] tensor).
+//
+//   BitLinear (I2_S, TQ2_0, TQ1_0): quantize the activations (activations.h), then
+//     matmul_ternary: exact int32 dot products per row / block, scaled as the reference does:
+//       I2_S:  y = ((float)acc / s) * weight_scale                        (bitnet.cpp)
+//       TQ*:   y = sum over 256-blocks of (float)acc_b * (d_act_b * d_w_b)  (llama.cpp; blocks
+//              added in order, one float accumulator)
+//   Float weights (F16 / F32 projections, the F16 / F32 token_embd LM head): matmul_float,
+//     y = sum_i w_i * x_i in f32, elements in order (the scalar reference; SIMD variants sum in
+//     lanes and may differ in the last bits, which is why the head is its own kernel).
+//
+// Every function has a scalar reference (`*_ref`), which is the specification; the dispatched
+// entry points pick the best variant for this CPU (dispatch.h) and are bit-exact with it for
+// the ternary kernels.
+#pragma once
+
+#include <cstdint>
+
+#include "gguf/tensor_types.h"
+#include "kernels/activations.h"
+
+namespace bitnet {
+class ThreadPool;
+}
+
+namespace bitnet::kernels {
+
+struct WeightMatrix {
+  gguf::TensorType type = gguf::TensorType::F32;
+  const uint8_t* data = nullptr;  // the tensor's bytes (file format)
+  int64_t k = 0;                  // input length (row length)
+  int64_t n_out = 0;              // output rows
+  float tensor_scale = 1.0f;      // I2_S: the scale stored after the codes
+
+  // Bytes of one row of codes (I2_S: k/4; TQ2_0: k/256*66; TQ1_0: k/256*54; F16: 2k; F32: 4k).
+  int64_t row_bytes() const;
+  const uint8_t* row(int64_t r) const { return data + r * row_bytes(); }
+};
+
+// Which activation quantization a weight type needs (I2_S -> per-token, TQ* -> Q8_K).
+ActQuant act_quant_for(gguf::TensorType weight_type);
+bool is_ternary(gguf::TensorType t);
+
+// y[r * n_out + o] for r < a.rows, o < n_out.
+void matmul_ternary_ref(const WeightMatrix& w, const QuantizedActivations& a, float* y,
+                        int64_t o_begin, int64_t o_end);
+void matmul_float_ref(const WeightMatrix& w, const float* x, int64_t rows, float* y,
+                      int64_t o_begin, int64_t o_end);
+
+// Dispatched, threaded entry points (pool may be null: single-threaded). Output rows are split
+// into fixed chunks independent of the thread count, so results never depend on it.
+void quantize_activations(ActQuant kind, const float* x, int64_t rows, int64_t k,
+                          QuantizedActivations* out);
+void matmul_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y,
+                    ThreadPool* pool);
+void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y, ThreadPool* pool);
+
+}  // namespace bitnet::kernels

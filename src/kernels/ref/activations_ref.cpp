@@ -1,0 +1,75 @@
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/activations.h"
+
+namespace bitnet::kernels {
+
+float quantize_row_per_token_ref(const float* x, int64_t k, int8_t* q) {
+  double m = 0.0;
+  for (int64_t i = 0; i < k; ++i) m = std::max(m, static_cast<double>(std::fabs(x[i])));
+  m = std::max(m, 1e-5);
+  const float s = static_cast<float>(127.0 / m);
+  for (int64_t i = 0; i < k; ++i) {
+    // nearbyint rounds half to even under the default rounding mode.
+    const float v = std::nearbyint(x[i] * s);
+    q[i] = static_cast<int8_t>(std::clamp(v, -128.0f, 127.0f));
+  }
+  return s;
+}
+
+void quantize_row_q8k_ref(const float* x, int64_t k, int8_t* q, float* d, int16_t* bsums) {
+  for (int64_t b = 0; b < k / kQ8KBlock; ++b) {
+    const float* xb = x + b * kQ8KBlock;
+    int8_t* qb = q + b * kQ8KBlock;
+    float amax = 0.0f, max = 0.0f;
+    for (int64_t j = 0; j < kQ8KBlock; ++j) {
+      const float ax = std::fabs(xb[j]);
+      if (ax > amax) {
+        amax = ax;
+        max = xb[j];
+      }
+    }
+    if (amax == 0.0f) {
+      d[b] = 0.0f;
+      std::fill(qb, qb + kQ8KBlock, int8_t{0});
+    } else {
+      const float iscale = -127.0f / max;
+      for (int64_t j = 0; j < kQ8KBlock; ++j) {
+        const int v = static_cast<int>(std::nearbyint(iscale * xb[j]));
+        qb[j] = static_cast<int8_t>(std::min(127, v));
+      }
+      d[b] = 1.0f / iscale;
+    }
+    for (int64_t g = 0; g < kQ8KBlock / 16; ++g) {
+      int sum = 0;
+      for (int64_t j = 0; j < 16; ++j) sum += qb[g * 16 + j];
+      bsums[b * (kQ8KBlock / 16) + g] = static_cast<int16_t>(sum);
+    }
+  }
+}
+
+void quantize_activations_ref(ActQuant kind, const float* x, int64_t rows, int64_t k,
+                              QuantizedActivations* out) {
+  out->kind = kind;
+  out->rows = rows;
+  out->k = k;
+  out->q.resize(static_cast<size_t>(rows * k));
+  if (kind == ActQuant::kPerTokenInt8) {
+    out->scales.resize(static_cast<size_t>(rows));
+    out->bsums.clear();
+    for (int64_t r = 0; r < rows; ++r) {
+      out->scales[r] = quantize_row_per_token_ref(x + r * k, k, out->q.data() + r * k);
+    }
+  } else {
+    const int64_t nb = k / kQ8KBlock;
+    out->scales.resize(static_cast<size_t>(rows * nb));
+    out->bsums.resize(static_cast<size_t>(rows * k / 16));
+    for (int64_t r = 0; r < rows; ++r) {
+      quantize_row_q8k_ref(x + r * k, k, out->q.data() + r * k, out->scales.data() + r * nb,
+                           out->bsums.data() + r * k / 16);
+    }
+  }
+}
+
+}  // namespace bitnet::kernels
