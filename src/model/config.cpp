@@ -46,6 +46,10 @@ Result<ModelConfig> read_config(const gguf::File& f) {
     return make_error("%s: head_count %u is not a multiple of head_count_kv %u", f.path().c_str(),
                       c.n_heads, c.n_kv_heads);
   }
+  if (c.head_dim() > kMaxHeadDim) {
+    return make_error("%s: head dimension %u is larger than the supported %u", f.path().c_str(),
+                      c.head_dim(), kMaxHeadDim);
+  }
   if (c.head_dim() % 2 != 0) {
     return make_error("%s: head dimension %u is odd (RoPE needs pairs)", f.path().c_str(),
                       c.head_dim());

@@ -10,6 +10,10 @@
 
 namespace bitnet::model {
 
+// Largest head dimension supported (BitNet models use 64 or 128); the attention kernel keeps a
+// head's vectors on the stack.
+inline constexpr uint32_t kMaxHeadDim = 256;
+
 struct ModelConfig {
   Arch arch = Arch::kBitnetB158;
   uint32_t n_embd = 0;      // d

@@ -151,7 +151,7 @@ Status check_shapes(const SynthOptions& o) {
                       c.n_heads, c.n_embd, c.n_kv_heads);
   }
   // Projections must be whole blocks of the weight format along K (and I2_S's 128-blocks).
-  for (uint64_t k : {uint64_t{c.n_embd}, uint64_t{c.n_ff}, uint64_t{c.n_embd_kv()}}) {
+  for (uint64_t k : {uint64_t{c.n_embd}, uint64_t{c.n_ff}}) {  // the input lengths K
     if (!gguf::row_nbytes(o.weight_type, k) || (o.weight_type == TensorType::I2_S && k % 128)) {
       return make_error("synth: dimension %llu is not a whole number of %s blocks",
                         static_cast<unsigned long long>(k),

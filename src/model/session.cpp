@@ -1,0 +1,327 @@
+#include "model/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/fp16.h"
+#include "kernels/matmul.h"
+
+namespace bitnet::model {
+
+using trace::Op;
+
+Numerics numerics_for(const Model& m, bool kv_f16) {
+  Numerics n;
+  n.f16_attention_operands = kv_f16;
+  // bitnet.cpp (bitnet-b1.58 / bitnet-25) multiplies its F16 head with f32 activations;
+  // upstream llama.cpp (bitnet) rounds them to f16 first (FACTS.md sections 3 and 6).
+  n.f16_head_input = m.config().arch == Arch::kBitnet;
+  n.f16_float_matmul_input = true;
+  return n;
+}
+
+Result<std::unique_ptr<Session>> Session::create(const Model& model, const SessionOptions& o) {
+  if (o.n_ctx < 0) return make_error("context length %d must not be negative", o.n_ctx);
+  if (o.n_threads < 1 || o.n_threads > 512) return make_error("thread count %d is out of range (1..512)", o.n_threads);
+  return std::unique_ptr<Session>(new Session(model, o));
+}
+
+Session::Session(const Model& model, const SessionOptions& o)
+    : model_(model),
+      c_(model.config()),
+      numerics_(numerics_for(model, o.kv_f16)),
+      n_ctx_(o.n_ctx > 0 ? o.n_ctx : static_cast<int>(model.config().n_ctx_train)),
+      kv_f16_(o.kv_f16),
+      pool_(o.n_threads) {
+  const size_t kv = static_cast<size_t>(c_.n_layers) * n_ctx_ * c_.n_embd_kv();
+  if (kv_f16_) {
+    k16_.resize(kv);
+    v16_.resize(kv);
+  } else {
+    k32_.resize(kv);
+    v32_.resize(kv);
+  }
+  // ggml's NEOX RoPE: theta_p,i = p * base^(-2i/hd), built by repeated multiplication in float
+  // (theta *= theta_scale), then cosf / sinf. Reproduced exactly for matching rotations.
+  const int half = static_cast<int>(c_.rope_dims / 2);
+  const float theta_scale = std::pow(c_.rope_freq_base, -2.0f / static_cast<float>(c_.rope_dims));
+  rope_cos_.resize(static_cast<size_t>(n_ctx_) * half);
+  rope_sin_.resize(static_cast<size_t>(n_ctx_) * half);
+  for (int p = 0; p < n_ctx_; ++p) {
+    float theta = static_cast<float>(p);
+    for (int i = 0; i < half; ++i) {
+      rope_cos_[static_cast<size_t>(p) * half + i] = std::cos(theta);
+      rope_sin_[static_cast<size_t>(p) * half + i] = std::sin(theta);
+      theta *= theta_scale;
+    }
+  }
+  scores_.resize(static_cast<size_t>(c_.n_heads) * n_ctx_);
+}
+
+void Session::ensure_capacity(int n) {
+  if (n <= cap_rows_) return;
+  cap_rows_ = n;
+  const size_t d = c_.n_embd, dkv = c_.n_embd_kv(), f = c_.n_ff;
+  for (auto* b : {&x_, &h_, &q_, &att_, &tmp_, &final_}) b->resize(n * d);
+  k_.resize(n * dkv);
+  v_.resize(n * dkv);
+  gate_.resize(n * f);
+  up_.resize(n * f);
+}
+
+void Session::trace_rows(Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos) {
+  if constexpr (trace::kTraceCompiled) {
+    if (trace_ == nullptr) return;
+    const int64_t shape[1] = {row_len};
+    for (int r = 0; r < n_rows; ++r) {
+      const trace::Point p{first_pos + r, layer, op};
+      if (trace_->wants(p)) trace_->record(p, {data + r * row_len, static_cast<size_t>(row_len)}, shape);
+    }
+  }
+}
+
+// RMSNorm as ggml computes it: sum of float squares accumulated in double, mean rounded to
+// float, scale = 1 / sqrtf(mean + eps), y = (x * scale) * w.
+void Session::rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim,
+                            float* out) const {
+  for (int r = 0; r < n_rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = out + r * dim;
+    double sum = 0.0;
+    for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i] * xr[i]);
+    const float mean = static_cast<float>(sum / static_cast<double>(dim));
+    const float scale = 1.0f / std::sqrt(mean + c_.rms_eps);
+    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * scale) * w[i];
+  }
+}
+
+void Session::project(const float* in, int n_rows,
+                      std::initializer_list<std::pair<const Projection*, float*>> outs, int first_pos,
+                      int layer, Op input_op) {
+  const kernels::WeightMatrix& w0 = outs.begin()->first->w;
+  const int64_t k = w0.k;
+  if (kernels::is_ternary(w0.type)) {
+    // One quantization of the shared input serves every projection reading it.
+    kernels::quantize_activations(kernels::act_quant_for(w0.type), in, n_rows, k, &qa_);
+    if constexpr (trace::kTraceCompiled) {
+      if (trace_ != nullptr) {
+        const bool per_token = qa_.kind == kernels::ActQuant::kPerTokenInt8;
+        const int64_t n_scales = per_token ? 1 : k / kernels::kQ8KBlock;
+        for (int r = 0; r < n_rows; ++r) {
+          const trace::Point p{first_pos + r, layer, input_op};
+          if (!trace_->wants(p)) continue;
+          trace_->record_quantized(p, {qa_.row(r), static_cast<size_t>(k)},
+                                   {qa_.scales.data() + r * n_scales, static_cast<size_t>(n_scales)});
+        }
+      }
+    }
+    for (const auto& [proj, out] : outs) kernels::matmul_ternary(proj->w, qa_, out, &pool_);
+  } else {
+    const float* src = in;
+    std::vector<float> rounded;
+    if (w0.type != gguf::TensorType::F32 && numerics_.f16_float_matmul_input) {
+      rounded.resize(static_cast<size_t>(n_rows) * k);
+      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = fp16_to_fp32(fp32_to_fp16(in[i]));
+      src = rounded.data();
+    }
+    for (const auto& [proj, out] : outs) kernels::matmul_float(proj->w, src, n_rows, out, &pool_);
+  }
+  // `bitnet` arch: scalar .scale tensors multiply the matmul result.
+  for (const auto& [proj, out] : outs) {
+    if (!proj->has_scale) continue;
+    const int64_t n = static_cast<int64_t>(n_rows) * proj->w.n_out;
+    for (int64_t i = 0; i < n; ++i) out[i] *= proj->scale;
+  }
+}
+
+void Session::rope_rows(float* x, int n_rows, int n_heads, int first_pos) const {
+  const int hd = static_cast<int>(c_.head_dim());
+  const int half = hd / 2;
+  for (int r = 0; r < n_rows; ++r) {
+    const float* cs = rope_cos_.data() + static_cast<size_t>(first_pos + r) * half;
+    const float* sn = rope_sin_.data() + static_cast<size_t>(first_pos + r) * half;
+    for (int h = 0; h < n_heads; ++h) {
+      float* v = x + (static_cast<size_t>(r) * n_heads + h) * hd;
+      for (int i = 0; i < half; ++i) {
+        const float x0 = v[i], x1 = v[i + half];
+        v[i] = x0 * cs[i] - x1 * sn[i];
+        v[i + half] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  }
+}
+
+void Session::store_kv(int layer, const float* k, const float* v, int n_rows, int first_pos) {
+  const size_t dkv = c_.n_embd_kv();
+  const size_t base = (static_cast<size_t>(layer) * n_ctx_ + first_pos) * dkv;
+  const size_t n = static_cast<size_t>(n_rows) * dkv;
+  if (kv_f16_) {
+    for (size_t i = 0; i < n; ++i) {
+      k16_[base + i] = fp32_to_fp16(k[i]);
+      v16_[base + i] = fp32_to_fp16(v[i]);
+    }
+  } else {
+    std::memcpy(k32_.data() + base, k, n * 4);
+    std::memcpy(v32_.data() + base, v, n * 4);
+  }
+}
+
+// Causal GQA attention for rows at positions first_pos + r, over the cache [0, pos].
+// Per head: s_j = (q . k_j) * (1/sqrt(hd)); softmax with the exp sum in double (as ggml);
+// out = sum_j p_j v_j. With an F16 cache, q and p are rounded to f16 first, as ggml's F16
+// matrix product does.
+void Session::attention(int layer, const float* q, int n_rows, int first_pos, float* out) {
+  const int hd = static_cast<int>(c_.head_dim());
+  const int n_heads = static_cast<int>(c_.n_heads);
+  const int group = n_heads / static_cast<int>(c_.n_kv_heads);
+  const size_t dkv = c_.n_embd_kv();
+  const size_t layer_base = static_cast<size_t>(layer) * n_ctx_ * dkv;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool round = numerics_.f16_attention_operands;
+
+  // Rows in order (row r sees positions up to first_pos + r); heads in parallel.
+  for (int r = 0; r < n_rows; ++r) {
+    const int n_kv = first_pos + r + 1;
+    pool_.run(n_heads, [&](int64_t h) {
+      const int g = static_cast<int>(h) / group;
+      float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
+      float qh[kMaxHeadDim], acc[kMaxHeadDim];
+      const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
+      for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
+      float max = -INFINITY;
+      for (int j = 0; j < n_kv; ++j) {
+        const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
+        float dot = 0.0f;
+        if (kv_f16_) {
+          for (int i = 0; i < hd; ++i) dot += qh[i] * fp16_to_fp32(k16_[off + i]);
+        } else {
+          for (int i = 0; i < hd; ++i) dot += qh[i] * k32_[off + i];
+        }
+        s[j] = dot * scale;
+        max = std::max(max, s[j]);
+      }
+      double sum = 0.0;
+      for (int j = 0; j < n_kv; ++j) {
+        s[j] = std::exp(s[j] - max);
+        sum += static_cast<double>(s[j]);
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int j = 0; j < n_kv; ++j) {
+        s[j] *= inv;
+        if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
+      }
+      std::fill(acc, acc + hd, 0.0f);
+      for (int j = 0; j < n_kv; ++j) {
+        const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
+        if (kv_f16_) {
+          for (int i = 0; i < hd; ++i) acc[i] += s[j] * fp16_to_fp32(v16_[off + i]);
+        } else {
+          for (int i = 0; i < hd; ++i) acc[i] += s[j] * v32_[off + i];
+        }
+      }
+      std::memcpy(out + (static_cast<size_t>(r) * n_heads + h) * hd, acc, hd * sizeof(float));
+    });
+    if constexpr (trace::kTraceCompiled) {
+      const trace::Point p{first_pos + r, layer, Op::kAttnScoresSoftmax};
+      if (trace_ != nullptr && trace_->wants(p)) {
+        std::vector<float> rows(static_cast<size_t>(n_heads) * n_kv);
+        for (int h = 0; h < n_heads; ++h) {
+          std::memcpy(rows.data() + static_cast<size_t>(h) * n_kv,
+                      scores_.data() + static_cast<size_t>(h) * n_ctx_, n_kv * sizeof(float));
+        }
+        const int64_t shape[2] = {n_heads, n_kv};
+        trace_->record(p, rows, shape);
+      }
+    }
+  }
+}
+
+}  // namespace bitnet::model
+
+namespace bitnet::model {
+
+Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits) {
+  const int n = static_cast<int>(tokens.size());
+  if (n == 0) return make_error("eval: no tokens");
+  if (n_past_ + n > n_ctx_) {
+    return make_error("context full: %d tokens already in the cache + %d new > context length %d",
+                      n_past_, n, n_ctx_);
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || static_cast<uint32_t>(t) >= c_.n_vocab) {
+      return make_error("token id %d is outside the vocabulary (0..%u)", t, c_.n_vocab - 1);
+    }
+  }
+  ensure_capacity(n);
+  const int p0 = n_past_;
+  const int64_t d = c_.n_embd, dkv = c_.n_embd_kv(), f = c_.n_ff;
+  float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
+  float *att = att_.data(), *tmp = tmp_.data(), *gate = gate_.data(), *up = up_.data();
+
+  for (int r = 0; r < n; ++r) model_.embedding_row(tokens[r], x + r * d);
+  trace_rows(Op::kEmbeddings, -1, x, n, d, p0);
+
+  const bool relu2 = ffn_activation(c_.arch) == FfnActivation::kReluSquared;
+  for (int l = 0; l < static_cast<int>(c_.n_layers); ++l) {
+    const LayerWeights& L = model_.layers()[l];
+    // Attention.
+    rms_norm_rows(x, L.attn_norm, n, d, h);
+    trace_rows(Op::kAttnNorm, l, h, n, d, p0);
+    project(h, n, {{&L.q, q}, {&L.k, k}, {&L.v, v}}, p0, l, Op::kAttnNorm);
+    trace_rows(Op::kQProj, l, q, n, d, p0);
+    trace_rows(Op::kKProj, l, k, n, dkv, p0);
+    trace_rows(Op::kVProj, l, v, n, dkv, p0);
+    rope_rows(q, n, static_cast<int>(c_.n_heads), p0);
+    rope_rows(k, n, static_cast<int>(c_.n_kv_heads), p0);
+    trace_rows(Op::kQRope, l, q, n, d, p0);
+    trace_rows(Op::kKRope, l, k, n, dkv, p0);
+    store_kv(l, k, v, n, p0);
+    attention(l, q, n, p0, att);
+    trace_rows(Op::kAttnOut, l, att, n, d, p0);
+    rms_norm_rows(att, L.attn_sub_norm, n, d, h);
+    trace_rows(Op::kAttnSubNorm, l, h, n, d, p0);
+    project(h, n, {{&L.o, tmp}}, p0, l, Op::kAttnSubNorm);
+    trace_rows(Op::kOProj, l, tmp, n, d, p0);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
+    trace_rows(Op::kAttnResidual, l, x, n, d, p0);
+
+    // Feed-forward.
+    rms_norm_rows(x, L.ffn_norm, n, d, h);
+    trace_rows(Op::kFfnNorm, l, h, n, d, p0);
+    project(h, n, {{&L.gate, gate}, {&L.up, up}}, p0, l, Op::kFfnNorm);
+    trace_rows(Op::kGateProj, l, gate, n, f, p0);
+    trace_rows(Op::kUpProj, l, up, n, f, p0);
+    for (int64_t i = 0; i < n * f; ++i) {
+      const float g = gate[i];
+      // relu(g)^2 * up (bitnet-b1.58) or silu(g) * up = g / (1 + e^-g) * up (bitnet).
+      const float a = relu2 ? (g > 0.0f ? g : 0.0f) : g / (1.0f + std::exp(-g));
+      gate[i] = (relu2 ? a * a : a) * up[i];
+    }
+    trace_rows(Op::kFfnAct, l, gate, n, f, p0);
+    rms_norm_rows(gate, L.ffn_sub_norm, n, f, up);
+    trace_rows(Op::kFfnSubNorm, l, up, n, f, p0);
+    project(up, n, {{&L.down, tmp}}, p0, l, Op::kFfnSubNorm);
+    trace_rows(Op::kDownProj, l, tmp, n, d, p0);
+    for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
+    trace_rows(Op::kFfnResidual, l, x, n, d, p0);
+  }
+  n_past_ += n;
+
+  // Final norm and LM head, for every row or only the last.
+  const int first = all_logits ? 0 : n - 1;
+  const int n_out = n - first;
+  float* fin = final_.data();
+  rms_norm_rows(x + first * d, model_.output_norm(), n_out, d, fin);
+  trace_rows(Op::kFinalNorm, -1, fin, n_out, d, p0 + first);
+  const kernels::WeightMatrix& head = model_.head();
+  if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
+    for (int64_t i = 0; i < n_out * d; ++i) fin[i] = fp16_to_fp32(fp32_to_fp16(fin[i]));
+  }
+  logits->resize(static_cast<size_t>(n_out) * c_.n_vocab);
+  kernels::matmul_float(head, fin, n_out, logits->data(), &pool_);
+  trace_rows(Op::kLogits, -1, logits->data(), n_out, c_.n_vocab, p0 + first);
+  return {};
+}
+
+}  // namespace bitnet::model

@@ -1,0 +1,87 @@
+// An inference session: a model plus its KV cache and scratch buffers. eval() runs the forward
+// pass of FACTS.md section 1 for a batch of tokens (a whole prompt at once, or one decode step)
+// appending to the cache, and returns logits.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "core/result.h"
+#include "core/thread_pool.h"
+#include "kernels/activations.h"
+#include "model/weights.h"
+#include "trace/sink.h"
+
+namespace bitnet::model {
+
+struct SessionOptions {
+  int n_ctx = 0;        // 0: the model's context length
+  bool kv_f16 = true;   // F16 KV cache (as both reference engines); false: F32
+  int n_threads = 1;
+};
+
+// Where the reference engines round operands, reproduced so logits match them closely:
+// ggml multiplies an F16 matrix with F32 activations by first rounding the activations to F16.
+struct Numerics {
+  bool f16_attention_operands = true;  // q before q.K, softmax probs before p.V (F16 cache)
+  bool f16_head_input = true;          // final-norm output before an F16 head (llama.cpp)
+  bool f16_float_matmul_input = true;  // inputs of F16 projection matrices
+};
+Numerics numerics_for(const Model& m, bool kv_f16);
+
+class Session {
+ public:
+  static Result<std::unique_ptr<Session>> create(const Model& model, const SessionOptions& o);
+
+  // Evaluates `tokens` at positions n_past() .. n_past() + n - 1. Logits (n_vocab floats per
+  // row) are written for every row when all_logits, else for the last row only.
+  Status eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits);
+
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
+  // Forgets positions >= n (n <= n_past): the cache keeps the first n.
+  void truncate(int n) { n_past_ = n < n_past_ ? (n < 0 ? 0 : n) : n_past_; }
+  void reset() { n_past_ = 0; }
+  const Model& model() const { return model_; }
+  const Numerics& numerics() const { return numerics_; }
+  int n_threads() const { return pool_.size(); }
+  // Trace sink (not owned; null = off). Only effective when tracing is compiled in.
+  void set_trace(trace::Sink* sink) { trace_ = sink; }
+
+ private:
+  Session(const Model& model, const SessionOptions& o);
+  void ensure_capacity(int n_rows);
+  void rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim, float* out) const;
+  // Applies projections sharing one input (q/k/v or gate/up): quantizes once, then each matmul.
+  void project(const float* in, int n_rows, std::initializer_list<std::pair<const Projection*, float*>> outs,
+               int first_pos, int layer, trace::Op input_op);
+  void rope_rows(float* x, int n_rows, int n_heads, int first_pos) const;
+  void store_kv(int layer, const float* k, const float* v, int n_rows, int first_pos);
+  void attention(int layer, const float* q, int n_rows, int first_pos, float* out);
+  void trace_rows(trace::Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos);
+
+  const Model& model_;
+  const ModelConfig& c_;
+  Numerics numerics_;
+  int n_ctx_;
+  bool kv_f16_;
+  int n_past_ = 0;
+  ThreadPool pool_;
+  trace::Sink* trace_ = nullptr;
+
+  // KV cache: [layer][position][n_embd_kv], f16 bits or f32.
+  std::vector<uint16_t> k16_, v16_;
+  std::vector<float> k32_, v32_;
+  // RoPE tables: cos/sin per (position, pair), computed once for the context.
+  std::vector<float> rope_cos_, rope_sin_;
+
+  // Scratch, sized for the largest batch seen.
+  int cap_rows_ = 0;
+  std::vector<float> x_, h_, q_, k_, v_, att_, tmp_, gate_, up_, final_;
+  std::vector<float> scores_;  // per head: n_ctx
+  kernels::QuantizedActivations qa_;
+};
+
+}  // namespace bitnet::model

@@ -1,0 +1,60 @@
+// A loaded model: the memory-mapped GGUF file, its hyper-parameters, and views of every weight
+// (ternary matrices are used in place from the mapping; only the small norm vectors are copied
+// to f32).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "gguf/reader.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+namespace bitnet::model {
+
+// A projection: the matrix and the optional scalar `.scale` (`bitnet` arch) applied after it.
+struct Projection {
+  kernels::WeightMatrix w;
+  bool has_scale = false;
+  float scale = 1.0f;
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm;      // [d]
+  Projection q, k, v, o;             // [d -> d], [d -> d_kv] x2, [d -> d]
+  std::vector<float> attn_sub_norm;  // [d]
+  std::vector<float> ffn_norm;       // [d]
+  Projection gate, up, down;         // [d -> f] x2, [f -> d]
+  std::vector<float> ffn_sub_norm;   // [f]
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(const std::string& path);
+
+  const ModelConfig& config() const { return config_; }
+  const gguf::File& file() const { return file_; }
+  const kernels::WeightMatrix& token_embd() const { return token_embd_; }  // [vocab rows of d]
+  // The LM head: token_embd (tied) unless the arch uses output.weight (see load()).
+  const kernels::WeightMatrix& head() const { return head_; }
+  bool head_is_tied() const { return head_tied_; }
+  const std::vector<float>& output_norm() const { return output_norm_; }
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  // Type of the block projections (all the same in every known file), for reporting.
+  gguf::TensorType weight_type() const { return layers_.front().q.w.type; }
+  // token_embd row `token` as f32 (bounds checked by the caller).
+  void embedding_row(int32_t token, float* out) const;
+
+ private:
+  explicit Model(gguf::File f) : file_(std::move(f)) {}
+  gguf::File file_;
+  ModelConfig config_;
+  kernels::WeightMatrix token_embd_, head_;
+  bool head_tied_ = true;
+  std::vector<float> output_norm_;
+  std::vector<LayerWeights> layers_;
+};
+
+}  // namespace bitnet::model

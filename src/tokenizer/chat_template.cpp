@@ -1,0 +1,84 @@
+#include "tokenizer/chat_template.h"
+
+#include <string>
+
+namespace bitnet::tokenizer {
+namespace {
+
+// Trims ASCII whitespace at both ends, as the reference's llama3 template does.
+std::string_view trim_ascii(std::string_view s) {
+  auto space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+  };
+  while (!s.empty() && space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+Result<ChatTemplate> chat_template_from_name(std::string_view name) {
+  if (name == "raw" || name == "none") return ChatTemplate::kRaw;
+  if (name == "bitnet") return ChatTemplate::kBitnet;
+  if (name == "llama3") return ChatTemplate::kLlama3;
+  return make_error("unknown chat template '%.*s' (known: %s)", static_cast<int>(name.size()),
+                    name.data(), chat_template_names().c_str());
+}
+
+std::string_view chat_template_name(ChatTemplate t) {
+  switch (t) {
+    case ChatTemplate::kRaw: return "raw";
+    case ChatTemplate::kBitnet: return "bitnet";
+    case ChatTemplate::kLlama3: return "llama3";
+  }
+  return "?";
+}
+
+std::string chat_template_names() { return "bitnet, llama3, raw"; }
+
+ChatTemplate detect_chat_template(std::string_view jinja) {
+  if (jinja.empty()) return ChatTemplate::kBitnet;
+  if (jinja.find("<|start_header_id|>") != std::string_view::npos) return ChatTemplate::kLlama3;
+  if (jinja.find("Assistant: ") != std::string_view::npos &&
+      jinja.find("<|eot_id|>") != std::string_view::npos) {
+    return ChatTemplate::kBitnet;
+  }
+  return ChatTemplate::kRaw;
+}
+
+Result<std::string> apply_chat_template(ChatTemplate t, const std::vector<ChatMessage>& messages,
+                                        bool add_generation_prompt) {
+  std::string out;
+  for (const ChatMessage& m : messages) {
+    switch (t) {
+      case ChatTemplate::kRaw:
+        out += m.content;
+        break;
+      case ChatTemplate::kBitnet: {
+        const char* prefix = m.role == "system"      ? "System: "
+                             : m.role == "user"      ? "User: "
+                             : m.role == "assistant" ? "Assistant: "
+                                                     : nullptr;
+        if (prefix == nullptr) {
+          return make_error("chat template bitnet: unknown role '%s'", m.role.c_str());
+        }
+        out += prefix;
+        out += m.content;
+        out += "<|eot_id|>";
+        break;
+      }
+      case ChatTemplate::kLlama3:
+        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n";
+        out += trim_ascii(m.content);
+        out += "<|eot_id|>";
+        break;
+    }
+  }
+  if (add_generation_prompt) {
+    if (t == ChatTemplate::kBitnet) out += "Assistant: ";
+    if (t == ChatTemplate::kLlama3) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  }
+  return out;
+}
+
+}  // namespace bitnet::tokenizer
