@@ -29,5 +29,7 @@ int fail(const std::string& message);
 
 std::vector<Command> register_inspect(CLI::App& app);
 std::vector<Command> register_synth(CLI::App& app);
+std::vector<Command> register_run(CLI::App& app);
+std::vector<Command> register_chat(CLI::App& app);
 
 }  // namespace bitnet::cli

@@ -31,8 +31,9 @@ using compat::LogLevel;
 class LogSink {
  public:
   static LogSink& get() {
-    static LogSink sink;
-    return sink;
+    // Never destroyed: llama.cpp may still log while other static objects are torn down.
+    static LogSink* sink = new LogSink();
+    return *sink;
   }
 
   static void callback(ggml_log_level level, const char* text, void* user) {
@@ -353,8 +354,6 @@ struct LlamaReference::Impl {
     p.type_k = settings.kv_f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     p.type_v = settings.kv_f16 ? GGML_TYPE_F16 : GGML_TYPE_F32;
     compat::set_flash_attn(p, settings.flash_attn);
-    p.embeddings = false;
-    p.no_perf = true;
     p.cb_eval = want ? &Impl::eval_callback : nullptr;
     p.cb_eval_user_data = want ? this : nullptr;
     const uint64_t mark = LogSink::get().mark();

@@ -137,6 +137,11 @@ Result<std::vector<gguf::KeyValue>> tokenizer_keys(const SynthOptions& o) {
   if (!o.pre_tokenizer.empty() && o.pre_tokenizer != "none") {
     keys.push_back({"tokenizer.ggml.pre", Value(o.pre_tokenizer)});
   }
+  // 2B4T adds BOS (<|begin_of_text|>); say so explicitly, since without tokenizer.ggml.pre the
+  // reference engines would not add it by default.
+  if (vocab.find("tokenizer.ggml.add_bos_token") == nullptr) {
+    keys.push_back({"tokenizer.ggml.add_bos_token", Value(true)});
+  }
   return keys;
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -44,6 +45,14 @@ Result<json> read_json(const std::string& path) {
   return j;
 }
 
+// A member of an object, or null; by reference, so pointers into it stay valid.
+const json& member(const json& obj, const char* key) {
+  static const json kNull;
+  if (!obj.is_object()) return kNull;
+  auto it = obj.find(key);
+  return it == obj.end() ? kNull : *it;
+}
+
 // Collects every object of the given "type" in a (possibly nested "Sequence") component.
 void collect(const json& node, std::string_view type, std::vector<const json*>& out) {
   if (!node.is_object()) return;
@@ -70,15 +79,15 @@ std::optional<std::string> token_name(const json& cfg, const char* key) {
 
 Status read_pre_tokenizer(const json& root, const std::string& path, VocabSpec& spec) {
   std::vector<const json*> splits, byte_levels;
-  collect(root.value("pre_tokenizer", json()), "Split", splits);
-  collect(root.value("pre_tokenizer", json()), "ByteLevel", byte_levels);
+  collect(member(root, "pre_tokenizer"), "Split", splits);
+  collect(member(root, "pre_tokenizer"), "ByteLevel", byte_levels);
   if (splits.size() > 1) {
     return make_error("%s: %zu Split pre-tokenizers; only a single regex is supported",
                       path.c_str(), splits.size());
   }
   std::string regex;
   if (splits.size() == 1) {
-    const json& pattern = (*splits[0]).value("pattern", json());
+    const json& pattern = member(*splits[0], "pattern");
     if (pattern.is_object() && pattern.contains("Regex") && pattern["Regex"].is_string()) {
       regex = pattern["Regex"].get<std::string>();
     } else {
@@ -100,7 +109,9 @@ Status read_pre_tokenizer(const json& root, const std::string& path, VocabSpec& 
 
 }  // namespace
 
-Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOptions& options) {
+namespace {
+
+Result<Tokenizer> load_hf_json(const std::string& path, const LoadOptions& options) {
   BITNET_ASSIGN_OR_RETURN(json root, read_json(path));
   if (!root.is_object() || !root.contains("model") || !root["model"].is_object()) {
     return make_error("%s: no \"model\" object; not a tokenizer.json", path.c_str());
@@ -153,8 +164,8 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOpt
   }
 
   std::vector<const json*> byte_levels;
-  collect(root.value("pre_tokenizer", json()), "ByteLevel", byte_levels);
-  collect(root.value("decoder", json()), "ByteLevel", byte_levels);
+  collect(member(root, "pre_tokenizer"), "ByteLevel", byte_levels);
+  collect(member(root, "decoder"), "ByteLevel", byte_levels);
   const bool byte_level = !byte_levels.empty();
   if (byte_level) {
     spec.model = TokenizerModel::kBytePairBpe;
@@ -172,18 +183,16 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOpt
       spec.pre_origin = "forced by option (file: " + spec.pre_name + ")";
     }
   } else {
-    // Llama 2 style: SentencePiece pieces with U+2581 for spaces and <0xXX> byte fallback. The
-    // file has no scores; SentencePiece orders pieces by score, so rank by id.
+    // Llama 2 style: SentencePiece pieces with U+2581 for spaces and <0xXX> byte fallback.
+    // Scores are not in the file; they are derived from the merges below.
     spec.model = TokenizerModel::kSentencePiece;
     spec.model_name = "llama";
     std::vector<const json*> prepends;
-    collect(root.value("normalizer", json()), "Prepend", prepends);
-    spec.add_space_prefix = !prepends.empty() || !root.contains("normalizer") ||
-                            root["normalizer"].is_null();
+    collect(member(root, "normalizer"), "Prepend", prepends);
+    spec.add_space_prefix = !prepends.empty() || member(root, "normalizer").is_null();
     for (size_t i = 0; i < n; ++i) {
       TokenData& d = spec.tokens[i];
       if (d.attr != tokattr::kNormal) continue;
-      d.score = -static_cast<float>(i);
       if (d.text.size() == 6 && d.text.compare(0, 3, "<0x") == 0 && d.text[5] == '>') {
         d.attr = tokattr::kByte;
       }
@@ -198,7 +207,7 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOpt
     }
   }
 
-  if (spec.model == TokenizerModel::kBytePairBpe) {
+  {
     const json merges = model.value("merges", json::array());
     spec.merges.reserve(merges.size());
     for (const json& m : merges) {
@@ -218,6 +227,25 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOpt
     }
   }
 
+  if (spec.model == TokenizerModel::kSentencePiece) {
+    // SentencePiece merges the pair making the highest-scoring piece; Hugging Face ranks merges.
+    // A piece's score is minus the rank of the first merge producing it (pieces made by no
+    // merge, or files without merges, fall back to minus the id: SentencePiece stores pieces in
+    // score order).
+    std::unordered_map<std::string, size_t> first_rank;
+    for (size_t r = 0; r < spec.merges.size(); ++r) {
+      first_rank.emplace(spec.merges[r].first + spec.merges[r].second, r);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      TokenData& d = spec.tokens[i];
+      if (d.attr != tokattr::kNormal) continue;
+      auto it = first_rank.find(d.text);
+      d.score = it != first_rank.end() ? -static_cast<float>(it->second)
+                                       : -static_cast<float>(spec.merges.size() + i);
+    }
+    spec.merges.clear();
+  }
+
   // BOS/EOS: the post-processor template adds them; tokenizer_config.json names them.
   auto id_of = [&](const std::string& text) -> TokenId {
     for (size_t i = n; i-- > 0;) {
@@ -226,7 +254,7 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOpt
     return kNoToken;
   };
   std::vector<const json*> templates;
-  collect(root.value("post_processor", json()), "TemplateProcessing", templates);
+  collect(member(root, "post_processor"), "TemplateProcessing", templates);
   if (!templates.empty() && (*templates[0]).contains("single") &&
       (*templates[0])["single"].is_array()) {
     bool seen_text = false;
@@ -276,7 +304,18 @@ Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOpt
   }
 
   finalize_special_tokens(spec);
-  return from_spec(std::move(spec));
+  return Tokenizer::from_spec(std::move(spec));
+}
+
+}  // namespace
+
+Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOptions& options) {
+  // nlohmann::json throws on a value of an unexpected type; keep that inside the library.
+  try {
+    return load_hf_json(path, options);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error("%s: unexpected content: %s", path.c_str(), e.what());
+  }
 }
 
 }  // namespace bitnet::tokenizer

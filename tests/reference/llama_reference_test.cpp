@@ -32,12 +32,6 @@ std::string write_model(const test::TempDir& dir, const std::string& name, model
   if (!config.ok()) return "";
   synth::SynthOptions o;
   o.config = *config;
-  // synth::check_shapes insists that d_kv (tiny: 2 KV heads x 64 = 128) is a whole number of
-  // 256-element TQ blocks, although no TQ2_0 tensor has d_kv as its row length; until that
-  // is relaxed, TQ files here use as many KV heads as heads (d_kv = 256).
-  if (weights == gguf::TensorType::TQ2_0 || weights == gguf::TensorType::TQ1_0) {
-    o.config.n_kv_heads = o.config.n_heads;
-  }
   o.weight_type = weights;
   o.embd_type = gguf::TensorType::F16;
   o.vocab_path = reference_vocab_path("ggml-vocab-llama-bpe.gguf");

@@ -1,0 +1,104 @@
+// `bitnet run`: generate text from a prompt, print it (streaming), then a one-line summary.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/model_flags.h"
+#include "core/npy.h"
+#include "generate/generator.h"
+
+namespace bitnet::cli {
+namespace {
+
+struct RunFlags {
+  ModelFlags model;
+  SamplingFlags sampling;
+  std::string prompt;
+  bool no_bos = false;
+  bool special = false;
+  bool json = false;
+  std::string dump_logits;
+};
+
+int run(const RunFlags& f) {
+  auto sampler = f.sampling.resolve();
+  if (!sampler) return fail(sampler.error());
+  auto lm = load_model(f.model);
+  if (!lm) return fail(lm.error());
+  if (f.model.verbose) {
+    std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d\n",
+                 lm->tokenizer.describe().c_str(), active_kernels().c_str(), lm->session->n_threads(),
+                 f.model.kv_type.c_str(), lm->session->n_ctx());
+  }
+  const std::vector<int32_t> prompt =
+      lm->tokenizer.encode(f.prompt, {.add_special = !f.no_bos, .parse_special = f.special});
+  if (prompt.empty()) return fail("the prompt gives no tokens (empty prompt with --no-bos?)");
+  if (static_cast<int>(prompt.size()) > lm->session->n_ctx()) {
+    return fail("the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context length " +
+                std::to_string(lm->session->n_ctx()) + " (see --ctx)");
+  }
+  generate::GenerateOptions go;
+  go.max_tokens = f.sampling.max_tokens;
+  go.sampler = *sampler;
+  go.stop = f.sampling.stop;
+  go.collect_logits = !f.dump_logits.empty();
+  if (!f.json) {
+    go.on_text = [](std::string_view s) {
+      std::fwrite(s.data(), 1, s.size(), stdout);
+      std::fflush(stdout);
+    };
+  }
+  auto r = generate::generate(*lm->session, lm->tokenizer, prompt, go);
+  if (!r) return fail(r.error());
+  if (!f.dump_logits.empty()) {
+    const int64_t shape[2] = {r->logits_rows, static_cast<int64_t>(lm->model->config().n_vocab)};
+    auto st = write_npy_f32(f.dump_logits, r->logits, shape);
+    if (!st) return fail(st.error());
+  }
+  const auto& t = r->timings;
+  if (f.json) {
+    nlohmann::ordered_json j;
+    j["prompt"] = f.prompt;
+    j["prompt_ids"] = prompt;
+    j["generated_ids"] = r->generated;
+    j["text"] = r->text;
+    j["stop_reason"] = r->stop_reason;
+    j["timings"] = {{"prompt_tokens", t.n_prompt},      {"prompt_ms", t.prompt_ms},
+                    {"prompt_tok_s", t.prompt_tok_s()}, {"decode_tokens", t.n_decode},
+                    {"decode_ms", t.decode_ms},         {"decode_tok_s", t.decode_tok_s()}};
+    j["kernels"] = active_kernels();
+    j["threads"] = lm->session->n_threads();
+    j["model"] = f.model.model;
+    j["weight_type"] = gguf::tensor_type_name(lm->model->weight_type());
+    j["tokenizer"] = lm->tokenizer.describe();
+    j["seed"] = sampler->seed;
+    j["greedy"] = sampler->greedy || sampler->temperature <= 0;
+    std::puts(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
+  } else {
+    std::printf("\n");
+    std::fprintf(stderr,
+                 "prompt: %d tokens, %.1f tok/s | decode: %zu tokens, %.1f tok/s | stop: %s | "
+                 "kernels: %s, %d threads\n",
+                 t.n_prompt, t.prompt_tok_s(), r->generated.size(), t.decode_tok_s(),
+                 r->stop_reason.c_str(), active_kernels().c_str(), lm->session->n_threads());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> register_run(CLI::App& app) {
+  auto* sub = app.add_subcommand("run", "Generate text from a prompt");
+  auto f = std::make_shared<RunFlags>();
+  f->model.add_to(sub);
+  f->sampling.add_to(sub);
+  sub->add_option("-p,--prompt", f->prompt, "Prompt text")->required();
+  sub->add_flag("--no-bos", f->no_bos, "Do not add the BOS token");
+  sub->add_flag("--special", f->special, "Parse special-token text (e.g. <|eot_id|>) in the prompt");
+  sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
+  sub->add_option("--dump-logits", f->dump_logits,
+                  "Write the logits of every evaluated position to a NumPy .npy file [rows, n_vocab]");
+  return {Command{sub, [f] { return run(*f); }}};
+}
+
+}  // namespace bitnet::cli

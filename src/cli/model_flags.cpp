@@ -1,0 +1,98 @@
+#include "cli/model_flags.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "kernels/dispatch.h"
+
+namespace bitnet::cli {
+
+void ModelFlags::add_to(CLI::App* app) {
+  app->add_option("-m,--model", model, "GGUF model file")->required();
+  app->add_option("--tokenizer", tokenizer, "Tokenizer: a Hugging Face tokenizer.json or a GGUF (default: the model)");
+  app->add_option("--pre-tokenizer", pre_tokenizer, "Force a byte-level BPE pre-tokenizer (e.g. default, llama-bpe)");
+  app->add_option("-t,--threads", threads, "Threads (default: all cores)");
+  app->add_option("-c,--ctx", ctx, "Context length (default: the model's)");
+  app->add_option("--kv-type", kv_type, "KV cache type: f16 | f32")->capture_default_str();
+  app->add_option("--kernels", kernels, "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
+  app->add_flag("-v,--verbose", verbose, "Report the tokenizer, kernels and settings on stderr");
+}
+
+void SamplingFlags::add_to(CLI::App* app) {
+  app->add_option("-n,--max-tokens", max_tokens, "Tokens to generate at most")->capture_default_str();
+  app->add_flag("--greedy", greedy, "Always take the most likely token");
+  app->add_option("--temperature", temperature, "Sampling temperature (0: greedy)")->capture_default_str();
+  app->add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)")->capture_default_str();
+  app->add_option("--top-p", top_p, "Nucleus sampling threshold (1: off)")->capture_default_str();
+  app->add_option("--min-p", min_p, "Drop tokens below min-p x the top probability (0: off)")->capture_default_str();
+  app->add_option("--repeat-penalty", repeat_penalty, "Penalty for recent tokens (1: off)")->capture_default_str();
+  app->add_option("--seed", seed, "Sampling seed (default: from the clock)");
+  app->add_flag("--deterministic", deterministic,
+                "Fixed seed (BITNET_SEED, default 42) and reproducible results; also BITNET_DETERMINISTIC=1");
+  app->add_option("--stop", stop, "Stop when this text is generated (repeatable)");
+}
+
+Result<generate::SamplerOptions> SamplingFlags::resolve() const {
+  if (max_tokens < 0) return make_error("--max-tokens must not be negative");
+  if (top_p <= 0 || top_p > 1) return make_error("--top-p must be in (0, 1]");
+  if (min_p < 0 || min_p >= 1) return make_error("--min-p must be in [0, 1)");
+  if (repeat_penalty <= 0) return make_error("--repeat-penalty must be positive");
+  generate::SamplerOptions o;
+  o.greedy = greedy;
+  o.temperature = temperature;
+  o.top_k = top_k;
+  o.top_p = top_p;
+  o.min_p = min_p;
+  o.repeat_penalty = repeat_penalty;
+  const char* det_env = std::getenv("BITNET_DETERMINISTIC");
+  const bool det = deterministic || (det_env != nullptr && std::string(det_env) == "1");
+  if (seed >= 0) {
+    o.seed = static_cast<uint64_t>(seed);
+  } else if (det) {
+    o.seed = 42;
+    if (const char* s = std::getenv("BITNET_SEED"); s != nullptr && s[0] != '\0') {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(s, &end, 10);
+      if (end == s || *end != '\0') return make_error("BITNET_SEED='%s' is not a number", s);
+      o.seed = v;
+    }
+  } else {
+    o.seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  }
+  return o;
+}
+
+std::string active_kernels() { return std::string(kernels::variant_name(kernels::active_variant())); }
+
+Result<LoadedModel> load_model(const ModelFlags& f) {
+  if (!f.kernels.empty()) {
+    BITNET_TRY(kernels::set_variant_by_name(f.kernels));
+  } else if (const char* env = std::getenv("BITNET_KERNELS"); env != nullptr && env[0] != '\0') {
+    auto st = kernels::set_variant_by_name(env);
+    if (!st.ok()) return make_error("BITNET_KERNELS: %s", st.message().c_str());
+  }
+  if (f.kv_type != "f16" && f.kv_type != "f32") {
+    return make_error("--kv-type '%s' is not one of f16, f32", f.kv_type.c_str());
+  }
+  if (f.threads < 0 || f.ctx < 0) return make_error("--threads and --ctx must not be negative");
+  LoadedModel lm;
+  BITNET_ASSIGN_OR_RETURN(lm.model, model::Model::load(f.model));
+  tokenizer::LoadOptions lo;
+  if (!f.pre_tokenizer.empty()) lo.pre_tokenizer = f.pre_tokenizer;
+  BITNET_ASSIGN_OR_RETURN(lm.tokenizer,
+                          f.tokenizer.empty() ? tokenizer::Tokenizer::from_gguf(lm.model->file(), lo)
+                                              : tokenizer::Tokenizer::load(f.tokenizer, lo));
+  if (lm.tokenizer.n_tokens() > lm.model->config().n_vocab) {
+    return make_error("the tokenizer has %zu tokens but the model only %u", lm.tokenizer.n_tokens(),
+                      lm.model->config().n_vocab);
+  }
+  model::SessionOptions so;
+  so.n_ctx = f.ctx;
+  so.kv_f16 = f.kv_type == "f16";
+  so.n_threads = f.threads > 0 ? f.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  BITNET_ASSIGN_OR_RETURN(lm.session, model::Session::create(*lm.model, so));
+  return lm;
+}
+
+}  // namespace bitnet::cli

@@ -1,0 +1,60 @@
+// Flags shared by the commands that load a model and generate (run, chat): declared once here,
+// added to each subcommand, and turned into a loaded model + tokenizer + session.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "generate/sampler.h"
+#include "model/session.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+
+namespace bitnet::cli {
+
+struct ModelFlags {
+  std::string model;
+  std::string tokenizer;  // tokenizer.json or GGUF; default: the model file
+  std::string pre_tokenizer;
+  int threads = 0;        // 0: all cores
+  int ctx = 0;            // 0: the model's
+  std::string kv_type = "f16";
+  std::string kernels;    // force a kernel variant
+  bool verbose = false;
+
+  void add_to(CLI::App* app);
+};
+
+struct SamplingFlags {
+  int max_tokens = 32;
+  bool greedy = false;
+  float temperature = 0.8f;
+  int top_k = 40;
+  float top_p = 0.95f;
+  float min_p = 0.05f;
+  float repeat_penalty = 1.0f;
+  int64_t seed = -1;  // -1: from the clock (or BITNET_SEED in deterministic mode)
+  bool deterministic = false;
+  std::vector<std::string> stop;
+
+  void add_to(CLI::App* app);
+  // Resolves deterministic mode (flag or BITNET_DETERMINISTIC=1) and the seed.
+  Result<generate::SamplerOptions> resolve() const;
+};
+
+struct LoadedModel {
+  std::unique_ptr<model::Model> model;
+  tokenizer::Tokenizer tokenizer;
+  std::unique_ptr<model::Session> session;
+};
+
+Result<LoadedModel> load_model(const ModelFlags& flags);
+
+// "avx512", the active kernel variant name.
+std::string active_kernels();
+
+}  // namespace bitnet::cli
