@@ -66,6 +66,12 @@ void Writer::remove(const std::string& key) {
   std::erase_if(metadata_, [&](const KeyValue& kv) { return kv.key == key; });
 }
 
+void Writer::rename_prefix(const std::string& from, const std::string& to) {
+  for (auto& kv : metadata_) {
+    if (kv.key.rfind(from, 0) == 0) kv.key = to + kv.key.substr(from.size());
+  }
+}
+
 uint64_t Writer::alignment() const {
   for (const auto& kv : metadata_) {
     if (kv.key == "general.alignment") {

@@ -31,6 +31,8 @@ class Writer {
   // Sets (or replaces) a metadata key; order of first insertion is kept.
   void set(const std::string& key, Value value);
   void remove(const std::string& key);
+  // Renames every key starting with `from` to start with `to` (e.g. an architecture prefix).
+  void rename_prefix(const std::string& from, const std::string& to);
   // Declares a tensor; its data must later be written in declaration order.
   Status add_tensor(const std::string& name, TensorType type, std::vector<uint64_t> dims);
 

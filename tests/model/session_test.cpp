@@ -1,0 +1,268 @@
+// The forward pass on its own: architecture-selected FFN activation, .scale tensors, thread
+// count independence, determinism, I2_S vs TQ2_0 encodings, and errors for bad models/inputs.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "generate/sampler.h"
+#include "gguf_edit.h"
+#include "model/session.h"
+#include "synth/synth.h"
+#include "test_util.h"
+
+namespace bitnet::model {
+namespace {
+
+std::string vocab() { return std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf"; }
+
+std::string make_model(const test::TempDir& dir, const std::string& name, Arch arch,
+                       gguf::TensorType wt, bool scales = false, uint64_t seed = 3) {
+  synth::SynthOptions o;
+  o.config = *synth::preset_config("tiny", arch);
+  o.weight_type = wt;
+  o.vocab_path = vocab();
+  o.scale_tensors = scales;
+  o.seed = seed;
+  const std::string path = dir.path(name);
+  auto st = synth::write_synthetic_model(o, path);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return path;
+}
+
+std::vector<float> logits_of(const std::string& path, const std::vector<int32_t>& ids, int threads,
+                             bool kv_f16 = true) {
+  auto m = Model::load(path);
+  EXPECT_TRUE(m.ok()) << m.message();
+  auto s = Session::create(**m, {.n_ctx = 64, .kv_f16 = kv_f16, .n_threads = threads});
+  std::vector<float> out;
+  auto st = (*s)->eval(ids, true, &out);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out;
+}
+
+const std::vector<int32_t> kIds = {128000, 2568, 25, 220, 16, 220, 17, 220, 18};
+
+TEST(Session, BitIdenticalAcrossThreadsAndRuns) {
+  test::TempDir dir;
+  for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0}) {
+    const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, wt);
+    const auto a = logits_of(path, kIds, 1);
+    const auto b = logits_of(path, kIds, 2);
+    const auto c = logits_of(path, kIds, 2);
+    ASSERT_EQ(a.size(), b.size());
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4)) << gguf::tensor_type_name(wt);
+    EXPECT_EQ(0, std::memcmp(b.data(), c.data(), b.size() * 4)) << gguf::tensor_type_name(wt);
+  }
+}
+
+TEST(Session, BatchedPrefillEqualsTokenByToken) {
+  test::TempDir dir;
+  const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
+  auto m = Model::load(path);
+  ASSERT_TRUE(m.ok());
+  const auto batched = logits_of(path, kIds, 2);
+  auto s = Session::create(**m, {.n_ctx = 64, .n_threads = 2});
+  const int64_t nv = (*m)->config().n_vocab;
+  for (size_t i = 0; i < kIds.size(); ++i) {
+    std::vector<float> row;
+    ASSERT_TRUE((*s)->eval(std::span(&kIds[i], 1), false, &row).ok());
+    // Same arithmetic per row: bit-identical.
+    EXPECT_EQ(0, std::memcmp(row.data(), batched.data() + i * nv, nv * 4)) << "position " << i;
+  }
+}
+
+TEST(Session, LogitsWellConditioned) {
+  test::TempDir dir;
+  const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
+  const auto l = logits_of(path, kIds, 2);
+  const int64_t nv = 128256;
+  std::set<int32_t> argmaxes;
+  for (size_t p = 0; p < kIds.size(); ++p) {
+    std::span<const float> row(l.data() + p * nv, nv);
+    double mean = 0, var = 0;
+    for (float x : row) mean += x;
+    mean /= nv;
+    for (float x : row) var += (x - mean) * (x - mean);
+    const double sd = std::sqrt(var / nv);
+    EXPECT_GT(sd, 1.0) << "position " << p;
+    EXPECT_LT(sd, 20.0) << "position " << p;
+    argmaxes.insert(generate::argmax(row));
+  }
+  EXPECT_GE(argmaxes.size(), kIds.size() / 2) << "argmax barely varies with the position";
+}
+
+// I2_S (per-token activation quantization) and TQ2_0 (Q8_K blocks) hold the same ternary
+// weights: logits differ only through activation grouping, so they stay very close.
+TEST(Session, I2sAndTq2SameModelSideBySide) {
+  test::TempDir dir;
+  const auto i2s = logits_of(make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S), kIds, 2);
+  const auto tq2 = logits_of(make_model(dir, "b.gguf", Arch::kBitnetB158, gguf::TensorType::TQ2_0), kIds, 2);
+  const auto f32 = logits_of(make_model(dir, "c.gguf", Arch::kBitnetB158, gguf::TensorType::F32), kIds, 2);
+  const int64_t nv = 128256;
+  for (size_t p = 0; p < kIds.size(); ++p) {
+    double dot = 0, na = 0, nb = 0, mx = 0;
+    for (int64_t i = 0; i < nv; ++i) {
+      const double a = i2s[p * nv + i], b = tq2[p * nv + i];
+      dot += a * b, na += a * a, nb += b * b, mx = std::max(mx, std::fabs(a - b));
+    }
+    const double cos = dot / std::sqrt(na * nb);
+    std::printf("position %zu: I2_S vs TQ2_0 cosine %.6f max|diff| %.4f; argmax %d / %d / f32 %d\n", p, cos, mx,
+                generate::argmax(std::span(i2s.data() + p * nv, nv)),
+                generate::argmax(std::span(tq2.data() + p * nv, nv)),
+                generate::argmax(std::span(f32.data() + p * nv, nv)));
+    EXPECT_GT(cos, 0.99);
+    EXPECT_NE(std::memcmp(i2s.data() + p * nv, tq2.data() + p * nv, nv * 4), 0);
+  }
+}
+
+// Captures trace points in memory.
+class CaptureSink : public trace::Sink {
+ public:
+  bool wants(const trace::Point&) const override { return true; }
+  void record(const trace::Point& p, std::span<const float> v, std::span<const int64_t>) override {
+    values[{p.position, p.layer, static_cast<int>(p.op)}].assign(v.begin(), v.end());
+  }
+  void record_quantized(const trace::Point&, std::span<const int8_t>, std::span<const float>) override {}
+  std::map<std::tuple<int, int, int>, std::vector<float>> values;
+  const std::vector<float>& at(int pos, int layer, trace::Op op) { return values[{pos, layer, static_cast<int>(op)}]; }
+};
+
+// The same weights under both architecture names: bitnet-b1.58 must apply relu(g)^2 * up and
+// bitnet silu(g) * up, checked on the traced gate/up/act values of every block and position.
+TEST(Session, FfnActivationFollowsArchitecture) {
+  if (!trace::kTraceCompiled) GTEST_SKIP() << "tracing compiled out";
+  test::TempDir dir;
+  const auto b158 = make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::TQ2_0);
+  const auto renamed = dir.path("b.gguf");
+  ASSERT_TRUE(test::rewrite_gguf(b158, renamed, [](const std::string&) { return std::nullopt; },
+                                 [](gguf::Writer& w) {
+                                   w.rename_prefix("bitnet-b1.58.", "bitnet.");
+                                   w.set("general.architecture", gguf::Value(std::string("bitnet")));
+                                 })
+                  .ok());
+  for (const auto& [path, relu2] : {std::pair{b158, true}, std::pair{renamed, false}}) {
+    auto m = Model::load(path);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_EQ(ffn_activation((*m)->config().arch) == FfnActivation::kReluSquared, relu2);
+    auto s = Session::create(**m, {.n_ctx = 16, .n_threads = 2});
+    CaptureSink sink;
+    (*s)->set_trace(&sink);
+    std::vector<float> logits;
+    ASSERT_TRUE((*s)->eval(std::span(kIds).first(3), true, &logits).ok());
+    int checked = 0;
+    for (int pos = 0; pos < 3; ++pos) {
+      for (int l = 0; l < 2; ++l) {
+        const auto& g = sink.at(pos, l, trace::Op::kGateProj);
+        const auto& u = sink.at(pos, l, trace::Op::kUpProj);
+        const auto& a = sink.at(pos, l, trace::Op::kFfnAct);
+        ASSERT_EQ(g.size(), 512u);
+        ASSERT_EQ(a.size(), 512u);
+        for (size_t i = 0; i < g.size(); ++i) {
+          const float r = g[i] > 0 ? g[i] : 0.0f;
+          const float want = relu2 ? r * r * u[i] : g[i] / (1.0f + std::exp(-g[i])) * u[i];
+          ASSERT_EQ(a[i], want) << (relu2 ? "relu2" : "silu") << " pos " << pos << " layer " << l << " i " << i;
+          ++checked;
+        }
+      }
+    }
+    EXPECT_EQ(checked, 3 * 2 * 512);
+  }
+}
+
+// .scale tensors (bitnet arch) multiply each projection's output: the logits change, and the
+// parity test against llama.cpp (which applies them) covers their exact use.
+TEST(Session, ScaleTensorsAreApplied) {
+  test::TempDir dir;
+  const auto plain = logits_of(make_model(dir, "a.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, false), kIds, 2);
+  const auto scaled = logits_of(make_model(dir, "b.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, true), kIds, 2);
+  auto m = Model::load(dir.path("b.gguf"));
+  ASSERT_TRUE(m.ok());
+  int with_scale = 0, not_one = 0;
+  for (const auto& L : (*m)->layers()) {
+    for (const Projection* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+      with_scale += p->has_scale;
+      not_one += p->scale != 1.0f;
+    }
+  }
+  EXPECT_EQ(with_scale, 14);
+  EXPECT_GT(not_one, 0);
+  EXPECT_NE(std::memcmp(plain.data(), scaled.data(), plain.size() * 4), 0);
+}
+
+TEST(Session, ContextFullAndBadTokens) {
+  test::TempDir dir;
+  auto m = Model::load(make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S));
+  ASSERT_TRUE(m.ok());
+  auto s = Session::create(**m, {.n_ctx = 4, .n_threads = 1});
+  std::vector<float> l;
+  auto st = (*s)->eval(kIds, false, &l);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("context"), std::string::npos) << st.message();
+  const int32_t bad = 200000;
+  st = (*s)->eval(std::span(&bad, 1), false, &l);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("outside the vocabulary"), std::string::npos) << st.message();
+}
+
+struct BadModelCase {
+  std::string name;
+  std::function<std::optional<test::TensorEdit>(const std::string&)> edit;
+  std::function<void(gguf::Writer&)> meta;
+  std::string expect;
+};
+
+TEST(Session, BadModelsGiveClearErrors) {
+  test::TempDir dir;
+  const auto good = make_model(dir, "good.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
+  auto none = [](const std::string&) -> std::optional<test::TensorEdit> { return std::nullopt; };
+  std::vector<BadModelCase> cases = {
+      {"missing_tensor",
+       [](const std::string& n) -> std::optional<test::TensorEdit> {
+         if (n == "blk.1.ffn_up.weight") return test::TensorEdit{.drop = true};
+         return std::nullopt;
+       },
+       {}, "missing tensor 'blk.1.ffn_up.weight' (expected shape [256, 512])"},
+      {"wrong_shape",
+       [](const std::string& n) -> std::optional<test::TensorEdit> {
+         if (n == "blk.0.attn_k.weight") return test::TensorEdit{.dims = {256, 256}};
+         return std::nullopt;
+       },
+       {}, "tensor 'blk.0.attn_k.weight' has shape [256, 256], expected [256, 128]"},
+      {"wrong_type_norm",
+       [](const std::string& n) -> std::optional<test::TensorEdit> {
+         if (n == "blk.0.attn_norm.weight") return test::TensorEdit{.type = gguf::TensorType::Q8_0};
+         return std::nullopt;
+       },
+       {}, "tensor 'blk.0.attn_norm.weight' has type Q8_0, expected F32, F16 or BF16"},
+      {"wrong_type_embd",
+       [](const std::string& n) -> std::optional<test::TensorEdit> {
+         if (n == "token_embd.weight") return test::TensorEdit{.type = gguf::TensorType::TQ2_0};
+         return std::nullopt;
+       },
+       {}, "tensor 'token_embd.weight' has type TQ2_0, expected F16, BF16 or F32"},
+      {"unknown_arch", none,
+       [](gguf::Writer& w) { w.set("general.architecture", gguf::Value(std::string("llama"))); },
+       "unknown architecture 'llama' (supported: bitnet, bitnet-b1.58, bitnet-25)"},
+      {"missing_key", none, [](gguf::Writer& w) { w.remove("bitnet-b1.58.block_count"); },
+       "missing metadata key 'bitnet-b1.58.block_count'"},
+  };
+  for (const auto& c : cases) {
+    const auto path = dir.path(c.name + ".gguf");
+    ASSERT_TRUE(test::rewrite_gguf(good, path, c.edit, c.meta).ok()) << c.name;
+    auto m = Model::load(path);
+    ASSERT_FALSE(m.ok()) << c.name;
+    EXPECT_NE(m.message().find(c.expect), std::string::npos) << c.name << ": " << m.message();
+    // And through the CLI: one line, exit 1.
+    auto r = test::run_command(test::bitnet_binary() + " run -m " + path + " -p hi -n 1");
+    EXPECT_EQ(r.exit_code, 1) << c.name;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << c.name << ": " << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.name << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace bitnet::model
