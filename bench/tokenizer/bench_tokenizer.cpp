@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
   }
   const double mb = static_cast<double>(text.size()) / 1e6;
   std::printf("text: %.2f MB (%s)\n", mb, text_path.empty() ? "default" : text_path.c_str());
-  std::printf("%-34s %12s %12s %12s %8s\n", "vocabulary / pre-tokenizer", "ours MB/s",
-              "llama.cpp", "tokens", "ratio");
+  std::printf("%-34s %12s %12s %12s %8s\n", "vocabulary / pre-tokenizer", "ours MB/s", "llama.cpp",
+              "tokens", "ratio");
   bool all_equal = true;
   // The file's own pre-tokenizer, then "default" (what the official 2B4T GGUF gets).
   for (const char* pre : {"", "default"}) {
@@ -107,9 +107,8 @@ int main(int argc, char** argv) {
     }
     bitnet::tokenizer::testing::ReferenceVocab ref(vocab, pre);
     std::vector<int32_t> ours, theirs;
-    const double t_ours = best_seconds(repeat, [&] {
-      ours = tok->encode(text, {.add_special = false, .parse_special = false});
-    });
+    const double t_ours = best_seconds(
+        repeat, [&] { ours = tok->encode(text, {.add_special = false, .parse_special = false}); });
     const double t_ref = best_seconds(repeat, [&] { theirs = ref.tokenize(text, false, false); });
     const bool equal = ours == theirs;
     all_equal = all_equal && equal;

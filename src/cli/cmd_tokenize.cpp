@@ -120,8 +120,8 @@ int run_tokenize(const TokenizeFlags& f) {
     for (TokenId id : ids) {
       pieces.push_back(json::parse(printable(tok->token_to_piece(id))));
     }
-    json out{{"tokenizer", info_json(*tok)}, {"ids", ids}, {"pieces", pieces},
-             {"n_tokens", ids.size()}};
+    json out{
+        {"tokenizer", info_json(*tok)}, {"ids", ids}, {"pieces", pieces}, {"n_tokens", ids.size()}};
     std::printf("%s\n", out.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
     return kExitOk;
   }
@@ -181,7 +181,8 @@ int run_detokenize(const DetokenizeFlags& f) {
     return kExitOk;
   }
   if (f.source.verbose) {
-    for (TokenId id : *ids) std::printf("%7d  %s\n", id, printable(tok->token_to_piece(id)).c_str());
+    for (TokenId id : *ids)
+      std::printf("%7d  %s\n", id, printable(tok->token_to_piece(id)).c_str());
   }
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::printf("\n");

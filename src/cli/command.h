@@ -31,5 +31,6 @@ std::vector<Command> register_inspect(CLI::App& app);
 std::vector<Command> register_synth(CLI::App& app);
 std::vector<Command> register_run(CLI::App& app);
 std::vector<Command> register_chat(CLI::App& app);
+std::vector<Command> register_tokenize(CLI::App& app);
 
 }  // namespace bitnet::cli

@@ -1,15 +1,45 @@
 #include "core/thread_pool.h"
 
-namespace bitnet {
+#include <chrono>
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
+namespace bitnet {
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#else
+  std::this_thread::yield();
+#endif
+}
+
+using Clock = std::chrono::steady_clock;
+
+// Waiting: this many pauses (~15 us) first, then sched_yield between checks, so that with more
+// threads than free cores a waiting thread hands its core to the one it waits for.
+constexpr uint32_t kPureSpins = 256;
+
+inline void backoff(uint32_t spins) {
+  if (spins < kPureSpins) {
+    cpu_relax();
+  } else {
+    std::this_thread::yield();
+  }
+}
+
+}  // namespace
+
+ThreadPool::ThreadPool(int n_threads, int spin_micros)
+    : n_threads_(n_threads < 1 ? 1 : n_threads), spin_micros_(spin_micros < 0 ? 0 : spin_micros) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_relaxed);
   }
   start_cv_.notify_all();
   for (auto& t : workers_) t.join();
@@ -24,20 +54,33 @@ void ThreadPool::drain() {
   }
 }
 
+uint32_t ThreadPool::wait_for_job(uint32_t seen) {
+  const auto deadline = Clock::now() + std::chrono::microseconds(spin_micros_);
+  for (uint32_t spins = 1;; ++spins) {
+    const uint32_t g = generation_.load(std::memory_order_acquire);
+    if (g != seen || stop_.load(std::memory_order_relaxed)) return g;
+    backoff(spins);
+    if ((spins & 63) == 0 && Clock::now() >= deadline) return seen;
+  }
+}
+
 void ThreadPool::worker_loop() {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    {
+    uint32_t g = wait_for_job(seen);
+    if (g == seen && !stop_.load(std::memory_order_relaxed)) {
       std::unique_lock<std::mutex> lock(mu_);
-      start_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      ++sleeping_;
+      start_cv_.wait(lock, [&] {
+        return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+      });
+      --sleeping_;
+      g = generation_.load(std::memory_order_acquire);
     }
+    if (stop_.load(std::memory_order_relaxed)) return;
+    seen = g;
     drain();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (--busy_workers_ == 0) done_cv_.notify_one();
-    }
+    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -47,18 +90,18 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& fn) {
     for (int64_t c = 0; c < n_chunks; ++c) fn(c);
     return;
   }
+  job_ = &fn;
+  n_chunks_ = n_chunks;
+  next_chunk_.store(0, std::memory_order_relaxed);
+  pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    n_chunks_ = n_chunks;
-    next_chunk_.store(0, std::memory_order_relaxed);
-    busy_workers_ = static_cast<int>(workers_.size());
-    ++generation_;
+    if (sleeping_ > 0) start_cv_.notify_all();
   }
-  start_cv_.notify_all();
   drain();
-  std::unique_lock<std::mutex> lock(mu_);
-  done_cv_.wait(lock, [&] { return busy_workers_ == 0; });
+  // Every worker takes part (possibly finding no chunk left) and checks out.
+  for (uint32_t spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) backoff(spins);
   job_ = nullptr;
 }
 

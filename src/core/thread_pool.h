@@ -2,6 +2,11 @@
 // depend only on the problem size, never on the number of threads, and every output element is
 // computed by exactly one chunk with the same arithmetic: results are bit-identical for any
 // thread count.
+//
+// Latency: a decode step makes hundreds of short parallel calls (a GEMV is tens of
+// microseconds), so waking sleeping threads through the OS on each would cost a noticeable
+// share. After a job, workers spin (with a CPU pause) for `spin_micros` before they block on a
+// condition variable; the caller spins while it waits for the workers to finish.
 #pragma once
 
 #include <atomic>
@@ -16,32 +21,44 @@ namespace bitnet {
 
 class ThreadPool {
  public:
+  static constexpr int kDefaultSpinMicros = 1000;
+
   // n_threads includes the calling thread (1 = no workers).
-  explicit ThreadPool(int n_threads);
+  explicit ThreadPool(int n_threads, int spin_micros = kDefaultSpinMicros);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
 
-  // Calls fn(chunk) for chunk in [0, n_chunks), spread over the threads; returns when all are
-  // done. Not reentrant (a kernel must not call it from inside fn).
+  // Calls fn(chunk) for chunk in [0, n_chunks), spread over the threads (the caller takes part);
+  // returns when all are done. Not reentrant (fn must not call run), one caller at a time.
   void run(int64_t n_chunks, const std::function<void(int64_t chunk)>& fn);
 
  private:
   void worker_loop();
   void drain();
+  // Spins until generation_ != seen or the spin time runs out; returns the generation seen.
+  uint32_t wait_for_job(uint32_t seen);
 
   int n_threads_;
+  int spin_micros_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable start_cv_, done_cv_;
+
+  // The current job. Written by run() before it bumps generation_ (release) and read by workers
+  // after they observe the new generation (acquire).
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_chunks_ = 0;
-  std::atomic<int64_t> next_chunk_{0};
-  uint64_t generation_ = 0;
-  int busy_workers_ = 0;
-  bool stop_ = false;
+  alignas(64) std::atomic<int64_t> next_chunk_{0};
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  alignas(64) std::atomic<int> pending_workers_{0};  // workers not yet done with the job
+  std::atomic<bool> stop_{false};
+
+  // Sleeping workers. run() bumps generation_ and then checks sleeping_ under mu_; a worker
+  // increments sleeping_ and re-checks generation_ under mu_ before it blocks: no lost wake-up.
+  std::mutex mu_;
+  std::condition_variable start_cv_;
+  int sleeping_ = 0;
 };
 
 }  // namespace bitnet

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/fp16.h"
+#include "kernels/ggml_math.h"
 #include "kernels/matmul.h"
 
 namespace bitnet::model {
@@ -167,10 +168,11 @@ void Session::store_kv(int layer, const float* k, const float* v, int n_rows, in
   }
 }
 
-// Causal GQA attention for rows at positions first_pos + r, over the cache [0, pos].
-// Per head: s_j = (q . k_j) * (1/sqrt(hd)); softmax with the exp sum in double (as ggml);
-// out = sum_j p_j v_j. With an F16 cache, q and p are rounded to f16 first, as ggml's F16
-// matrix product does.
+// Causal GQA attention for rows at positions first_pos + r, over the cache [0, pos], with
+// ggml's portable numerics: s_j = (float)(sum_i q_i k_ji in double) * (1/sqrt(hd)); softmax
+// with ggml's exp and sum (ggml_math.h), p_j = e_j * (float)(1/sum); out_i = (float)(sum_j p_j v_ji in
+// double). With an F16 cache, q and p are rounded to f16 first, as ggml's F16 matrix product
+// does (f16 x f16 products are exact in float).
 void Session::attention(int layer, const float* q, int n_rows, int first_pos, float* out) {
   const int hd = static_cast<int>(c_.head_dim());
   const int n_heads = static_cast<int>(c_.n_heads);
@@ -186,41 +188,39 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     pool_.run(n_heads, [&](int64_t h) {
       const int g = static_cast<int>(h) / group;
       float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
-      float qh[kMaxHeadDim], acc[kMaxHeadDim];
+      float qh[kMaxHeadDim];
+      double acc[kMaxHeadDim];
       const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
       for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
       float max = -INFINITY;
       for (int j = 0; j < n_kv; ++j) {
         const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
-        float dot = 0.0f;
+        double dot = 0.0;
         if (kv_f16_) {
-          for (int i = 0; i < hd; ++i) dot += qh[i] * fp16_to_fp32(k16_[off + i]);
+          for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * fp16_to_fp32(k16_[off + i]));
         } else {
-          for (int i = 0; i < hd; ++i) dot += qh[i] * k32_[off + i];
+          for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * k32_[off + i]);
         }
-        s[j] = dot * scale;
+        s[j] = static_cast<float>(dot) * scale;
         max = std::max(max, s[j]);
       }
-      double sum = 0.0;
-      for (int j = 0; j < n_kv; ++j) {
-        s[j] = std::exp(s[j] - max);
-        sum += static_cast<double>(s[j]);
-      }
+      const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
       const float inv = static_cast<float>(1.0 / sum);
       for (int j = 0; j < n_kv; ++j) {
         s[j] *= inv;
         if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
       }
-      std::fill(acc, acc + hd, 0.0f);
+      std::fill(acc, acc + hd, 0.0);
       for (int j = 0; j < n_kv; ++j) {
         const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
         if (kv_f16_) {
-          for (int i = 0; i < hd; ++i) acc[i] += s[j] * fp16_to_fp32(v16_[off + i]);
+          for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * fp16_to_fp32(v16_[off + i]));
         } else {
-          for (int i = 0; i < hd; ++i) acc[i] += s[j] * v32_[off + i];
+          for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * v32_[off + i]);
         }
       }
-      std::memcpy(out + (static_cast<size_t>(r) * n_heads + h) * hd, acc, hd * sizeof(float));
+      float* o = out + (static_cast<size_t>(r) * n_heads + h) * hd;
+      for (int i = 0; i < hd; ++i) o[i] = static_cast<float>(acc[i]);
     });
     if constexpr (trace::kTraceCompiled) {
       const trace::Point p{first_pos + r, layer, Op::kAttnScoresSoftmax};
@@ -292,11 +292,15 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     project(h, n, {{&L.gate, gate}, {&L.up, up}}, p0, l, Op::kFfnNorm);
     trace_rows(Op::kGateProj, l, gate, n, f, p0);
     trace_rows(Op::kUpProj, l, up, n, f, p0);
-    for (int64_t i = 0; i < n * f; ++i) {
-      const float g = gate[i];
-      // relu(g)^2 * up (bitnet-b1.58) or silu(g) * up = g / (1 + e^-g) * up (bitnet).
-      const float a = relu2 ? (g > 0.0f ? g : 0.0f) : g / (1.0f + std::exp(-g));
-      gate[i] = (relu2 ? a * a : a) * up[i];
+    if (relu2) {
+      // relu(g)^2 * up (bitnet-b1.58 / bitnet-25).
+      for (int64_t i = 0; i < n * f; ++i) {
+        const float a = gate[i] > 0.0f ? gate[i] : 0.0f;
+        gate[i] = a * a * up[i];
+      }
+    } else {
+      // silu(g) * up (bitnet), row by row as ggml's fused SwiGLU does.
+      for (int r = 0; r < n; ++r) kernels::ggml_swiglu(f, gate + r * f, gate + r * f, up + r * f);
     }
     trace_rows(Op::kFfnAct, l, gate, n, f, p0);
     rms_norm_rows(gate, L.ffn_sub_norm, n, f, up);

@@ -22,8 +22,9 @@ namespace bitnet::tokenizer {
 
 class BytePairEncoder {
  public:
-  static Result<BytePairEncoder> build(const std::vector<TokenData>& tokens,
-                                       const std::vector<std::pair<std::string, std::string>>& merges);
+  static Result<BytePairEncoder> build(
+      const std::vector<TokenData>& tokens,
+      const std::vector<std::pair<std::string, std::string>>& merges);
 
   // Appends the ids for one pre-tokenized word (raw bytes, non-empty).
   void encode_word(std::string_view word, bool ignore_merges, std::vector<TokenId>& out) const;
@@ -45,8 +46,8 @@ class BytePairEncoder {
   void merge_heap(std::vector<Symbol>& syms) const;
 
   int32_t n_tokens_ = 0;
-  StringIdMap raw_to_id_;              // raw bytes of tokens and of virtual symbols
-  int32_t byte_symbol_[256] = {};      // symbol id of each single byte
+  StringIdMap raw_to_id_;                // raw bytes of tokens and of virtual symbols
+  int32_t byte_symbol_[256] = {};        // symbol id of each single byte
   TokenId single_char_token_[256] = {};  // token whose stored text is exactly this one byte
   MergeMap merges_;
 };

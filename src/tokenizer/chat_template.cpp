@@ -27,9 +27,12 @@ Result<ChatTemplate> chat_template_from_name(std::string_view name) {
 
 std::string_view chat_template_name(ChatTemplate t) {
   switch (t) {
-    case ChatTemplate::kRaw: return "raw";
-    case ChatTemplate::kBitnet: return "bitnet";
-    case ChatTemplate::kLlama3: return "llama3";
+    case ChatTemplate::kRaw:
+      return "raw";
+    case ChatTemplate::kBitnet:
+      return "bitnet";
+    case ChatTemplate::kLlama3:
+      return "llama3";
   }
   return "?";
 }

@@ -136,9 +136,10 @@ Result<Tokenizer> Tokenizer::from_gguf(const gguf::File& f, const LoadOptions& o
     t.text = *tokens->items[i].as_string();
     if (t.text.empty()) t.text = "[EMPTY_" + std::to_string(i) + "]";  // as the reference does
     if (scores) t.score = static_cast<float>(scores->items[i].as_number().value_or(0.0));
-    t.attr = types ? attr_from_gguf_token_type(
-                         static_cast<int32_t>(types->items[i].as_int().value_or(0)))
-                   : tokattr::kNormal;
+    t.attr =
+        types
+            ? attr_from_gguf_token_type(static_cast<int32_t>(types->items[i].as_int().value_or(0)))
+            : tokattr::kNormal;
   }
 
   // Special ids: defaults out of range are dropped; a key overrides when it is in range.

@@ -7,10 +7,9 @@
 // becomes a SentencePiece vocabulary whose scores follow the token order.
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "tokenizer/tokenizer.h"
 

@@ -205,17 +205,9 @@ inline bool non_ascii_is(uint8_t flags, uint8_t category) {
 // \p{P} expands to these ASCII characters: !"#%&'()*,-./:;?@[\]_{}
 inline bool is_default_punct(uint32_t c, uint8_t flags, bool with_backtick) {
   if (c >= 128) return non_ascii_is(flags, kPunctuation);
-  switch (c) {
-    case '!': case '"': case '#': case '%': case '&': case '\'': case '(': case ')': case '*':
-    case ',': case '-': case '.': case '/': case ':': case ';': case '?': case '@': case '[':
-    case '\\': case ']': case '_': case '{': case '}':
-    case '$': case '+': case '<': case '=': case '>': case '^': case '~': case '|':
-      return true;
-    case '`':
-      return with_backtick;
-    default:
-      return false;
-  }
+  static constexpr std::string_view kAscii = "!\"#%&'()*,-./:;?@[\\]_{}$+<=>^~|";
+  if (c == '`') return with_backtick;
+  return c != 0 && kAscii.find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 inline bool is_number_collapsed(uint32_t c, uint8_t flags) {
@@ -344,13 +336,20 @@ std::optional<PreTokenizerPreset> pre_tokenizer_from_name(std::string_view name)
 
 std::string_view pre_tokenizer_name(PreTokenizerKind kind) {
   switch (kind) {
-    case PreTokenizerKind::kDefault: return "default";
-    case PreTokenizerKind::kLlama3: return "llama-bpe";
-    case PreTokenizerKind::kGpt2: return "gpt-2";
-    case PreTokenizerKind::kQwen2: return "qwen2";
-    case PreTokenizerKind::kQwen35: return "qwen35";
-    case PreTokenizerKind::kStarcoder: return "starcoder";
-    case PreTokenizerKind::kFalcon: return "falcon";
+    case PreTokenizerKind::kDefault:
+      return "default";
+    case PreTokenizerKind::kLlama3:
+      return "llama-bpe";
+    case PreTokenizerKind::kGpt2:
+      return "gpt-2";
+    case PreTokenizerKind::kQwen2:
+      return "qwen2";
+    case PreTokenizerKind::kQwen35:
+      return "qwen35";
+    case PreTokenizerKind::kStarcoder:
+      return "starcoder";
+    case PreTokenizerKind::kFalcon:
+      return "falcon";
   }
   return "?";
 }

@@ -42,7 +42,7 @@ class SpecialTokenSplitter {
   };
   struct Node {
     std::vector<std::pair<uint8_t, int32_t>> children;  // sorted by byte
-    int32_t special = -1;                                // index into specials_ ending here
+    int32_t special = -1;                               // index into specials_ ending here
   };
   int32_t child(int32_t node, uint8_t byte) const;
 

@@ -304,8 +304,8 @@ std::string Tokenizer::describe() const {
   const TokenizerInfo i = info();
   char buf[512];
   std::snprintf(buf, sizeof(buf), "%s, %zu tokens, %zu merges, bos %d%s, eos %d, from %s %s",
-                i.model.c_str(), i.n_tokens, i.n_merges, i.bos, i.add_bos ? " (added)" : "",
-                i.eos, i.source_kind.c_str(), i.source.c_str());
+                i.model.c_str(), i.n_tokens, i.n_merges, i.bos, i.add_bos ? " (added)" : "", i.eos,
+                i.source_kind.c_str(), i.source.c_str());
   std::string s = buf;
   if (!i.pre_tokenizer.empty()) {
     s += "; pre-tokenizer " + i.pre_tokenizer + " (" + i.pre_tokenizer_origin + ")";

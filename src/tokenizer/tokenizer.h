@@ -46,9 +46,9 @@ struct DecodeOptions {
 
 // What is in use, for --verbose and run receipts.
 struct TokenizerInfo {
-  std::string model;       // "gpt2 (byte-level BPE)" / "llama (SentencePiece BPE)"
-  std::string source;      // path
-  std::string source_kind; // "gguf" / "tokenizer.json"
+  std::string model;                 // "gpt2 (byte-level BPE)" / "llama (SentencePiece BPE)"
+  std::string source;                // path
+  std::string source_kind;           // "gguf" / "tokenizer.json"
   std::string pre_tokenizer;         // e.g. "default"; "" for SentencePiece
   std::string pre_tokenizer_origin;  // e.g. "tokenizer.ggml.pre missing: llama.cpp default"
   size_t n_tokens = 0;

@@ -11,13 +11,20 @@ namespace bitnet::tokenizer {
 
 uint32_t attr_from_gguf_token_type(int32_t type) {
   switch (static_cast<GgufTokenType>(type)) {
-    case GgufTokenType::kUnknown: return tokattr::kUnknown;
-    case GgufTokenType::kUnused: return tokattr::kUnused;
-    case GgufTokenType::kNormal: return tokattr::kNormal;
-    case GgufTokenType::kControl: return tokattr::kControl;
-    case GgufTokenType::kUserDefined: return tokattr::kUserDefined;
-    case GgufTokenType::kByte: return tokattr::kByte;
-    default: return tokattr::kUndefined;
+    case GgufTokenType::kUnknown:
+      return tokattr::kUnknown;
+    case GgufTokenType::kUnused:
+      return tokattr::kUnused;
+    case GgufTokenType::kNormal:
+      return tokattr::kNormal;
+    case GgufTokenType::kControl:
+      return tokattr::kControl;
+    case GgufTokenType::kUserDefined:
+      return tokattr::kUserDefined;
+    case GgufTokenType::kByte:
+      return tokattr::kByte;
+    default:
+      return tokattr::kUndefined;
   }
 }
 
@@ -62,7 +69,8 @@ void finalize_special_tokens(VocabSpec& spec) {
   // vocabulary (the normal case) the result is the same.
   detect(spec.eot, {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
                     "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]",
-                    "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+                    "<\xEF\xBD\x9C"
+                    "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
                     "<end_of_utterance>"});
   detect(spec.eom, {"<|eom_id|>"});
   TokenId fim_pre = kNoToken, fim_suf = kNoToken, fim_mid = kNoToken;
@@ -90,13 +98,29 @@ void finalize_special_tokens(VocabSpec& spec) {
     if (id != kNoToken) eog.insert(id);
   }
   for (TokenId i = 0; i < n; ++i) {
-    if (is_one_of(tokens[i].text,
-                  {"<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>",
-                   "<|calls|>", "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>",
-                   "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>",
-                   "<turn|>", "<|tool_response>",
-                   "<\xEF\xBD\x9C" "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
-                   "[e~["})) {
+    if (is_one_of(tokens[i].text, {"<|eot_id|>",
+                                   "<|im_end|>",
+                                   "<|end|>",
+                                   "<|return|>",
+                                   "<|call|>",
+                                   "<|flush|>",
+                                   "<|calls|>",
+                                   "<end_of_turn>",
+                                   "<|endoftext|>",
+                                   "</s>",
+                                   "<|eom_id|>",
+                                   "<EOT>",
+                                   "_<EOT>",
+                                   "[EOT]",
+                                   "[EOS]",
+                                   "<|end_of_text|>",
+                                   "<end_of_utterance>",
+                                   "<eos>",
+                                   "<turn|>",
+                                   "<|tool_response>",
+                                   "<\xEF\xBD\x9C"
+                                   "end\xE2\x96\x81of\xE2\x96\x81sentence\xEF\xBD\x9C>",
+                                   "[e~["})) {
       eog.insert(i);
       mark_control(i);
     }

@@ -16,8 +16,8 @@ using TokenId = int32_t;
 constexpr TokenId kNoToken = -1;
 
 enum class TokenizerModel {
-  kBytePairBpe,     // tokenizer.ggml.model = "gpt2": GPT-2 byte mapping, merges by rank
-  kSentencePiece,   // tokenizer.ggml.model = "llama": SentencePiece BPE, merges by score
+  kBytePairBpe,    // tokenizer.ggml.model = "gpt2": GPT-2 byte mapping, merges by rank
+  kSentencePiece,  // tokenizer.ggml.model = "llama": SentencePiece BPE, merges by score
 };
 
 // Token attributes; same meaning (and bit values) as the reference's llama_token_attr.
@@ -60,8 +60,8 @@ struct VocabSpec {
   std::string source_kind;  // "gguf" or "tokenizer.json"
 
   PreTokenizerKind pre = PreTokenizerKind::kDefault;  // byte-level BPE only
-  std::string pre_name;     // as declared ("" when the file declares none)
-  std::string pre_origin;   // why this pre-tokenizer runs, for --verbose and receipts
+  std::string pre_name;    // as declared ("" when the file declares none)
+  std::string pre_origin;  // why this pre-tokenizer runs, for --verbose and receipts
 
   std::vector<TokenData> tokens;
   std::vector<std::pair<std::string, std::string>> merges;  // rank order, stored text form

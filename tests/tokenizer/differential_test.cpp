@@ -52,10 +52,10 @@ std::string copy_without_key(const std::string& path, const std::string& key) {
   for (const auto& kv : file->metadata()) {
     if (kv.key != key) w.set(kv.key, kv.value);
   }
-  const std::string out = (std::filesystem::temp_directory_path() /
-                           ("bitnet-tok-" + std::to_string(::getpid()) + "-" +
-                            std::filesystem::path(path).filename().string()))
-                              .string();
+  const std::string out =
+      (std::filesystem::temp_directory_path() / ("bitnet-tok-" + std::to_string(::getpid()) + "-" +
+                                                 std::filesystem::path(path).filename().string()))
+          .string();
   auto st = w.begin(out);
   if (st.ok()) st = w.finish();
   if (!st.ok()) throw std::runtime_error(st.message());
@@ -90,7 +90,8 @@ Totals run_differential(const std::string& label, const std::string& ours_path,
     const bool add_special = i % 2 == 0;
     const bool parse_special = (i / 2) % 2 == 0;
     const auto want = ref.tokenize(text, add_special, parse_special);
-    const auto got = tok->encode(text, {.add_special = add_special, .parse_special = parse_special});
+    const auto got =
+        tok->encode(text, {.add_special = add_special, .parse_special = parse_special});
     ++t.strings;
     if (got != want) {
       ++t.id_mismatches;
@@ -104,10 +105,9 @@ Totals run_differential(const std::string& label, const std::string& ours_path,
     // Detokenisation as the reference does it (its clean-up included), both rendering modes.
     const bool render = i % 3 != 0;
     const std::string ref_text = ref.detokenize(want, !render, render);
-    const std::string our_text =
-        tok->decode(got, {.remove_special = !render,
-                          .render_special = render,
-                          .clean_spaces = tok->spec().clean_spaces});
+    const std::string our_text = tok->decode(got, {.remove_special = !render,
+                                                   .render_special = render,
+                                                   .clean_spaces = tok->spec().clean_spaces});
     if (ref_text != our_text) {
       ++t.text_mismatches;
       if (reported++ < 10) {
@@ -137,11 +137,11 @@ Totals run_differential(const std::string& label, const std::string& ours_path,
       }
     }
   }
-  std::printf("[differential] %-28s %zu strings: %zu id mismatches, %zu detokenize mismatches, "
-              "%zu round-trip failures (%s)\n",
-              label.c_str(), t.strings, t.id_mismatches, t.text_mismatches, t.round_trip_failures,
-              tok->info().pre_tokenizer.empty() ? "sentencepiece"
-                                                 : tok->info().pre_tokenizer.c_str());
+  std::printf(
+      "[differential] %-28s %zu strings: %zu id mismatches, %zu detokenize mismatches, "
+      "%zu round-trip failures (%s)\n",
+      label.c_str(), t.strings, t.id_mismatches, t.text_mismatches, t.round_trip_failures,
+      tok->info().pre_tokenizer.empty() ? "sentencepiece" : tok->info().pre_tokenizer.c_str());
   EXPECT_EQ(t.id_mismatches, 0u);
   EXPECT_EQ(t.text_mismatches, 0u);
   EXPECT_EQ(t.round_trip_failures, 0u);

@@ -28,8 +28,8 @@ std::string vocab_path(const std::string& name) {
 }
 
 fs::path temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("bitnet-tok-json-" + name + "-" +
-                                                    std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() / ("bitnet-tok-json-" + name + "-" + std::to_string(::getpid()));
   fs::create_directories(dir);
   return dir;
 }
@@ -44,8 +44,8 @@ json to_tokenizer_json(const Tokenizer& tok, bool byte_level) {
   for (size_t i = 0; i < spec.tokens.size(); ++i) {
     const TokenData& t = spec.tokens[i];
     if (t.attr & (tokattr::kControl | tokattr::kUserDefined)) {
-      added.push_back({{"id", i}, {"content", t.text},
-                       {"special", (t.attr & tokattr::kControl) != 0}});
+      added.push_back(
+          {{"id", i}, {"content", t.text}, {"special", (t.attr & tokattr::kControl) != 0}});
     }
     vocab[t.text] = i;
   }
@@ -67,7 +67,8 @@ json to_tokenizer_json(const Tokenizer& tok, bool byte_level) {
       if (first < t.size()) merges.push_back(t.substr(0, first) + " " + t.substr(first));
     }
   }
-  json root = {{"version", "1.0"}, {"added_tokens", added},
+  json root = {{"version", "1.0"},
+               {"added_tokens", added},
                {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
   if (byte_level) {
     root["pre_tokenizer"] = {
@@ -75,19 +76,18 @@ json to_tokenizer_json(const Tokenizer& tok, bool byte_level) {
         {"pretokenizers",
          {{{"type", "Split"}, {"pattern", {{"Regex", kLlama3Regex}}}, {"behavior", "Isolated"}},
           {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
-    root["post_processor"] = {
-        {"type", "TemplateProcessing"},
-        {"single",
-         {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
-          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
+    root["post_processor"] = {{"type", "TemplateProcessing"},
+                              {"single",
+                               {{{"SpecialToken", {{"id", "<|begin_of_text|>"}, {"type_id", 0}}}},
+                                {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}}};
   } else {
     root["model"]["byte_fallback"] = true;
     root["model"]["unk_token"] = "<unk>";
-    root["normalizer"] = {{"type", "Sequence"},
-                          {"normalizers",
-                           {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
-                            {{"type", "Replace"}, {"pattern", {{"String", " "}}},
-                             {"content", "\xE2\x96\x81"}}}}};
+    root["normalizer"] = {
+        {"type", "Sequence"},
+        {"normalizers",
+         {{{"type", "Prepend"}, {"prepend", "\xE2\x96\x81"}},
+          {{"type", "Replace"}, {"pattern", {{"String", " "}}}, {"content", "\xE2\x96\x81"}}}}};
   }
   return root;
 }
@@ -148,7 +148,8 @@ TEST(HfJson, ErrorsAreReported) {
   EXPECT_FALSE(Tokenizer::load((dir / "garbage.json").string()).ok());
   write(dir / "nomodel.json", json{{"version", "1.0"}});
   EXPECT_FALSE(Tokenizer::load((dir / "nomodel.json").string()).ok());
-  write(dir / "wordpiece.json", json{{"model", {{"type", "WordPiece"}, {"vocab", json::object()}}}});
+  write(dir / "wordpiece.json",
+        json{{"model", {{"type", "WordPiece"}, {"vocab", json::object()}}}});
   auto wp = Tokenizer::load((dir / "wordpiece.json").string());
   ASSERT_FALSE(wp.ok());
   EXPECT_NE(wp.message().find("WordPiece"), std::string::npos);

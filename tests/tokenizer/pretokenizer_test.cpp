@@ -62,8 +62,8 @@ TEST(PreTokenizer, NamesAndPresets) {
 TEST(PreTokenizer, SpansCoverTheText) {
   const std::string text = "Mixed\t\t 123 数字 emoji😀 'll \r\n\r\n  end";
   for (auto k : {PreTokenizerKind::kDefault, PreTokenizerKind::kLlama3, PreTokenizerKind::kGpt2,
-                 PreTokenizerKind::kQwen2, PreTokenizerKind::kQwen35,
-                 PreTokenizerKind::kStarcoder, PreTokenizerKind::kFalcon}) {
+                 PreTokenizerKind::kQwen2, PreTokenizerKind::kQwen35, PreTokenizerKind::kStarcoder,
+                 PreTokenizerKind::kFalcon}) {
     std::string joined;
     for (const auto& w : split(k, text)) {
       EXPECT_FALSE(w.empty());

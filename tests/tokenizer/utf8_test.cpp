@@ -28,7 +28,9 @@ TEST(Utf8, Canonicalize) {
   EXPECT_TRUE(is_canonical_utf8("caf\xC3\xA9 \xF0\x9F\x98\x80 \xED\xA0\x80"));
   EXPECT_FALSE(is_canonical_utf8("\xC0\xAF"));
   EXPECT_FALSE(is_canonical_utf8("a\x80"));
-  EXPECT_EQ(canonicalize_utf8("a\xC0\xAF" "b\x80"), "a/b\xEF\xBF\xBD");
+  EXPECT_EQ(canonicalize_utf8("a\xC0\xAF"
+                              "b\x80"),
+            "a/b\xEF\xBF\xBD");
   EXPECT_EQ(canonicalize_utf8("\xE2\x82"), "\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
@@ -53,7 +55,7 @@ TEST(UnicodeTables, Categories) {
   EXPECT_EQ(codepoint_flags('$'), cpflag::kSymbol);
   EXPECT_EQ(codepoint_flags(0x0301), cpflag::kMark);
   EXPECT_EQ(codepoint_flags(0x00A0), cpflag::kSeparator | cpflag::kWhitespace);
-  EXPECT_EQ(codepoint_flags(0x0378), 0);  // unassigned
+  EXPECT_EQ(codepoint_flags(0x0378), 0);                 // unassigned
   EXPECT_EQ(codepoint_flags(0x2EBF0), cpflag::kLetter);  // CJK Ext. I: new in Unicode 15.1
   EXPECT_EQ(codepoint_flags(0x110000), 0);
 }

@@ -1,5 +1,7 @@
 // The tokenizer test vectors shipped with the pinned llama.cpp, for every vocabulary whose
 // model type we implement. Each must pass 100%; the summary line reports per-vocab rates.
+#include "tokenizer/vocab_vectors.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -7,7 +9,6 @@
 #include <string>
 
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/vocab_vectors.h"
 
 namespace bitnet::tokenizer {
 namespace {

@@ -1,0 +1,314 @@
+// Kernel micro-benchmarks for the BitNet b1.58 2B4T shapes (k x n_out): 2560x2560 (attn_q,
+// attn_output), 2560x640 (attn_k, attn_v), 2560x6912 (ffn_gate, ffn_up), 6912x2560 (ffn_down),
+// and the tied F16 LM head 2560x128256. Decode = 1 activation row, prompt = 64 rows.
+//
+// Each matmul reports GB/s (weight bytes read per call / time) and GOPS (2 k n_out rows / time).
+// Decode GEMVs run twice: "hot" reuses one weight matrix (it then sits in L2/L3), "cold" cycles
+// through copies totalling >= 1 GiB so every call streams from DRAM, as a real decode step does
+// (1.18 GB of weights per token). Read bandwidth is measured in the same run with the same pool
+// and chunking, for a buffer of the hot GEMV's size, 64 MiB and 1 GiB; the summary at the end
+// compares the I2_S 2560x6912 decode GEMV with it.
+//
+//   build-kern/bin/bench_kernels [--benchmark_filter=...]   (BITNET_BENCH_THREADS, default 2;
+//   BITNET_KERNELS=scalar|avx2|avx512 picks the variant)
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/fp16.h"
+#include "core/thread_pool.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "quant/i2s.h"
+#include "quant/tq1_0.h"
+#include "quant/tq2_0.h"
+
+namespace {
+
+using bitnet::ThreadPool;
+using bitnet::gguf::TensorType;
+using namespace bitnet::kernels;
+
+constexpr size_t kColdBytes = size_t{1} << 30;
+
+int bench_threads() {
+  const char* e = std::getenv("BITNET_BENCH_THREADS");
+  const int n = e ? std::atoi(e) : 2;
+  return n > 0 ? n : 2;
+}
+
+ThreadPool& pool() {
+  static ThreadPool p(bench_threads());
+  return p;
+}
+
+struct Shape {
+  const char* name;
+  int64_t k, n_out;
+};
+constexpr Shape kShapes[] = {
+    {"2560x2560", 2560, 2560}, {"2560x640", 2560, 640}, {"2560x6912", 2560, 6912}, {"6912x2560", 6912, 2560}};
+constexpr Shape kHead = {"2560x128256", 2560, 128256};
+
+const char* type_name(TensorType t) {
+  switch (t) {
+    case TensorType::I2_S:
+      return "I2_S";
+    case TensorType::TQ2_0:
+      return "TQ2_0";
+    case TensorType::TQ1_0:
+      return "TQ1_0";
+    case TensorType::F16:
+      return "F16";
+    default:
+      return "F32";
+  }
+}
+
+// ------------------------------------------------------------------ weights
+
+int64_t row_bytes(TensorType t, int64_t k) {
+  WeightMatrix w;
+  w.type = t;
+  w.k = k;
+  return w.row_bytes();
+}
+
+// One weight matrix in file format, random valid ternary values or random F16.
+std::vector<uint8_t> make_weights(TensorType t, int64_t k, int64_t n_out, float* scale) {
+  std::mt19937 rng(1234);
+  const size_t n = static_cast<size_t>(k * n_out);
+  const size_t codes = static_cast<size_t>(row_bytes(t, k) * n_out);
+  std::vector<uint8_t> bytes(codes + (t == TensorType::I2_S ? bitnet::quant::kI2sTailBytes : 0));
+  *scale = 1.0f;
+  if (t == TensorType::F16) {
+    std::normal_distribution<float> d(0.0f, 0.05f);
+    for (size_t i = 0; i < n; ++i) {
+      const uint16_t h = bitnet::fp32_to_fp16(d(rng));
+      std::memcpy(bytes.data() + 2 * i, &h, 2);
+    }
+    return bytes;
+  }
+  std::vector<int8_t> tern(n);
+  for (auto& v : tern) v = static_cast<int8_t>(static_cast<int>(rng() % 3) - 1);
+  std::vector<float> block_scales(n / 256, 0.03125f);
+  bool ok = true;
+  if (t == TensorType::I2_S) {
+    *scale = 0.75f;
+    ok = bitnet::quant::pack_i2s(tern.data(), n, *scale, bytes.data()).ok();
+  } else if (t == TensorType::TQ2_0) {
+    ok = bitnet::quant::pack_tq2_0(tern.data(), n, block_scales.data(), bytes.data()).ok();
+  } else {
+    ok = bitnet::quant::pack_tq1_0(tern.data(), n, block_scales.data(), bytes.data()).ok();
+  }
+  if (!ok) std::abort();
+  return bytes;
+}
+
+// `copies` copies of one matrix in one allocation (cold runs cycle through them). Only the most
+// recently used set is kept, to bound memory.
+struct MatrixSet {
+  std::string key;
+  std::unique_ptr<uint8_t[]> storage;
+  size_t stride = 0;
+  std::vector<WeightMatrix> mats;
+  int64_t weight_bytes = 0;  // codes read per call (without the I2_S tail)
+};
+
+const MatrixSet& matrices(TensorType t, const Shape& s, bool cold) {
+  static MatrixSet set;
+  const std::string key = std::string(type_name(t)) + s.name + (cold ? "c" : "h");
+  if (set.key == key) return set;
+  set = MatrixSet();
+  float scale;
+  const std::vector<uint8_t> one = make_weights(t, s.k, s.n_out, &scale);
+  set.weight_bytes = row_bytes(t, s.k) * s.n_out;
+  set.stride = (one.size() + 4095) / 4096 * 4096;
+  const size_t copies = cold ? std::max<size_t>(1, (kColdBytes + one.size() - 1) / one.size()) : 1;
+  set.storage.reset(new uint8_t[set.stride * copies]);
+  for (size_t c = 0; c < copies; ++c) {
+    std::memcpy(set.storage.get() + c * set.stride, one.data(), one.size());
+    WeightMatrix w;
+    w.type = t;
+    w.data = set.storage.get() + c * set.stride;
+    w.k = s.k;
+    w.n_out = s.n_out;
+    w.tensor_scale = scale;
+    set.mats.push_back(w);
+  }
+  set.key = key;
+  return set;
+}
+
+std::vector<float> activations(int64_t rows, int64_t k) {
+  std::mt19937 rng(99);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows * k));
+  for (auto& v : x) v = d(rng);
+  return x;
+}
+
+void set_counters(benchmark::State& state, int64_t bytes, int64_t ops) {
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["GOPS"] = benchmark::Counter(static_cast<double>(ops) * state.iterations() / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+
+// ------------------------------------------------------------------ benchmarks
+
+void bm_ternary(benchmark::State& state, TensorType t, Shape s, int64_t rows, bool cold) {
+  const MatrixSet& m = matrices(t, s, cold);
+  const std::vector<float> x = activations(rows, s.k);
+  QuantizedActivations a;
+  quantize_activations(act_quant_for(t), x.data(), rows, s.k, &a);
+  std::vector<float> y(static_cast<size_t>(rows * s.n_out));
+  size_t i = 0;
+  for (auto _ : state) {
+    matmul_ternary(m.mats[i], a, y.data(), &pool());
+    if (++i == m.mats.size()) i = 0;
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, m.weight_bytes, 2 * rows * s.k * s.n_out);
+}
+
+void bm_float(benchmark::State& state, TensorType t, Shape s, int64_t rows) {
+  const MatrixSet& m = matrices(t, s, false);  // 657 MB: larger than any cache already
+  const std::vector<float> x = activations(rows, s.k);
+  std::vector<float> y(static_cast<size_t>(rows * s.n_out));
+  for (auto _ : state) {
+    matmul_float(m.mats[0], x.data(), rows, y.data(), &pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, m.weight_bytes, 2 * rows * s.k * s.n_out);
+}
+
+void bm_quantize(benchmark::State& state, ActQuant kind, int64_t k, int64_t rows) {
+  const std::vector<float> x = activations(rows, k);
+  QuantizedActivations a;
+  for (auto _ : state) {
+    quantize_activations(kind, x.data(), rows, k, &a);
+    benchmark::DoNotOptimize(a.q.data());
+  }
+  set_counters(state, rows * k * 4, rows * k);
+}
+
+// Plain reads of `bytes`, split over the pool in 64 KiB chunks (as the kernels split rows).
+__attribute__((target("avx2"))) int64_t read_chunk(const uint8_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i < n; i += 128) {
+    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
+    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
+    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
+  }
+  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  return _mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) + _mm256_extract_epi64(s, 2) +
+         _mm256_extract_epi64(s, 3);
+}
+
+void bm_read(benchmark::State& state, size_t bytes) {
+  constexpr size_t kChunk = 64 * 1024;
+  bytes = (bytes + kChunk - 1) / kChunk * kChunk;
+  std::unique_ptr<uint8_t[], decltype(&std::free)> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
+  std::memset(buf.get(), 1, bytes);
+  const int64_t n_chunks = static_cast<int64_t>(bytes / kChunk);
+  std::vector<int64_t> sink(static_cast<size_t>(n_chunks));
+  for (auto _ : state) {
+    pool().run(n_chunks, [&](int64_t c) { sink[static_cast<size_t>(c)] = read_chunk(buf.get() + c * kChunk, kChunk); });
+    benchmark::DoNotOptimize(sink.data());
+  }
+  set_counters(state, static_cast<int64_t>(bytes), 0);
+}
+
+// Keeps each run's GB/s for the summary, and prints as usual.
+class Reporter : public benchmark::ConsoleReporter {
+ public:
+  std::map<std::string, double> gbps;
+  void ReportRuns(const std::vector<Run>& runs) override {
+    for (const Run& r : runs) {
+      auto it = r.counters.find("GB/s");
+      if (it != r.counters.end() && r.run_type == Run::RT_Iteration) gbps[r.benchmark_name()] = it->second.value;
+    }
+    ConsoleReporter::ReportRuns(runs);
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  const std::string variant(variant_name(active_variant()));
+  std::printf("kernels: %s, threads: %d\n", variant.c_str(), pool().size());
+
+  auto reg = [](const std::string& name, auto fn) {
+    return benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  };
+  const size_t target_bytes = static_cast<size_t>(row_bytes(TensorType::I2_S, 2560) * 6912);
+  reg("read/hot_4.4MB", [=](benchmark::State& s) { bm_read(s, target_bytes); });
+  reg("read/64MiB", [](benchmark::State& s) { bm_read(s, size_t{64} << 20); });
+  reg("read/1GiB", [](benchmark::State& s) { bm_read(s, kColdBytes); })->MinTime(1.0);
+
+  for (const Shape& s : kShapes) {
+    for (bool cold : {false, true}) {
+      reg(std::string("I2_S/") + s.name + "/decode/" + (cold ? "cold" : "hot"),
+          [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 1, cold); });
+    }
+  }
+  for (const Shape& s : kShapes) {
+    reg(std::string("I2_S/") + s.name + "/prompt64",
+        [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 64, false); });
+  }
+  for (TensorType t : {TensorType::TQ2_0, TensorType::TQ1_0}) {
+    const Shape s = kShapes[2];
+    for (bool cold : {false, true}) {
+      reg(std::string(type_name(t)) + "/" + s.name + "/decode/" + (cold ? "cold" : "hot"),
+          [=](benchmark::State& st) { bm_ternary(st, t, s, 1, cold); });
+    }
+    reg(std::string(type_name(t)) + "/" + s.name + "/prompt64",
+        [=](benchmark::State& st) { bm_ternary(st, t, s, 64, false); });
+  }
+  reg("F16_head/2560x128256/decode", [](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 1); });
+  reg("F16_head/2560x128256/prompt64", [](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 64); });
+  for (int64_t rows : {1, 64}) {
+    reg("quantize/per_token/2560/rows:" + std::to_string(rows),
+        [=](benchmark::State& st) { bm_quantize(st, ActQuant::kPerTokenInt8, 2560, rows); });
+    reg("quantize/q8k/2560/rows:" + std::to_string(rows),
+        [=](benchmark::State& st) { bm_quantize(st, ActQuant::kQ8K, 2560, rows); });
+  }
+
+  Reporter reporter;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+
+  auto get = [&](const std::string& prefix) {  // names carry suffixes such as /real_time
+    auto it = reporter.gbps.lower_bound(prefix);
+    return it != reporter.gbps.end() && it->first.compare(0, prefix.size(), prefix) == 0 ? it->second : 0.0;
+  };
+  const double hot_read = get("read/hot_4.4MB/"), mid_read = get("read/64MiB/");
+  const double dram_read = get("read/1GiB/");
+  const double hot = get("I2_S/2560x6912/decode/hot/");
+  const double cold = get("I2_S/2560x6912/decode/cold/");
+  std::printf("\nSummary (%s, %d threads)\n", variant.c_str(), pool().size());
+  std::printf("  read bandwidth: %.1f GB/s (4.4 MB, cache-resident), %.1f GB/s (64 MiB), %.1f GB/s (1 GiB, DRAM)\n",
+              hot_read, mid_read, dram_read);
+  if (hot > 0 && hot_read > 0) {
+    std::printf("  I2_S 2560x6912 decode GEMV, hot:  %.1f GB/s = %.0f%% of the 4.4 MB read bandwidth\n", hot,
+                100 * hot / hot_read);
+  }
+  if (cold > 0 && dram_read > 0) {
+    std::printf("  I2_S 2560x6912 decode GEMV, cold: %.1f GB/s = %.0f%% of the DRAM read bandwidth\n", cold,
+                100 * cold / dram_read);
+  }
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,532 @@
+// AVX2 + FMA + F16C kernels (Haswell and later, Zen). Compiled with their own flags
+// (src/kernels/CMakeLists.txt) and chosen at run time (dispatch.cpp); internal linkage only, no
+// standard library templates instantiated (see kernel_support.h).
+//
+// Ternary kernels are bit-exact with ref/matmul_ref.cpp; see avx512_kernels.cpp for the scheme
+// (sum c q - sum q with codes c in {0..3}, exact int32 sums, the reference's float operations).
+// Here the products come from VPMADDUBSW (unsigned codes x signed activations -> int16 pair
+// sums, saturating) and VPMADDWD with ones (int16 -> int32):
+//  - a VPMADDUBSW lane is c_a q_a + c_b q_b with c <= 3, |q| <= 128: |.| <= 768, never saturates;
+//  - at most 10 such results are added in int16 before widening (TQ1_0: 5 trits x 2 parts;
+//    I2_S: 4 groups; TQ2_0: 8): |.| <= 7680 < 32767;
+//  - int32 lanes: |.| <= 384 k / 8, and the final sums <= 512 k, inside int32 for k <= 2^22.
+// I2_S and TQ2_0 activations are used in place (group g of a 128-element half is 32 consecutive
+// codes); TQ1_0's second part (16 + 4 bytes) gets rearranged activation vectors.
+//
+// Float kernels: one 8-lane f32 accumulator per (activation row, output row), element i in lane
+// i % 8, FMA in order of i, tail zero-padded, then a fixed horizontal sum (hsum8). That is this
+// variant's specification (thread- and batch-independent).
+#include <immintrin.h>
+
+// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
+// warnings wherever they are inlined; the value is never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/kernel_support.h"
+#include "kernels/kernel_table.h"
+
+namespace bitnet::kernels {
+namespace {
+
+using gguf::TensorType;
+
+inline float hmax8(__m256 v) {
+  __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_max_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+inline int32_t hsum8_epi32(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(x);
+}
+
+inline float hsum8(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+inline __m256 abs_ps(__m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+
+// The low byte of each int32 lane of a, b, c, d (in that order) -> 32 bytes, i.e. the C++
+// conversion int -> int8_t.
+inline __m256i low_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ff = _mm256_set1_epi32(0xFF);
+  const __m256i ab = _mm256_packus_epi32(_mm256_and_si256(a, ff), _mm256_and_si256(b, ff));
+  const __m256i cd = _mm256_packus_epi32(_mm256_and_si256(c, ff), _mm256_and_si256(d, ff));
+  // Per 128-bit lane: a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 (dwords).
+  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+// ------------------------------------------------------------------ activation quantization
+
+// Per-token int8 (bitnet.cpp), NaN handled as the reference does on x86 (see avx512_kernels.cpp).
+void quant32_per_token(const float* x, __m256 vs, int8_t* q) {
+  const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-128.0f);
+  __m256i v[4];
+  for (int j = 0; j < 4; ++j) {
+    __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_max_ps(lo, _mm256_min_ps(hi, r));  // NaN stays NaN (second operand)
+    v[j] = _mm256_cvttps_epi32(r);
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), low_bytes(v[0], v[1], v[2], v[3]));
+}
+
+float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
+  __m256 vmax = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) vmax = _mm256_max_ps(abs_ps(_mm256_loadu_ps(x + i)), vmax);
+  float tail[32];
+  const int64_t k32 = k / 32 * 32;
+  if (i < k) {
+    std::memset(tail, 0, sizeof(tail));
+    std::memcpy(tail, x + i, static_cast<size_t>(k - i) * sizeof(float));
+    vmax = _mm256_max_ps(abs_ps(_mm256_loadu_ps(tail)), vmax);
+  }
+  double m = static_cast<double>(hmax8(vmax));
+  if (m < 1e-5) m = 1e-5;
+  const float s = static_cast<float>(127.0 / m);
+  const __m256 vs = _mm256_set1_ps(s);
+  for (i = 0; i < k32; i += 32) quant32_per_token(x + i, vs, q + i);
+  if (k32 < k) {
+    std::memset(tail, 0, sizeof(tail));
+    std::memcpy(tail, x + k32, static_cast<size_t>(k - k32) * sizeof(float));
+    int8_t qt[32];
+    quant32_per_token(tail, vs, qt);
+    std::memcpy(q + k32, qt, static_cast<size_t>(k - k32));
+  }
+  return s;
+}
+
+// Q8_K, one 256-block (llama.cpp's quantize_row_q8_K_ref; see avx512_kernels.cpp).
+void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
+  __m256 vmax = _mm256_setzero_ps();
+  for (int j = 0; j < 256; j += 8) vmax = _mm256_max_ps(abs_ps(_mm256_loadu_ps(x + j)), vmax);
+  const float amax = hmax8(vmax);
+  if (amax == 0.0f) {
+    *d = 0.0f;
+    std::memset(q, 0, 256);
+    for (int g = 0; g < 16; ++g) bsums[g] = 0;
+    return;
+  }
+  float max = 0.0f;
+  const __m256 va = _mm256_set1_ps(amax);
+  for (int j = 0; j < 256; j += 8) {
+    const int eq = _mm256_movemask_ps(_mm256_cmp_ps(abs_ps(_mm256_loadu_ps(x + j)), va, _CMP_EQ_OQ));
+    if (eq != 0) {
+      max = x[j + __builtin_ctz(static_cast<unsigned>(eq))];
+      break;
+    }
+  }
+  const float iscale = -127.0f / max;
+  const __m256 vs = _mm256_set1_ps(iscale);
+  const __m256i c127 = _mm256_set1_epi32(127);
+  for (int j = 0; j < 256; j += 32) {
+    __m256i v[4];
+    for (int t = 0; t < 4; ++t) {
+      const __m256 p = _mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 8 * t));
+      v[t] = _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), c127);
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j), low_bytes(v[0], v[1], v[2], v[3]));
+    for (int t = 0; t < 4; t += 2) {  // sums of the stored (sign-extended) bytes, 16 at a time
+      const __m256i s = _mm256_add_epi32(_mm256_srai_epi32(_mm256_slli_epi32(v[t], 24), 24),
+                                         _mm256_srai_epi32(_mm256_slli_epi32(v[t + 1], 24), 24));
+      bsums[(j + 8 * t) / 16] = static_cast<int16_t>(hsum8_epi32(s));
+    }
+  }
+  *d = 1.0f / iscale;
+}
+
+void quantize(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedActivations* out) {
+  detail::shape_quantized(kind, rows, k, out);
+  int8_t* q = out->q.data();
+  float* scales = out->scales.data();
+  if (kind == ActQuant::kPerTokenInt8) {
+    for (int64_t r = 0; r < rows; ++r) scales[r] = quantize_row_per_token(x + r * k, k, q + r * k);
+    return;
+  }
+  int16_t* bsums = out->bsums.data();
+  const int64_t nb = rows * (k / kQ8KBlock);
+  for (int64_t b = 0; b < nb; ++b) {
+    quantize_block_q8k(x + b * kQ8KBlock, q + b * kQ8KBlock, scales + b, bsums + b * 16);
+  }
+}
+
+// ------------------------------------------------------------------ shared pieces
+
+inline __m256i widen16(__m256i s16) { return _mm256_madd_epi16(s16, _mm256_set1_epi16(1)); }
+
+// Sum of 32 signed bytes.
+inline int32_t sum_bytes(const int8_t* q) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+  return hsum8_epi32(widen16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), v)));
+}
+
+// 8 int32 vectors -> one vector whose lane i is the sum of v[i]'s lanes.
+inline __m256i reduce8(const __m256i* v) {
+  __m256i t[4];
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                            _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+  }
+  const __m256i u0 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[0], t[1]), _mm256_unpackhi_epi64(t[0], t[1]));
+  const __m256i u1 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[2], t[3]), _mm256_unpackhi_epi64(t[2], t[3]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+
+template <int N, class Fn>
+inline void tile_rows(int64_t first, int64_t n, const Fn& row, const uint8_t* (&out)[N]) {
+  for (int i = 0; i < N; ++i) out[i] = row(first + (i < n ? i : n - 1));
+}
+
+inline __m256i load32(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// ------------------------------------------------------------------ I2_S
+
+// The 4 code vectors of one 128-block (32 bytes): group g = (byte >> 2(3-g)) & 3.
+inline void i2s_decode(const uint8_t* p, __m256i* c) {
+  const __m256i m3 = _mm256_set1_epi8(3);
+  const __m256i v = load32(p);
+  c[0] = _mm256_and_si256(_mm256_srli_epi16(v, 6), m3);
+  c[1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m3);
+  c[2] = _mm256_and_si256(_mm256_srli_epi16(v, 2), m3);
+  c[3] = _mm256_and_si256(v, m3);
+}
+
+// sum_g c[g] . q[32 g ..] as 8 int32 lanes.
+inline __m256i dot128(const __m256i* c, const int8_t* q) {
+  const __m256i s = _mm256_add_epi16(
+      _mm256_add_epi16(_mm256_maddubs_epi16(c[0], load32(q)), _mm256_maddubs_epi16(c[1], load32(q + 32))),
+      _mm256_add_epi16(_mm256_maddubs_epi16(c[2], load32(q + 64)), _mm256_maddubs_epi16(c[3], load32(q + 96))));
+  return widen16(s);
+}
+
+template <int NA, int NW>
+inline void i2s_tile(const uint8_t* const* w, int64_t k, const int8_t* const* q, int32_t* out) {
+  __m256i acc[NA][NW];
+  for (int a = 0; a < NA; ++a)
+    for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_si256();
+  for (int64_t b = 0; b < k / 128; ++b) {
+    for (int r = 0; r < NW; ++r) {
+      __m256i c[4];
+      i2s_decode(w[r] + 32 * b, c);
+      for (int a = 0; a < NA; ++a) acc[a][r] = _mm256_add_epi32(acc[a][r], dot128(c, q[a] + 128 * b));
+    }
+  }
+  for (int a = 0; a < NA; ++a)
+    for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8_epi32(acc[a][r]);
+}
+
+void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+                int64_t o_end) {
+  const int64_t k = w.k, m = a.rows;
+  int32_t* sums = static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m) * sizeof(int32_t)));
+  for (int64_t r = 0; r < m; ++r) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < k; i += 32) s += sum_bytes(a.row(r) + i);
+    sums[r] = s;
+  }
+  const float wscale = w.tensor_scale;
+  auto row = [&](int64_t o) { return w.row(o); };
+  auto run = [&]<int NA, int NW>(int64_t r0) {
+    for (int64_t o = o_begin; o < o_end; o += NW) {
+      const int64_t nw = o_end - o < NW ? o_end - o : NW;
+      const uint8_t* wr[NW];
+      tile_rows<NW>(o, nw, row, wr);
+      const int8_t* qr[NA];
+      for (int i = 0; i < NA; ++i) qr[i] = a.row(r0 + i);
+      int32_t cq[NA * NW];
+      i2s_tile<NA, NW>(wr, k, qr, cq);
+      for (int i = 0; i < NA; ++i) {
+        for (int64_t j = 0; j < nw; ++j) {
+          const int32_t acc = cq[i * NW + j] - sums[r0 + i];
+          y[(r0 + i) * w.n_out + o + j] = (static_cast<float>(acc) / a.scales[r0 + i]) * wscale;
+        }
+      }
+    }
+  };
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4) run.template operator()<4, 2>(r);
+  for (; r < m; ++r) run.template operator()<1, 4>(r);
+}
+
+// ------------------------------------------------------------------ TQ2_0 / TQ1_0
+
+// TQ2_0: per 128-half h, 32 bytes; group g = (byte >> 2g) & 3 lines up with q[128h + 32g ..].
+struct Tq2Format {
+  static constexpr int kVecBytes = 0;  // activations used in place
+  static constexpr int kBlockBytes = 66;
+  static constexpr int kDOffset = 64;
+  static void prep(const int8_t*, int8_t*) {}
+  // Block dot product for one weight row against NA activation blocks -> int32 vectors.
+  template <int NA>
+  static inline void dot(const uint8_t* blk, const int8_t* const* act, __m256i* out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256i s[NA];
+    for (int a = 0; a < NA; ++a) s[a] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i v = load32(blk + 32 * h);
+      const __m256i c[4] = {_mm256_and_si256(v, m3), _mm256_and_si256(_mm256_srli_epi16(v, 2), m3),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v, 6), m3)};
+      for (int a = 0; a < NA; ++a) {
+        const int8_t* q = act[a] + 128 * h;
+        for (int g = 0; g < 4; ++g) s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(c[g], load32(q + 32 * g)));
+      }
+    }
+    for (int a = 0; a < NA; ++a) out[a] = widen16(s[a]);
+  }
+};
+
+// TQ1_0: part A = qs[0..32) (trit t of byte j is weight j + 32 t: q[32 t ..] in place), part B =
+// qs[32..48) + qh[0..4) loaded as 5 dwords (trit t: q[160 + 16 t + j] in lanes 0-15,
+// q[240 + 4 t + j] in lanes 16-19 for t < 4, zero elsewhere: prepared, 5 x 32 bytes per block).
+// Trit = floor(3 (b 3^t mod 256) / 256) = min(v -sat 85, 1) + min(v -sat 170, 1).
+struct Tq1Format {
+  static constexpr int kVecBytes = 160;
+  static constexpr int kBlockBytes = 54;
+  static constexpr int kDOffset = 52;
+  static void prep(const int8_t* q, int8_t* out) {
+    for (int t = 0; t < 5; ++t) {
+      int8_t* o = out + 32 * t;
+      std::memcpy(o, q + 160 + 16 * t, 16);
+      for (int j = 0; j < 16; ++j) o[16 + j] = (j < 4 && t < 4) ? q[240 + 4 * t + j] : int8_t{0};
+    }
+  }
+  static inline __m256i trit(__m256i v) {
+    const __m256i one = _mm256_set1_epi8(1);
+    return _mm256_add_epi8(_mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(85)), one),
+                           _mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(static_cast<char>(170))), one));
+  }
+  // act[a]: the block's 256 codes; prepared[a]: its part-B vectors.
+  template <int NA>
+  static inline void dot(const uint8_t* blk, const int8_t* const* act, const int8_t* const* prepared, __m256i* out) {
+    __m256i s[NA];
+    for (int a = 0; a < NA; ++a) s[a] = _mm256_setzero_si256();
+    __m256i va = load32(blk);
+    __m256i vb = _mm256_maskload_epi32(reinterpret_cast<const int*>(blk + 32), _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0));
+    for (int t = 0; t < 5; ++t) {
+      if (t > 0) {
+        va = _mm256_add_epi8(va, _mm256_add_epi8(va, va));
+        vb = _mm256_add_epi8(vb, _mm256_add_epi8(vb, vb));
+      }
+      const __m256i ca = trit(va), cb = trit(vb);
+      for (int a = 0; a < NA; ++a) {
+        s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(ca, load32(act[a] + 32 * t)));
+        s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(cb, load32(prepared[a] + 32 * t)));
+      }
+    }
+    for (int a = 0; a < NA; ++a) out[a] = widen16(s[a]);
+  }
+};
+
+struct TqPrepared {
+  const int8_t* q;     // a.q: [row][k]
+  int64_t k;
+  const int8_t* vec;   // [row][block][kVecBytes] (TQ1_0 only)
+  const int32_t* sum;  // [row][block]
+  const float* d;      // [row][block]
+};
+
+template <class F, int NA, int NW>
+inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, const int64_t* arow, float* out) {
+  static_assert(NA * NW <= 8);
+  __m256 sumf = _mm256_setzero_ps();
+  alignas(32) int32_t woff[8], aoff[8];
+  for (int l = 0; l < 8; ++l) {
+    const bool used = l < NA * NW;
+    woff[l] = static_cast<int32_t>(w[used ? l % NW : 0] - w[0]) + F::kDOffset - 2;
+    aoff[l] = static_cast<int32_t>(arow[used ? l / NW : 0] * nb);
+  }
+  const __m256i vwoff = _mm256_load_si256(reinterpret_cast<const __m256i*>(woff));
+  const __m256i vaoff = _mm256_load_si256(reinterpret_cast<const __m256i*>(aoff));
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i acc[8];
+    for (int l = 0; l < 8; ++l) acc[l] = _mm256_setzero_si256();
+    const int8_t* act[NA];
+    const int8_t* prepared[NA];
+    for (int a = 0; a < NA; ++a) {
+      act[a] = pa.q + arow[a] * pa.k + b * 256;
+      prepared[a] = pa.vec + (arow[a] * nb + b) * F::kVecBytes;
+    }
+    for (int r = 0; r < NW; ++r) {
+      __m256i d[NA];
+      if constexpr (F::kVecBytes == 0) {
+        F::template dot<NA>(w[r] + b * F::kBlockBytes, act, d);
+      } else {
+        F::template dot<NA>(w[r] + b * F::kBlockBytes, act, prepared, d);
+      }
+      for (int a = 0; a < NA; ++a) acc[a * NW + r] = d[a];
+    }
+    __m256i sums;
+    __m256 dact;
+    if constexpr (NA == 1) {
+      sums = _mm256_set1_epi32(pa.sum[arow[0] * nb + b]);
+      dact = _mm256_set1_ps(pa.d[arow[0] * nb + b]);
+    } else {
+      sums = _mm256_i32gather_epi32(pa.sum + b, vaoff, 4);
+      dact = _mm256_i32gather_ps(pa.d + b, vaoff, 4);
+    }
+    const __m256i iv = _mm256_sub_epi32(reduce8(acc), sums);
+    const __m256i dbits = _mm256_srli_epi32(
+        _mm256_i32gather_epi32(reinterpret_cast<const int*>(w[0] + b * F::kBlockBytes), vwoff, 1), 16);
+    const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(dbits), _mm256_extracti128_si256(dbits, 1));
+    const __m256 dw = _mm256_cvtph_ps(h);
+    // sum += (float)acc * (d_act * d_w), lane-wise, blocks in order.
+    sumf = _mm256_add_ps(sumf, _mm256_mul_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(dact, dw)));
+  }
+  _mm256_storeu_ps(out, sumf);
+}
+
+template <class F>
+void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin, int64_t o_end) {
+  const int64_t m = a.rows, nb = w.k / kQ8KBlock;
+  int8_t* vec = nullptr;
+  if constexpr (F::kVecBytes > 0) vec = static_cast<int8_t*>(detail::scratch(0, static_cast<size_t>(m * nb * F::kVecBytes)));
+  int32_t* sum = static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
+  for (int64_t r = 0; r < m; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const int8_t* q = a.row(r) + b * kQ8KBlock;
+      if constexpr (F::kVecBytes > 0) F::prep(q, vec + (r * nb + b) * F::kVecBytes);
+      int32_t s = 0;
+      for (int j = 0; j < 256; j += 32) s += sum_bytes(q + j);
+      sum[r * nb + b] = s;
+    }
+  }
+  const TqPrepared pa{a.q.data(), w.k, vec, sum, a.scales.data()};
+  auto row = [&](int64_t o) { return w.row(o); };
+  auto run = [&]<int NA, int NW>(int64_t r0) {
+    for (int64_t o = o_begin; o < o_end; o += NW) {
+      const int64_t nw = o_end - o < NW ? o_end - o : NW;
+      const uint8_t* wr[NW];
+      tile_rows<NW>(o, nw, row, wr);
+      int64_t arow[NA];
+      for (int i = 0; i < NA; ++i) arow[i] = r0 + i;
+      alignas(32) float out[8];
+      tq_tile<F, NA, NW>(wr, nb, pa, arow, out);
+      for (int i = 0; i < NA; ++i)
+        for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
+    }
+  };
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4) run.template operator()<4, 2>(r);
+  if (m - r >= 2) {
+    run.template operator()<2, 4>(r);
+    r += 2;
+  }
+  if (r < m) run.template operator()<1, 8>(r);
+}
+
+void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin, int64_t o_end) {
+  if (o_begin >= o_end || a.rows == 0) return;
+  if (w.k > detail::kMaxSimdK) return matmul_ternary_ref(w, a, y, o_begin, o_end);
+  switch (w.type) {
+    case TensorType::I2_S:
+      return i2s_matmul(w, a, y, o_begin, o_end);
+    case TensorType::TQ2_0:
+      return tq_matmul<Tq2Format>(w, a, y, o_begin, o_end);
+    case TensorType::TQ1_0:
+      return tq_matmul<Tq1Format>(w, a, y, o_begin, o_end);
+    default:
+      return matmul_ternary_ref(w, a, y, o_begin, o_end);
+  }
+}
+
+// ------------------------------------------------------------------ float weights
+
+template <TensorType T>
+inline __m256 load_w8(const uint8_t* p) {
+  if constexpr (T == TensorType::F32) {
+    return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+  } else if constexpr (T == TensorType::F16) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  } else {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+  }
+}
+
+template <TensorType T, int NA, int NW>
+inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
+  constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
+  __m256 acc[NA][NW];
+  for (int a = 0; a < NA; ++a)
+    for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_ps();
+  const int64_t k8 = k / 8 * 8;
+  for (int64_t i = 0; i < k8; i += 8) {
+    __m256 wv[NW];
+    for (int r = 0; r < NW; ++r) wv[r] = load_w8<T>(w[r] + i * kEs);
+    for (int a = 0; a < NA; ++a) {
+      const __m256 xv = _mm256_loadu_ps(x[a] + i);
+      for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_fmadd_ps(wv[r], xv, acc[a][r]);
+    }
+  }
+  if (k8 < k) {  // zero-padded tail
+    const size_t n = static_cast<size_t>(k - k8);
+    __m256 wv[NW];
+    for (int r = 0; r < NW; ++r) {
+      alignas(32) uint8_t tw[32] = {};
+      std::memcpy(tw, w[r] + k8 * kEs, n * kEs);
+      wv[r] = load_w8<T>(tw);
+    }
+    for (int a = 0; a < NA; ++a) {
+      alignas(32) float tx[8] = {};
+      std::memcpy(tx, x[a] + k8, n * sizeof(float));
+      const __m256 xv = _mm256_load_ps(tx);
+      for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_fmadd_ps(wv[r], xv, acc[a][r]);
+    }
+  }
+  for (int a = 0; a < NA; ++a)
+    for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8(acc[a][r]);
+}
+
+template <TensorType T>
+void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {
+  auto row = [&](int64_t o) { return w.row(o); };
+  auto run = [&]<int NA, int NW>(int64_t r0) {
+    for (int64_t o = o_begin; o < o_end; o += NW) {
+      const int64_t nw = o_end - o < NW ? o_end - o : NW;
+      const uint8_t* wr[NW];
+      tile_rows<NW>(o, nw, row, wr);
+      const float* xr[NA];
+      for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
+      float out[NA * NW];
+      float_tile<T, NA, NW>(wr, xr, w.k, out);
+      for (int i = 0; i < NA; ++i)
+        for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
+    }
+  };
+  int64_t r = 0;
+  for (; r + 4 <= rows; r += 4) run.template operator()<4, 2>(r);
+  for (; r < rows; ++r) run.template operator()<1, 8>(r);
+}
+
+void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {
+  if (o_begin >= o_end || rows == 0) return;
+  switch (w.type) {
+    case TensorType::F32:
+      return float_matmul<TensorType::F32>(w, x, rows, y, o_begin, o_end);
+    case TensorType::F16:
+      return float_matmul<TensorType::F16>(w, x, rows, y, o_begin, o_end);
+    case TensorType::BF16:
+      return float_matmul<TensorType::BF16>(w, x, rows, y, o_begin, o_end);
+    default:
+      return matmul_float_ref(w, x, rows, y, o_begin, o_end);
+  }
+}
+
+}  // namespace
+
+const KernelTable* avx2_table() {
+  static const KernelTable t{Variant::kAvx2, quantize, ternary, flt};
+  return &t;
+}
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,284 @@
+// Every SIMD variant this CPU runs against the scalar references (the specification):
+// activation quantization byte-identical, ternary matmuls bit-identical, float matmuls within a
+// proven rounding bound; results independent of thread count and of how many rows go together.
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "kernel_test_util.h"
+
+namespace bitnet::kernels {
+namespace {
+
+using gguf::TensorType;
+using test::activation_sets;
+using test::first_bit_mismatch;
+using test::make_float;
+using test::make_ternary;
+using test::name_of;
+using test::simd_tables;
+
+void expect_same_quantized(const QuantizedActivations& got, const QuantizedActivations& want,
+                           const std::string& what) {
+  ASSERT_EQ(got.kind, want.kind) << what;
+  ASSERT_EQ(got.rows, want.rows) << what;
+  ASSERT_EQ(got.k, want.k) << what;
+  ASSERT_EQ(got.q, want.q) << what;
+  ASSERT_EQ(got.bsums, want.bsums) << what;
+  ASSERT_EQ(got.scales.size(), want.scales.size()) << what;
+  for (size_t i = 0; i < got.scales.size(); ++i) {
+    ASSERT_EQ(std::bit_cast<uint32_t>(got.scales[i]), std::bit_cast<uint32_t>(want.scales[i]))
+        << what << " scale " << i << ": " << got.scales[i] << " vs " << want.scales[i];
+  }
+}
+
+TEST(Kernels, VariantsAvailable) {
+  // This suite only means something if the SIMD variants run; say which ones did.
+  for (const KernelTable* t : simd_tables()) std::printf("testing variant %s\n", name_of(t).c_str());
+  EXPECT_EQ(best_variant(), cpu_supports(Variant::kAvx512) ? Variant::kAvx512
+                            : cpu_supports(Variant::kAvx2) ? Variant::kAvx2
+                                                           : Variant::kScalar);
+}
+
+TEST(Kernels, QuantizePerTokenBitExact) {
+  for (const KernelTable* t : simd_tables()) {
+    for (int64_t k : {1, 7, 16, 100, 128, 2560, 6912}) {
+      for (const auto& in : activation_sets(3, k, 11)) {
+        QuantizedActivations want, got;
+        quantize_activations_ref(ActQuant::kPerTokenInt8, in.x.data(), 3, k, &want);
+        t->quantize(ActQuant::kPerTokenInt8, in.x.data(), 3, k, &got);
+        expect_same_quantized(got, want, name_of(t) + " " + in.name + " k=" + std::to_string(k));
+      }
+    }
+  }
+}
+
+TEST(Kernels, QuantizeQ8KBitExact) {
+  for (const KernelTable* t : simd_tables()) {
+    for (int64_t k : {256, 512, 2560}) {
+      for (const auto& in : activation_sets(3, k, 12)) {
+        QuantizedActivations want, got;
+        quantize_activations_ref(ActQuant::kQ8K, in.x.data(), 3, k, &want);
+        t->quantize(ActQuant::kQ8K, in.x.data(), 3, k, &got);
+        expect_same_quantized(got, want, name_of(t) + " " + in.name + " k=" + std::to_string(k));
+      }
+    }
+  }
+}
+
+// NaN and infinity: the references skip NaN in the max and convert NaN / infinite products with
+// x86's cvttss2si (INT_MIN, whose low byte is 0); the SIMD variants reproduce that.
+TEST(Kernels, QuantizeNonFiniteMatchesReference) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x = test::gaussian(3 * 512, 13, 1.0f);
+  x[3] = nan;
+  x[600] = inf;
+  x[700] = -inf;
+  for (int i = 1024; i < 1536; i += 2) x[static_cast<size_t>(i)] = nan;
+  for (const KernelTable* t : simd_tables()) {
+    for (ActQuant kind : {ActQuant::kPerTokenInt8, ActQuant::kQ8K}) {
+      QuantizedActivations want, got;
+      quantize_activations_ref(kind, x.data(), 3, 512, &want);
+      t->quantize(kind, x.data(), 3, 512, &got);
+      expect_same_quantized(got, want, name_of(t) + (kind == ActQuant::kQ8K ? " q8k" : " per-token"));
+    }
+  }
+}
+
+struct TernaryCase {
+  TensorType type;
+  int64_t k;
+};
+
+std::vector<TernaryCase> ternary_cases() {
+  return {{TensorType::I2_S, 128},  {TensorType::I2_S, 384},  {TensorType::I2_S, 2560},
+          {TensorType::I2_S, 6912}, {TensorType::TQ2_0, 256}, {TensorType::TQ2_0, 2560},
+          {TensorType::TQ1_0, 256}, {TensorType::TQ1_0, 1280}};
+}
+
+std::string type_name(TensorType t) {
+  return t == TensorType::I2_S ? "I2_S" : t == TensorType::TQ2_0 ? "TQ2_0" : t == TensorType::TQ1_0 ? "TQ1_0" : "float";
+}
+
+// y for all rows and output rows [o_begin, o_end) through one table; other outputs stay NaN.
+std::vector<float> run_ternary(const KernelTable& t, const WeightMatrix& w, const QuantizedActivations& a,
+                               int64_t o_begin, int64_t o_end) {
+  std::vector<float> y(static_cast<size_t>(a.rows * w.n_out), std::numeric_limits<float>::quiet_NaN());
+  t.ternary(w, a, y.data(), o_begin, o_end);
+  return y;
+}
+
+TEST(Kernels, TernaryBitExactRandomAndAdversarial) {
+  for (const KernelTable* t : simd_tables()) {
+    for (const TernaryCase& c : ternary_cases()) {
+      for (bool raw : {false, true}) {
+        const int64_t n_out = 37;  // odd: tiles with padding rows
+        const auto m = make_ternary(c.type, c.k, n_out, 21 + static_cast<uint32_t>(c.k), raw);
+        for (int64_t rows : {1, 2, 3, 5, 8}) {
+          for (const auto& in : activation_sets(rows, c.k, 31)) {
+            QuantizedActivations a;
+            quantize_activations_ref(act_quant_for(c.type), in.x.data(), rows, c.k, &a);
+            const std::string what = name_of(t) + " " + type_name(c.type) + (raw ? " raw" : "") +
+                                     " k=" + std::to_string(c.k) + " rows=" + std::to_string(rows) +
+                                     " " + in.name;
+            // Whole range and an odd sub-range (what a thread's chunk sees).
+            for (auto [b, e] : {std::pair<int64_t, int64_t>{0, n_out}, {5, 18}}) {
+              const auto want = run_ternary(scalar_table(), m.w, a, b, e);
+              const auto got = run_ternary(*t, m.w, a, b, e);
+              ASSERT_EQ(first_bit_mismatch(got, want), "") << what << " range " << b << "-" << e;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Every byte value in every position of a TQ1_0 block (canonical or not), and every code in
+// every I2_S / TQ2_0 position: one weight row per byte value.
+TEST(Kernels, TernaryAllByteValues) {
+  for (const KernelTable* t : simd_tables()) {
+    for (TensorType type : {TensorType::I2_S, TensorType::TQ2_0, TensorType::TQ1_0}) {
+      const int64_t k = 256, n_out = 256;
+      auto m = make_ternary(type, k, n_out, 5);
+      const int64_t rb = m.w.row_bytes();
+      const int64_t code_bytes = type == TensorType::I2_S ? 64 : type == TensorType::TQ2_0 ? 64 : 52;
+      for (int64_t o = 0; o < n_out; ++o)
+        for (int64_t j = 0; j < code_bytes; ++j) m.bytes[static_cast<size_t>(o * rb + j)] = static_cast<uint8_t>(o + 7 * j);
+      for (const auto& in : activation_sets(2, k, 41)) {
+        QuantizedActivations a;
+        quantize_activations_ref(act_quant_for(type), in.x.data(), 2, k, &a);
+        ASSERT_EQ(first_bit_mismatch(run_ternary(*t, m.w, a, 0, n_out), run_ternary(scalar_table(), m.w, a, 0, n_out)), "")
+            << name_of(t) << " " << type_name(type) << " " << in.name;
+      }
+    }
+  }
+}
+
+// Through the public entry points: each variant, pool of 1 and 2 threads and none, decode row by
+// row vs the whole prompt at once: all bit-identical (and equal to the scalar reference).
+TEST(Kernels, TernaryThreadAndBatchIndependent) {
+  ThreadPool pool1(1), pool2(2);
+  const Variant before = active_variant();
+  for (const TernaryCase& c : {TernaryCase{TensorType::I2_S, 2560}, TernaryCase{TensorType::TQ2_0, 2560},
+                               TernaryCase{TensorType::TQ1_0, 2560}}) {
+    const int64_t n_out = 333, rows = 7;
+    const auto m = make_ternary(c.type, c.k, n_out, 77);
+    const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * c.k), 78, 1.0f);
+    QuantizedActivations a;
+    quantize_activations_ref(act_quant_for(c.type), x.data(), rows, c.k, &a);
+    std::vector<float> want(static_cast<size_t>(rows * n_out));
+    scalar_table().ternary(m.w, a, want.data(), 0, n_out);
+    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+      if (!cpu_supports(v)) continue;
+      ASSERT_TRUE(set_variant(v).ok());
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool1, &pool2}) {
+        std::vector<float> y(want.size());
+        matmul_ternary(m.w, a, y.data(), pool);
+        EXPECT_EQ(first_bit_mismatch(y, want), "") << variant_name(v) << " " << type_name(c.type);
+      }
+      // One activation row at a time (decode) gives the same rows as the batch (prompt).
+      for (int64_t r = 0; r < rows; ++r) {
+        QuantizedActivations a1;
+        quantize_activations(act_quant_for(c.type), x.data() + r * c.k, 1, c.k, &a1);
+        std::vector<float> y1(static_cast<size_t>(n_out));
+        matmul_ternary(m.w, a1, y1.data(), &pool2);
+        const std::vector<float> want_row(want.begin() + r * n_out, want.begin() + (r + 1) * n_out);
+        EXPECT_EQ(first_bit_mismatch(y1, want_row), "") << variant_name(v) << " row " << r;
+      }
+    }
+  }
+  ASSERT_TRUE(set_variant(before).ok());
+}
+
+// ---------------------------------------------------------------- float weights
+
+// |simd - ref| <= 2 (k + 16) u sum_i |w_i x_i|: both are sums of k products in some order (the
+// SIMD one with FMAs), each within (k + 16) u sum|w x| of the exact value (u = 2^-24).
+TEST(Kernels, FloatWithinRoundingBound) {
+  for (const KernelTable* t : simd_tables()) {
+    for (TensorType type : {TensorType::F16, TensorType::BF16, TensorType::F32}) {
+      for (int64_t k : {1, 15, 16, 100, 2560}) {
+        const int64_t n_out = 19;
+        const auto m = make_float(type, k, n_out, 91);
+        for (int64_t rows : {1, 3, 4, 6}) {
+          const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * k), 92, 1.0f);
+          std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size());
+          scalar_table().flt(m.w, x.data(), rows, want.data(), 0, n_out);
+          t->flt(m.w, x.data(), rows, got.data(), 0, n_out);
+          // The exact magnitudes, from the reference on |w|, |x|.
+          std::vector<float> dq(static_cast<size_t>(k * n_out));
+          double worst = 0;
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t o = 0; o < n_out; ++o) {
+              double mag = 0;
+              for (int64_t i = 0; i < k; ++i) {
+                float wv;
+                const uint8_t* p = m.w.row(o);
+                if (type == TensorType::F32) {
+                  std::memcpy(&wv, p + 4 * i, 4);
+                } else {
+                  uint16_t h;
+                  std::memcpy(&h, p + 2 * i, 2);
+                  wv = type == TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+                }
+                mag += std::fabs(static_cast<double>(wv) * x[static_cast<size_t>(r * k + i)]);
+              }
+              const size_t idx = static_cast<size_t>(r * n_out + o);
+              const double bound = 2.0 * static_cast<double>(k + 16) * std::ldexp(1.0, -24) * mag;
+              const double diff = std::fabs(static_cast<double>(got[idx]) - want[idx]);
+              ASSERT_LE(diff, bound) << name_of(t) << " k=" << k << " r=" << r << " o=" << o;
+              if (mag > 0) worst = std::max(worst, diff / mag);
+            }
+          }
+          if (k == 2560 && rows == 1) {
+            std::printf("%s %s k=%lld: max |simd - ref| / sum|w x| = %.3g\n", name_of(t).c_str(),
+                        type_name(type).c_str() , static_cast<long long>(k), worst);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(Kernels, FloatThreadAndBatchIndependent) {
+  ThreadPool pool1(1), pool2(2);
+  const Variant before = active_variant();
+  const int64_t k = 2560, n_out = 301, rows = 6;
+  const auto m = make_float(TensorType::F16, k, n_out, 93);
+  const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * k), 94, 1.0f);
+  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+    if (!cpu_supports(v)) continue;
+    ASSERT_TRUE(set_variant(v).ok());
+    std::vector<float> want(static_cast<size_t>(rows * n_out));
+    matmul_float(m.w, x.data(), rows, want.data(), nullptr);
+    for (ThreadPool* pool : {&pool1, &pool2}) {
+      std::vector<float> y(want.size());
+      matmul_float(m.w, x.data(), rows, y.data(), pool);
+      EXPECT_EQ(first_bit_mismatch(y, want), "") << variant_name(v);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<float> y1(static_cast<size_t>(n_out));
+      matmul_float(m.w, x.data() + r * k, 1, y1.data(), &pool2);
+      const std::vector<float> want_row(want.begin() + r * n_out, want.begin() + (r + 1) * n_out);
+      EXPECT_EQ(first_bit_mismatch(y1, want_row), "") << variant_name(v) << " row " << r;
+    }
+  }
+  ASSERT_TRUE(set_variant(before).ok());
+}
+
+TEST(Kernels, SetVariantRejectsUnsupported) {
+  EXPECT_FALSE(set_variant_by_name("avx9000").ok());
+  EXPECT_TRUE(set_variant_by_name("scalar").ok());
+  EXPECT_EQ(active_variant(), Variant::kScalar);
+  ASSERT_TRUE(set_variant(best_variant()).ok());
+}
+
+}  // namespace
+}  // namespace bitnet::kernels
