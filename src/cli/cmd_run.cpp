@@ -76,6 +76,7 @@ int run(const RunFlags& f) {
     std::puts(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
   } else {
     std::printf("\n");
+    std::fflush(stdout);  // the text's newline before the summary on stderr
     std::fprintf(stderr,
                  "prompt: %d tokens, %.1f tok/s | decode: %zu tokens, %.1f tok/s | stop: %s | "
                  "kernels: %s, %d threads\n",
