@@ -26,6 +26,15 @@ int run_main(int argc, char** argv) {
     commands.insert(commands.end(), cmds.begin(), cmds.end());
   }
 
+  // CLI11 reports an unknown subcommand as "a subcommand is required"; name it instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    bool known = false;
+    for (const Command& c : commands) known = known || c.app->get_name() == argv[1];
+    if (!known) {
+      std::fprintf(stderr, "bitnet: error: unknown command '%s' (see 'bitnet --help')\n", argv[1]);
+      return kExitUsage;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -29,6 +29,10 @@
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
 
+// Register arrays (accumulators, decoded codes) only stay in registers when the small
+// constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
+#define BITNET_UNROLL _Pragma("GCC unroll 16")
+
 namespace bitnet::kernels {
 namespace {
 
@@ -73,6 +77,7 @@ inline __m256i low_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
 void quant32_per_token(const float* x, __m256 vs, int8_t* q) {
   const __m256 hi = _mm256_set1_ps(127.0f), lo = _mm256_set1_ps(-128.0f);
   __m256i v[4];
+  BITNET_UNROLL
   for (int j = 0; j < 4; ++j) {
     __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_max_ps(lo, _mm256_min_ps(hi, r));  // NaN stays NaN (second operand)
@@ -110,16 +115,19 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
 // Q8_K, one 256-block (llama.cpp's quantize_row_q8_K_ref; see avx512_kernels.cpp).
 void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   __m256 vmax = _mm256_setzero_ps();
+  BITNET_UNROLL
   for (int j = 0; j < 256; j += 8) vmax = _mm256_max_ps(abs_ps(_mm256_loadu_ps(x + j)), vmax);
   const float amax = hmax8(vmax);
   if (amax == 0.0f) {
     *d = 0.0f;
     std::memset(q, 0, 256);
+    BITNET_UNROLL
     for (int g = 0; g < 16; ++g) bsums[g] = 0;
     return;
   }
   float max = 0.0f;
   const __m256 va = _mm256_set1_ps(amax);
+  BITNET_UNROLL
   for (int j = 0; j < 256; j += 8) {
     const int eq = _mm256_movemask_ps(_mm256_cmp_ps(abs_ps(_mm256_loadu_ps(x + j)), va, _CMP_EQ_OQ));
     if (eq != 0) {
@@ -130,13 +138,16 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   const float iscale = -127.0f / max;
   const __m256 vs = _mm256_set1_ps(iscale);
   const __m256i c127 = _mm256_set1_epi32(127);
+  BITNET_UNROLL
   for (int j = 0; j < 256; j += 32) {
     __m256i v[4];
+    BITNET_UNROLL
     for (int t = 0; t < 4; ++t) {
       const __m256 p = _mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 8 * t));
       v[t] = _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), c127);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j), low_bytes(v[0], v[1], v[2], v[3]));
+    BITNET_UNROLL
     for (int t = 0; t < 4; t += 2) {  // sums of the stored (sign-extended) bytes, 16 at a time
       const __m256i s = _mm256_add_epi32(_mm256_srai_epi32(_mm256_slli_epi32(v[t], 24), 24),
                                          _mm256_srai_epi32(_mm256_slli_epi32(v[t + 1], 24), 24));
@@ -174,6 +185,7 @@ inline int32_t sum_bytes(const int8_t* q) {
 // 8 int32 vectors -> one vector whose lane i is the sum of v[i]'s lanes.
 inline __m256i reduce8(const __m256i* v) {
   __m256i t[4];
+  BITNET_UNROLL
   for (int i = 0; i < 4; ++i) {
     t[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
                             _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
@@ -185,6 +197,7 @@ inline __m256i reduce8(const __m256i* v) {
 
 template <int N, class Fn>
 inline void tile_rows(int64_t first, int64_t n, const Fn& row, const uint8_t* (&out)[N]) {
+  BITNET_UNROLL
   for (int i = 0; i < N; ++i) out[i] = row(first + (i < n ? i : n - 1));
 }
 
@@ -213,16 +226,22 @@ inline __m256i dot128(const __m256i* c, const int8_t* q) {
 template <int NA, int NW>
 inline void i2s_tile(const uint8_t* const* w, int64_t k, const int8_t* const* q, int32_t* out) {
   __m256i acc[NA][NW];
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_si256();
   for (int64_t b = 0; b < k / 128; ++b) {
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       __m256i c[4];
       i2s_decode(w[r] + 32 * b, c);
+      BITNET_UNROLL
       for (int a = 0; a < NA; ++a) acc[a][r] = _mm256_add_epi32(acc[a][r], dot128(c, q[a] + 128 * b));
     }
   }
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8_epi32(acc[a][r]);
 }
 
@@ -243,9 +262,11 @@ void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, 
       const uint8_t* wr[NW];
       tile_rows<NW>(o, nw, row, wr);
       const int8_t* qr[NA];
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i) qr[i] = a.row(r0 + i);
       int32_t cq[NA * NW];
       i2s_tile<NA, NW>(wr, k, qr, cq);
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i) {
         for (int64_t j = 0; j < nw; ++j) {
           const int32_t acc = cq[i * NW + j] - sums[r0 + i];
@@ -272,16 +293,21 @@ struct Tq2Format {
   static inline void dot(const uint8_t* blk, const int8_t* const* act, __m256i* out) {
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256i s[NA];
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) s[a] = _mm256_setzero_si256();
+    BITNET_UNROLL
     for (int h = 0; h < 2; ++h) {
       const __m256i v = load32(blk + 32 * h);
       const __m256i c[4] = {_mm256_and_si256(v, m3), _mm256_and_si256(_mm256_srli_epi16(v, 2), m3),
                             _mm256_and_si256(_mm256_srli_epi16(v, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v, 6), m3)};
+      BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         const int8_t* q = act[a] + 128 * h;
+        BITNET_UNROLL
         for (int g = 0; g < 4; ++g) s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(c[g], load32(q + 32 * g)));
       }
     }
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) out[a] = widen16(s[a]);
   }
 };
@@ -295,9 +321,11 @@ struct Tq1Format {
   static constexpr int kBlockBytes = 54;
   static constexpr int kDOffset = 52;
   static void prep(const int8_t* q, int8_t* out) {
+    BITNET_UNROLL
     for (int t = 0; t < 5; ++t) {
       int8_t* o = out + 32 * t;
       std::memcpy(o, q + 160 + 16 * t, 16);
+      BITNET_UNROLL
       for (int j = 0; j < 16; ++j) o[16 + j] = (j < 4 && t < 4) ? q[240 + 4 * t + j] : int8_t{0};
     }
   }
@@ -310,20 +338,24 @@ struct Tq1Format {
   template <int NA>
   static inline void dot(const uint8_t* blk, const int8_t* const* act, const int8_t* const* prepared, __m256i* out) {
     __m256i s[NA];
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) s[a] = _mm256_setzero_si256();
     __m256i va = load32(blk);
     __m256i vb = _mm256_maskload_epi32(reinterpret_cast<const int*>(blk + 32), _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0));
+    BITNET_UNROLL
     for (int t = 0; t < 5; ++t) {
       if (t > 0) {
         va = _mm256_add_epi8(va, _mm256_add_epi8(va, va));
         vb = _mm256_add_epi8(vb, _mm256_add_epi8(vb, vb));
       }
       const __m256i ca = trit(va), cb = trit(vb);
+      BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(ca, load32(act[a] + 32 * t)));
         s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(cb, load32(prepared[a] + 32 * t)));
       }
     }
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) out[a] = widen16(s[a]);
   }
 };
@@ -341,6 +373,7 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
   static_assert(NA * NW <= 8);
   __m256 sumf = _mm256_setzero_ps();
   alignas(32) int32_t woff[8], aoff[8];
+  BITNET_UNROLL
   for (int l = 0; l < 8; ++l) {
     const bool used = l < NA * NW;
     woff[l] = static_cast<int32_t>(w[used ? l % NW : 0] - w[0]) + F::kDOffset - 2;
@@ -350,13 +383,16 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
   const __m256i vaoff = _mm256_load_si256(reinterpret_cast<const __m256i*>(aoff));
   for (int64_t b = 0; b < nb; ++b) {
     __m256i acc[8];
+    BITNET_UNROLL
     for (int l = 0; l < 8; ++l) acc[l] = _mm256_setzero_si256();
     const int8_t* act[NA];
     const int8_t* prepared[NA];
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) {
       act[a] = pa.q + arow[a] * pa.k + b * 256;
       prepared[a] = pa.vec + (arow[a] * nb + b) * F::kVecBytes;
     }
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       __m256i d[NA];
       if constexpr (F::kVecBytes == 0) {
@@ -364,6 +400,7 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
       } else {
         F::template dot<NA>(w[r] + b * F::kBlockBytes, act, prepared, d);
       }
+      BITNET_UNROLL
       for (int a = 0; a < NA; ++a) acc[a * NW + r] = d[a];
     }
     __m256i sums;
@@ -397,6 +434,7 @@ void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
       const int8_t* q = a.row(r) + b * kQ8KBlock;
       if constexpr (F::kVecBytes > 0) F::prep(q, vec + (r * nb + b) * F::kVecBytes);
       int32_t s = 0;
+      BITNET_UNROLL
       for (int j = 0; j < 256; j += 32) s += sum_bytes(q + j);
       sum[r * nb + b] = s;
     }
@@ -409,9 +447,11 @@ void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
       const uint8_t* wr[NW];
       tile_rows<NW>(o, nw, row, wr);
       int64_t arow[NA];
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i) arow[i] = r0 + i;
       alignas(32) float out[8];
       tq_tile<F, NA, NW>(wr, nb, pa, arow, out);
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
         for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
     }
@@ -457,33 +497,43 @@ template <TensorType T, int NA, int NW>
 inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
   __m256 acc[NA][NW];
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_ps();
   const int64_t k8 = k / 8 * 8;
   for (int64_t i = 0; i < k8; i += 8) {
     __m256 wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = load_w8<T>(w[r] + i * kEs);
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) {
       const __m256 xv = _mm256_loadu_ps(x[a] + i);
+      BITNET_UNROLL
       for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_fmadd_ps(wv[r], xv, acc[a][r]);
     }
   }
   if (k8 < k) {  // zero-padded tail
     const size_t n = static_cast<size_t>(k - k8);
     __m256 wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       alignas(32) uint8_t tw[32] = {};
       std::memcpy(tw, w[r] + k8 * kEs, n * kEs);
       wv[r] = load_w8<T>(tw);
     }
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) {
       alignas(32) float tx[8] = {};
       std::memcpy(tx, x[a] + k8, n * sizeof(float));
       const __m256 xv = _mm256_load_ps(tx);
+      BITNET_UNROLL
       for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_fmadd_ps(wv[r], xv, acc[a][r]);
     }
   }
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8(acc[a][r]);
 }
 
@@ -496,9 +546,11 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
       const uint8_t* wr[NW];
       tile_rows<NW>(o, nw, row, wr);
       const float* xr[NA];
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
       float out[NA * NW];
       float_tile<T, NA, NW>(wr, xr, w.k, out);
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
         for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
     }

@@ -46,6 +46,10 @@
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
 
+// Register arrays (accumulators, decoded codes) only stay in registers when the small
+// constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
+#define BITNET_UNROLL _Pragma("GCC unroll 16")
+
 namespace bitnet::kernels {
 namespace {
 
@@ -101,16 +105,20 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
 // (NaN or infinity -> INT_MIN -> min(127, .) -> low byte 0).
 void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   __m512 vmax = _mm512_setzero_ps();
+  BITNET_UNROLL
   for (int j = 0; j < 256; j += 16) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + j)), vmax);
   const float amax = _mm512_reduce_max_ps(vmax);
   if (amax == 0.0f) {
     *d = 0.0f;
+    BITNET_UNROLL
     for (int j = 0; j < 256; j += 64) _mm512_storeu_si512(q + j, _mm512_setzero_si512());
+    BITNET_UNROLL
     for (int g = 0; g < 16; ++g) bsums[g] = 0;
     return;
   }
   float max = 0.0f;
   const __m512 va = _mm512_set1_ps(amax);
+  BITNET_UNROLL
   for (int j = 0; j < 256; j += 16) {
     const __mmask16 eq = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), va, _CMP_EQ_OQ);
     if (eq != 0) {
@@ -121,6 +129,7 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   const float iscale = -127.0f / max;
   const __m512 vs = _mm512_set1_ps(iscale);
   const __m512i c127 = _mm512_set1_epi32(127);
+  BITNET_UNROLL
   for (int g = 0; g < 16; ++g) {
     const __m512 p = _mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * g));
     __m512i v = _mm512_cvttps_epi32(_mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -153,10 +162,12 @@ void quantize(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedA
 // 16 int32 vectors -> one vector whose lane i is the sum of the 16 lanes of v[i].
 inline __m512i reduce16(const __m512i* v) {
   __m512i t[8], u[4];
+  BITNET_UNROLL
   for (int i = 0; i < 8; ++i) {
     t[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
                             _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
   }
+  BITNET_UNROLL
   for (int i = 0; i < 4; ++i) {  // 128-bit chunk c of u[i]: partial sums of v[4i..4i+3]
     u[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(t[2 * i], t[2 * i + 1]),
                             _mm512_unpackhi_epi64(t[2 * i], t[2 * i + 1]));
@@ -177,12 +188,14 @@ inline int32_t sum_bytes(__m512i v) {
 // repeated rows are computed and dropped; this keeps every tile the same straight-line code).
 template <int N, class Fn>
 inline void tile_rows(int64_t first, int64_t n, const Fn& row, const uint8_t* (&out)[N]) {
+  BITNET_UNROLL
   for (int i = 0; i < N; ++i) out[i] = row(first + (i < n ? i : n - 1));
 }
 
 // I2_S and TQ2_0: the pair/block permutation described at the top, for 256 elements at `q`
 // (`valid` of them real: 256, or 128 for an I2_S tail block pair whose second block is absent).
 inline void permute_256(const int8_t* q, int valid, int8_t* out) {
+  BITNET_UNROLL
   for (int g = 0; g < 4; ++g) {
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * g));
     const __m256i hi = valid == 256 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 128 + 32 * g))
@@ -207,12 +220,15 @@ inline void i2s_gemv(const uint8_t* const* w, int64_t k, const int8_t* p, int32_
   const __m512i m0 = _mm512_set1_epi8(static_cast<char>(0xC0)), m1 = _mm512_set1_epi8(0x30);
   const __m512i m2 = _mm512_set1_epi8(0x0C), m3 = _mm512_set1_epi8(0x03);
   __m512i acc[NW][4];
+  BITNET_UNROLL
   for (int r = 0; r < NW; ++r)
+    BITNET_UNROLL
     for (int g = 0; g < 4; ++g) acc[r][g] = _mm512_setzero_si512();
   auto step = [&](int64_t pi, const __m512i* wv) {
     const int8_t* pp = p + 256 * pi;
     const __m512i a0 = _mm512_load_si512(pp), a1 = _mm512_load_si512(pp + 64);
     const __m512i a2 = _mm512_load_si512(pp + 128), a3 = _mm512_load_si512(pp + 192);
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       acc[r][0] = dpbusd(acc[r][0], _mm512_and_si512(wv[r], m0), a0);
       acc[r][1] = dpbusd(acc[r][1], _mm512_and_si512(wv[r], m1), a1);
@@ -222,14 +238,17 @@ inline void i2s_gemv(const uint8_t* const* w, int64_t k, const int8_t* p, int32_
   };
   for (int64_t pi = 0; pi < npairs; ++pi) {
     __m512i wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = _mm512_loadu_si512(w[r] + 64 * pi);
     step(pi, wv);
   }
   if (tail) {
     __m512i wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = _mm512_maskz_loadu_epi8(0xFFFFFFFFull, w[r] + 64 * npairs);
     step(npairs, wv);
   }
+  BITNET_UNROLL
   for (int r = 0; r < NW; ++r) {
     const __m512i v = _mm512_add_epi32(
         _mm512_add_epi32(_mm512_srai_epi32(acc[r][0], 6), _mm512_srai_epi32(acc[r][1], 4)),
@@ -245,24 +264,33 @@ inline void i2s_gemm(const uint8_t* const* w, int64_t k, const int8_t* const* p,
   const bool tail = (k % 256) != 0;
   const __m512i m3 = _mm512_set1_epi8(0x03);
   __m512i acc[NA][NW];
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_setzero_si512();
   for (int64_t pi = 0; pi < npairs; ++pi) {
     __m512i wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       wv[r] = (tail && pi == npairs - 1) ? _mm512_maskz_loadu_epi8(0xFFFFFFFFull, w[r] + 64 * pi)
                                          : _mm512_loadu_si512(w[r] + 64 * pi);
     }
+    BITNET_UNROLL
     for (int g = 0; g < 4; ++g) {
       __m512i c[NW];
+      BITNET_UNROLL
       for (int r = 0; r < NW; ++r) c[r] = _mm512_and_si512(_mm512_srli_epi16(wv[r], 6 - 2 * g), m3);
+      BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         const __m512i av = _mm512_load_si512(p[a] + 256 * pi + 64 * g);
+        BITNET_UNROLL
         for (int r = 0; r < NW; ++r) acc[a][r] = dpbusd(acc[a][r], c[r], av);
       }
     }
   }
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) out[a * NW + r] = _mm512_reduce_add_epi32(acc[a][r]);
 }
 
@@ -278,6 +306,7 @@ void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, 
     for (int64_t i = 0; i < kp; i += 256) {
       const int valid = k - i >= 256 ? 256 : 128;
       permute_256(q + i, valid, perm + r * kp + i);
+      BITNET_UNROLL
       for (int g = 0; g < 4; ++g) sum += sum_bytes(_mm512_load_si512(perm + r * kp + i + 64 * g));
     }
     sums[r] = sum;
@@ -299,6 +328,7 @@ void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, 
       const int8_t* pr[4] = {perm + r * kp, perm + (r + 1) * kp, perm + (r + 2) * kp, perm + (r + 3) * kp};
       int32_t cq[4 * kNW];
       i2s_gemm<4, kNW>(wr, k, pr, cq);
+      BITNET_UNROLL
       for (int aa = 0; aa < 4; ++aa)
         for (int64_t j = 0; j < nw; ++j) emit(r + aa, o + j, cq[aa * kNW + j]);
     }
@@ -306,6 +336,7 @@ void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, 
       const int8_t* pr[2] = {perm + r * kp, perm + (r + 1) * kp};
       int32_t cq[2 * kNW];
       i2s_gemm<2, kNW>(wr, k, pr, cq);
+      BITNET_UNROLL
       for (int aa = 0; aa < 2; ++aa)
         for (int64_t j = 0; j < nw; ++j) emit(r + aa, o + j, cq[aa * kNW + j]);
       r += 2;
@@ -348,10 +379,12 @@ struct Tq1Format {
   static constexpr int kBlockBytes = 54;
   static constexpr int kDOffset = 52;
   static void prep(const int8_t* q, int8_t* out) {
+    BITNET_UNROLL
     for (int t = 0; t < 5; ++t) {
       int8_t* o = out + 64 * t;
       std::memcpy(o, q + 32 * t, 32);
       std::memcpy(o + 32, q + 160 + 16 * t, 16);
+      BITNET_UNROLL
       for (int j = 0; j < 16; ++j) o[48 + j] = (j < 4 && t < 4) ? q[240 + 4 * t + j] : int8_t{0};
     }
   }
@@ -359,6 +392,7 @@ struct Tq1Format {
     const __m512i one = _mm512_set1_epi8(1), two = _mm512_set1_epi8(2);
     const __m512i c86 = _mm512_set1_epi8(86), c171 = _mm512_set1_epi8(static_cast<char>(171));
     __m512i v = _mm512_maskz_loadu_epi8(0x000FFFFFFFFFFFFFull, blk);
+    BITNET_UNROLL
     for (int t = 0; t < 5; ++t) {
       if (t > 0) v = _mm512_add_epi8(v, _mm512_add_epi8(v, v));
       const __m512i ge1 = _mm512_maskz_mov_epi8(_mm512_cmpge_epu8_mask(v, c86), one);
@@ -384,6 +418,7 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
   // Gather offsets of each lane's weight row (its d sits at block start + kDOffset; the gather
   // reads the 4 bytes ending there so it never leaves the block).
   alignas(64) int32_t woff[16];
+  BITNET_UNROLL
   for (int l = 0; l < 16; ++l) {
     const int r = l < NA * NW ? l % NW : 0;
     woff[l] = static_cast<int32_t>(w[r] - w[0]) + F::kDOffset - 2;
@@ -391,17 +426,22 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
   const __m512i vwoff = _mm512_load_si512(woff);
   // Lane l = a * NW + r reads row a's code sum and d_act of the block ([row][block] arrays).
   alignas(64) int32_t aoff[16];
+  BITNET_UNROLL
   for (int l = 0; l < 16; ++l) aoff[l] = static_cast<int32_t>(arow[l < NA * NW ? l / NW : 0] * nb);
   const __m512i vaoff = _mm512_load_si512(aoff);
   for (int64_t b = 0; b < nb; ++b) {
     __m512i acc[16];
+    BITNET_UNROLL
     for (int l = 0; l < 16; ++l) acc[l] = _mm512_setzero_si512();
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       __m512i c[F::kGroups];
       F::decode(w[r] + b * F::kBlockBytes, c);
+      BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         const int8_t* av = pa.vec + (arow[a] * nb + b) * kVecBytes;
         __m512i s = acc[a * NW + r];
+        BITNET_UNROLL
         for (int g = 0; g < F::kGroups; ++g) s = dpbusd(s, c[g], _mm512_load_si512(av + 64 * g));
         acc[a * NW + r] = s;
       }
@@ -437,6 +477,7 @@ void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
       const int8_t* q = a.row(r) + b * kQ8KBlock;
       F::prep(q, vec + (r * nb + b) * kVecBytes);
       int32_t s = 0;
+      BITNET_UNROLL
       for (int j = 0; j < 256; j += 64) s += sum_bytes(_mm512_loadu_si512(q + j));
       sum[r * nb + b] = s;
     }
@@ -450,6 +491,7 @@ void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
       const uint8_t* wr[NW];
       tile_rows<NW>(o, nw, row, wr);
       int64_t arow[NA];
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i) arow[i] = r0 + (i < na ? i : na - 1);
       alignas(64) float out[16];
       tq_tile<F, NA, NW>(wr, nb, pa, arow, out);
@@ -511,27 +553,37 @@ template <TensorType T, int NA, int NW>
 inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
   __m512 acc[NA][NW];
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
     __m512 wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = load_w16<T>(w[r] + i * kEs);
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) {
       const __m512 xv = _mm512_loadu_ps(x[a] + i);
+      BITNET_UNROLL
       for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_fmadd_ps(wv[r], xv, acc[a][r]);
     }
   }
   if (i < k) {
     const __mmask16 m = tail_mask16(k - i);
     __m512 wv[NW];
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = load_w16<T>(w[r] + i * kEs, m);
+    BITNET_UNROLL
     for (int a = 0; a < NA; ++a) {
       const __m512 xv = _mm512_maskz_loadu_ps(m, x[a] + i);
+      BITNET_UNROLL
       for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_fmadd_ps(wv[r], xv, acc[a][r]);
     }
   }
+  BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
+    BITNET_UNROLL
     for (int r = 0; r < NW; ++r) out[a * NW + r] = _mm512_reduce_add_ps(acc[a][r]);
 }
 
@@ -545,9 +597,11 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
       const uint8_t* wr[NW];
       tile_rows<NW>(o, nw, row, wr);
       const float* xr[NA];
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
       float out[NA * NW];
       float_tile<T, NA, NW>(wr, xr, w.k, out);
+      BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
         for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
     }

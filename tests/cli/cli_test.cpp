@@ -1,0 +1,151 @@
+// The `bitnet` binary end to end: synth -> inspect -> run / chat / tokenize, and its errors.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/npy.h"
+#include "test_util.h"
+
+namespace bitnet {
+namespace {
+
+using nlohmann::json;
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    model_ = dir_->path("tiny.gguf");
+    auto r = test::run_command(test::bitnet_binary() + " synth -q --preset tiny --arch bitnet-b1.58 --weights i2_s -o " + model_);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static test::CommandResult bitnet(const std::string& args) {
+    return test::run_command(test::bitnet_binary() + " " + args);
+  }
+  static test::TempDir* dir_;
+  static std::string model_;
+};
+test::TempDir* Cli::dir_ = nullptr;
+std::string Cli::model_;
+
+TEST_F(Cli, InspectJsonShowsTheModel) {
+  auto r = bitnet("inspect --json " + model_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["metadata"]["general.architecture"], "bitnet-b1.58");
+  EXPECT_EQ(j["summary"]["model"]["n_layers"], 2);
+  EXPECT_EQ(j["tensors"].size(), 24u);
+  EXPECT_EQ(j["metadata"]["tokenizer.ggml.tokens"]["count"], 128256);
+}
+
+TEST_F(Cli, RunJsonHasIdsTextTimingsAndKernels) {
+  auto r = bitnet("run -m " + model_ + " -p 'Count: 1 2 3' -n 8 --greedy --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["prompt_ids"][0], 128000);  // BOS
+  EXPECT_EQ(j["generated_ids"].size(), 8u);
+  EXPECT_TRUE(j["text"].is_string());
+  EXPECT_GT(j["timings"]["decode_tok_s"].get<double>(), 0.0);
+  EXPECT_TRUE(j["kernels"].is_string());
+}
+
+TEST_F(Cli, GreedyRunsAreIdenticalAcrossThreadsAndRuns) {
+  std::string first;
+  for (int threads : {1, 2, 2}) {
+    auto r = bitnet("run -m " + model_ + " -p Hello -n 12 --greedy --json -t " + std::to_string(threads));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const auto ids = json::parse(r.out)["generated_ids"].dump();
+    if (first.empty()) first = ids;
+    EXPECT_EQ(ids, first) << threads << " threads";
+  }
+}
+
+TEST_F(Cli, DeterministicSamplingRepeats) {
+  auto a = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() + " run -m " + model_ +
+                             " -p Hi -n 10 --temperature 1.0 --json");
+  auto b = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() + " run -m " + model_ +
+                             " -p Hi -n 10 --temperature 1.0 --json -t 1");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_EQ(json::parse(a.out)["generated_ids"], json::parse(b.out)["generated_ids"]);
+  EXPECT_EQ(json::parse(a.out)["seed"], 7);
+}
+
+TEST_F(Cli, DumpLogitsRowsAreEveryEvaluatedPosition) {
+  const std::string npy = dir_->path("logits.npy");
+  auto r = bitnet("run -m " + model_ + " -p 'Count: 1 2' -n 5 --greedy --json --dump-logits " + npy);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out);
+  auto a = read_npy_f32(npy);
+  ASSERT_TRUE(a.ok()) << a.message();
+  ASSERT_EQ(a->shape.size(), 2u);
+  // Every prompt position, then one row per decode step (the last token is not evaluated).
+  EXPECT_EQ(a->shape[0], static_cast<int64_t>(j["prompt_ids"].size() + j["generated_ids"].size() - 1));
+  EXPECT_EQ(a->shape[1], 128256);
+  // The greedy choice at the last prompt row is the first generated token.
+  const float* row = a->data.data() + (j["prompt_ids"].size() - 1) * 128256;
+  int best = 0;
+  for (int i = 1; i < 128256; ++i) best = row[i] > row[best] ? i : best;
+  EXPECT_EQ(best, j["generated_ids"][0]);
+}
+
+TEST_F(Cli, ChatKeepsTheConversation) {
+  auto r = test::run_command("printf 'Hello\\nHow are you?\\n/exit\\n' | " + test::bitnet_binary() + " chat -m " +
+                             model_ + " -n 4 --greedy -v");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Two turns answered; the second reuses the first turn's cached tokens.
+  size_t turns = 0;
+  for (size_t at = 0; (at = r.err.find("prompt tokens (", at)) != std::string::npos; ++at) ++turns;
+  EXPECT_EQ(turns, 2u) << r.err;
+  EXPECT_NE(r.err.find("reused"), std::string::npos);
+  EXPECT_EQ(r.err.find("(0 reused)", r.err.find("(0 reused)") + 1), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, TokenizeMatchesRun) {
+  auto t = bitnet("tokenize -m " + model_ + " --prompt 'Count: 1 2 3' --json");
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  auto r = bitnet("run -m " + model_ + " -p 'Count: 1 2 3' -n 1 --greedy --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(t.out)["ids"], json::parse(r.out)["prompt_ids"]) << t.out;
+}
+
+struct ErrorCase {
+  std::string args;
+  int exit_code;
+  std::string expect;
+};
+
+TEST_F(Cli, BadInputsGiveOneLineErrors) {
+  const std::string notgguf = dir_->path("not.gguf");
+  test::run_command("echo hello > " + notgguf);
+  const std::vector<ErrorCase> cases = {
+      {"run -m /nonexistent.gguf -p hi", 1, "cannot open"},
+      {"run -m " + notgguf + " -p hi", 1, "not a GGUF file"},
+      {"run -m " + model_ + " -p 'one two three four five six seven eight nine ten' -c 4", 1,
+       "more than the context length 4"},
+      {"run -m " + model_ + " -p hi --kv-type q4", 1, "--kv-type 'q4'"},
+      {"run -m " + model_ + " -p hi --kernels avx9000", 1, "unknown kernel variant"},
+      {"run -m " + model_ + " -p hi --top-p 0", 1, "--top-p"},
+      {"run -m " + model_ + " -p hi --bogus-flag", 2, "bogus-flag"},
+      {"run -m " + model_ + " -p hi -n notanumber", 2, "notanumber"},
+      {"run -p hi", 2, "--model"},
+      {"frobnicate", 2, "frobnicate"},
+      {"synth -o " + dir_->path("x.gguf") + " --weights q4_0", 1, "--weights 'q4_0'"},
+      {"synth -o " + dir_->path("x.gguf") + " --arch llama", 1, "--arch 'llama'"},
+      {"synth -o " + dir_->path("x.gguf") + " --preset huge", 1, "unknown preset 'huge'"},
+      {"synth -o " + dir_->path("x.gguf") + " --heads 3", 1, "heads (3)"},
+      {"inspect /nonexistent.gguf", 1, "cannot open"},
+  };
+  for (const auto& c : cases) {
+    auto r = bitnet(c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args << ": " << r.err;
+    ASSERT_FALSE(r.err.empty()) << c.args;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << c.args << ": not one line: " << r.err;
+    EXPECT_EQ(r.err.rfind("bitnet: error: ", 0), 0u) << c.args << ": " << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << ": " << r.err;
+  }
+}
+
+}  // namespace
+}  // namespace bitnet
