@@ -112,8 +112,9 @@ void Session::project(const float* in, int n_rows,
         for (int r = 0; r < n_rows; ++r) {
           const trace::Point p{first_pos + r, layer, input_op};
           if (!trace_->wants(p)) continue;
-          trace_->record_quantized(p, {qa_.row(r), static_cast<size_t>(k)},
-                                   {qa_.scales.data() + r * n_scales, static_cast<size_t>(n_scales)});
+          trace_->record_codes(p, per_token ? trace::QuantGrouping::kPerToken : trace::QuantGrouping::kQ8K,
+                               {qa_.row(r), static_cast<size_t>(k)},
+                               {qa_.scales.data() + r * n_scales, static_cast<size_t>(n_scales)});
         }
       }
     }

@@ -45,5 +45,11 @@ std::optional<Op> op_from_name(std::string_view name);
 inline bool is_block_op(Op op) {
   return op != Op::kEmbeddings && op != Op::kFinalNorm && op != Op::kLogits;
 }
+// Ops whose output is the input of BitLinear projections: their int8 codes are recorded too
+// (attn_norm -> q/k/v, attn_sub_norm -> o, ffn_norm -> gate/up, ffn_sub_norm -> down).
+inline bool feeds_bitlinear(Op op) {
+  return op == Op::kAttnNorm || op == Op::kAttnSubNorm || op == Op::kFfnNorm ||
+         op == Op::kFfnSubNorm;
+}
 
 }  // namespace bitnet::trace

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "generate/sampler.h"
+#include "kernels/ggml_math.h"
 #include "gguf_edit.h"
 #include "model/session.h"
 #include "synth/synth.h"
@@ -161,9 +162,15 @@ TEST(Session, FfnActivationFollowsArchitecture) {
         const auto& a = sink.at(pos, l, trace::Op::kFfnAct);
         ASSERT_EQ(g.size(), 512u);
         ASSERT_EQ(a.size(), 512u);
+        std::vector<float> silu(g.size());  // ggml's SwiGLU (its vectorised exp)
+        kernels::ggml_swiglu(static_cast<int64_t>(g.size()), silu.data(), g.data(), u.data());
         for (size_t i = 0; i < g.size(); ++i) {
           const float r = g[i] > 0 ? g[i] : 0.0f;
-          const float want = relu2 ? r * r * u[i] : g[i] / (1.0f + std::exp(-g[i])) * u[i];
+          const float want = relu2 ? r * r * u[i] : silu[i];
+          if (!relu2) {  // and that is silu(g) * up to float accuracy
+            const double exact = g[i] / (1.0 + std::exp(-double(g[i]))) * u[i];
+            ASSERT_NEAR(a[i], exact, 1e-5 * (1.0 + std::fabs(exact)));
+          }
           ASSERT_EQ(a[i], want) << (relu2 ? "relu2" : "silu") << " pos " << pos << " layer " << l << " i " << i;
           ++checked;
         }

@@ -42,6 +42,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <cstdlib>
 
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
@@ -236,10 +237,15 @@ inline void i2s_gemv(const uint8_t* const* w, int64_t k, const int8_t* p, int32_
       acc[r][3] = dpbusd(acc[r][3], _mm512_and_si512(wv[r], m3), a3);
     }
   };
+  static const int64_t pf = [] { const char* e = std::getenv("PFD"); return e ? std::atol(e) : 0L; }();
   for (int64_t pi = 0; pi < npairs; ++pi) {
     __m512i wv[NW];
     BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = _mm512_loadu_si512(w[r] + 64 * pi);
+    if (pf) {
+      BITNET_UNROLL
+      for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r] + 64 * pi + pf), _MM_HINT_T0);
+    }
     step(pi, wv);
   }
   if (tail) {
