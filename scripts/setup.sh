@@ -8,6 +8,8 @@
 #      @node-llama-cpp/linux-x64@3.22.1   -> prebuilt libllama / libggml* shared libraries
 #    They are fetched with `npm pack` (no install scripts run), verified, and unpacked into
 #    .deps/ (git-ignored). Nothing else is downloaded.
+# 3. An older llama.cpp (node-llama-cpp@3.2.0 + @node-llama-cpp/linux-x64@3.2.0, llama.cpp
+#    b3995) with the pre-2025 C API, for the crossval adapter's old-API build (.deps/reference-oldapi).
 #
 # Re-running is fast: each step is skipped when its stamp says it is already done.
 set -euo pipefail
@@ -26,6 +28,16 @@ APT_PACKAGES=(
 NPM_PINS=(
   "node-llama-cpp|3.22.1|sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=="
   "@node-llama-cpp/linux-x64|3.22.1|sha512-5uCCDNqWCNfaAm8aR/Uzxbo4HBpKgNF91kCHPepKhgMgV2OAmatoefbOlMihsqCiH2Od35E/eUHQCFbfRBJuOg=="
+)
+# A second, OLDER llama.cpp (tag b3995, 2024-10-31) with the pre-2025 C API that bitnet.cpp's
+# fork also has (llama_load_model_from_file, llama_new_context_with_model, llama_n_vocab(model),
+# llama_batch_get_one with 4 arguments, CPU backend built into libggml). It already loads `bitnet`
+# arch TQ1_0/TQ2_0 models. Crossval builds its reference helper against it too
+# (bitnet-reference-oldapi) to prove the adapter works with that API; unpacked into
+# .deps/reference-oldapi/{include,lib,models}.
+NPM_PINS_OLDAPI=(
+  "node-llama-cpp|3.2.0|sha512-aiE8wIApm0pQL0i+d4hcVweC8kc3C78wx0n7N7um65Q9LfQTsOzYlNb8ANIfdDRJ2A5Z9tqlDIeyD7DmnwfoMQ=="
+  "@node-llama-cpp/linux-x64|3.2.0|sha512-4p4JmcYROFRm6t4zUBdCklKWgDC8j1UH2kWDPX1Vqm7MdQxVhkdP5RGGTl8/LuspzH2w4/r7a2EiWKB3BjlcEw=="
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -108,6 +120,34 @@ install_reference() {
   [ -e "$lib/libggml.so" ] || ln -s libggml.v0.5.0.so "$lib/libggml.so"
 }
 
+# The older-API reference (see NPM_PINS_OLDAPI): same steps, its own folders.
+install_reference_oldapi() {
+  IFS='|' read -r n1 v1 i1 <<<"${NPM_PINS_OLDAPI[0]}"
+  IFS='|' read -r n2 v2 i2 <<<"${NPM_PINS_OLDAPI[1]}"
+  fetch_npm_pinned "$n1" "$v1" "$i1" "$DEPS/npm-oldapi/node-llama-cpp"
+  fetch_npm_pinned "$n2" "$v2" "$i2" "$DEPS/npm-oldapi/linux-x64"
+
+  local src="$DEPS/llama.cpp-oldapi"
+  local bundle="$DEPS/npm-oldapi/node-llama-cpp/llama/gitRelease.bundle"
+  local head
+  head="$(git bundle list-heads "$bundle" | awk '/HEAD/{print $1}')"
+  if [ ! -f "$src/.bundle-head" ] || [ "$(cat "$src/.bundle-head")" != "$head" ]; then
+    log "unpacking older llama.cpp source ($head)"
+    rm -rf "$src"
+    git -c advice.detachedHead=false clone -q "$bundle" "$src"
+    echo "$head" >"$src/.bundle-head"
+  fi
+
+  local ref="$DEPS/reference-oldapi"
+  mkdir -p "$ref/include"
+  ln -sfn "$DEPS/npm-oldapi/linux-x64/bins/linux-x64" "$ref/lib"
+  ln -sfn "$src/models" "$ref/models"
+  for h in "$src"/include/llama.h "$src"/ggml/include/*.h; do
+    ln -sfn "$h" "$ref/include/$(basename "$h")"
+  done
+}
+
 install_debian_packages
 install_reference
-log "ok (reference: $DEPS/reference)"
+install_reference_oldapi
+log "ok (reference: $DEPS/reference; older API: $DEPS/reference-oldapi)"

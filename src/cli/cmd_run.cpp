@@ -18,6 +18,7 @@ struct RunFlags {
   bool special = false;
   bool json = false;
   std::string dump_logits;
+  TraceFlags trace;
 };
 
 int run(const RunFlags& f) {
@@ -42,6 +43,8 @@ int run(const RunFlags& f) {
   go.sampler = *sampler;
   go.stop = f.sampling.stop;
   go.collect_logits = !f.dump_logits.empty();
+  auto tracer = f.trace.start(*lm);
+  if (!tracer) return fail(tracer.error());
   if (!f.json) {
     go.on_text = [](std::string_view s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
@@ -50,6 +53,13 @@ int run(const RunFlags& f) {
   }
   auto r = generate::generate(*lm->session, lm->tokenizer, prompt, go);
   if (!r) return fail(r.error());
+  if (*tracer) {
+    // Evaluated ids: the prompt, then every generated id but the last (never fed back).
+    std::vector<int32_t> ids = prompt;
+    ids.insert(ids.end(), r->generated.begin(), r->generated.begin() + r->timings.n_decode);
+    auto st = f.trace.finish(tracer->get(), *lm, f.model, ids, static_cast<int>(prompt.size()));
+    if (!st) return fail(st.error());
+  }
   if (!f.dump_logits.empty()) {
     const int64_t shape[2] = {r->logits_rows, static_cast<int64_t>(lm->model->config().n_vocab)};
     auto st = write_npy_f32(f.dump_logits, r->logits, shape);
@@ -99,6 +109,7 @@ std::vector<Command> register_run(CLI::App& app) {
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
   sub->add_option("--dump-logits", f->dump_logits,
                   "Write the logits of every evaluated position to a NumPy .npy file [rows, n_vocab]");
+  f->trace.add_to(sub);
   return {Command{sub, [f] { return run(*f); }}};
 }
 

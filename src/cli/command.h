@@ -32,5 +32,7 @@ std::vector<Command> register_synth(CLI::App& app);
 std::vector<Command> register_run(CLI::App& app);
 std::vector<Command> register_chat(CLI::App& app);
 std::vector<Command> register_tokenize(CLI::App& app);
+std::vector<Command> register_bench(CLI::App& app);
+std::vector<Command> register_trace(CLI::App& app);  // trace-diff, trace-show
 
 }  // namespace bitnet::cli

@@ -13,6 +13,7 @@
 #include "model/session.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
+#include "trace/writer.h"
 
 namespace bitnet::cli {
 
@@ -53,6 +54,24 @@ struct LoadedModel {
 };
 
 Result<LoadedModel> load_model(const ModelFlags& flags);
+
+// Layer-by-layer tracing of a run: --trace-dir (or BITNET_TRACE_DIR) and its options. Defined
+// in cmd_trace.cpp with the trace-diff / trace-show commands.
+struct TraceFlags {
+  std::string dir;
+  std::string filter;
+  std::string positions;
+  bool values = false;
+  std::string values_format = "npy";
+  bool seed_layout = false;
+
+  void add_to(CLI::App* app);
+  // Opens the trace folder and attaches it to lm.session; null when tracing is off.
+  Result<std::unique_ptr<trace::Writer>> start(LoadedModel& lm) const;
+  // Writes meta.json (model and its BLAKE3, evaluated token ids, settings) and closes the trace.
+  Status finish(trace::Writer* writer, const LoadedModel& lm, const ModelFlags& model_flags,
+                std::span<const int32_t> evaluated_ids, int n_prompt) const;
+};
 
 // "avx512", the active kernel variant name.
 std::string active_kernels();

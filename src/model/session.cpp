@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "core/fp16.h"
 #include "kernels/ggml_math.h"
@@ -25,7 +28,38 @@ Numerics numerics_for(const Model& m, bool kv_f16) {
 Result<std::unique_ptr<Session>> Session::create(const Model& model, const SessionOptions& o) {
   if (o.n_ctx < 0) return make_error("context length %d must not be negative", o.n_ctx);
   if (o.n_threads < 1 || o.n_threads > 512) return make_error("thread count %d is out of range (1..512)", o.n_threads);
-  return std::unique_ptr<Session>(new Session(model, o));
+  BITNET_ASSIGN_OR_RETURN(auto perturb, test_perturbation_from_env());
+  auto s = std::unique_ptr<Session>(new Session(model, o));
+  s->perturb_ = perturb;
+  return s;
+}
+
+// TEST-ONLY (see session.h): parses BITNET_TEST_PERTURB; never set outside tests.
+Result<std::optional<Session::TestPerturbation>> Session::test_perturbation_from_env() {
+  const char* env = std::getenv("BITNET_TEST_PERTURB");
+  if (env == nullptr || env[0] == '\0') return std::optional<TestPerturbation>();
+  const std::string spec = env;
+  const size_t colon = spec.rfind(':');
+  std::string point = spec.substr(0, colon == std::string::npos ? spec.size() : colon);
+  TestPerturbation p;
+  int layer = -1;
+  if (point.rfind("blk", 0) == 0 && point.find('/') != std::string::npos) {
+    layer = std::atoi(point.c_str() + 3);
+    point = point.substr(point.find('/') + 1);
+  }
+  const auto op = trace::op_from_name(point);
+  char* end = nullptr;
+  const double eps = colon == std::string::npos ? 0.0 : std::strtod(spec.c_str() + colon + 1, &end);
+  if (!op || colon == std::string::npos || end == nullptr || *end != '\0' ||
+      trace::is_block_op(*op) != (layer >= 0) || *op == Op::kAttnScoresSoftmax) {
+    return make_error("BITNET_TEST_PERTURB='%s' is not blk<N>/<op>:<eps> or <op>:<eps>", env);
+  }
+  p.layer = layer;
+  p.op = *op;
+  p.factor = static_cast<float>(1.0 + eps);
+  std::fprintf(stderr, "bitnet: warning: BITNET_TEST_PERTURB=%s is set: TEST-ONLY fault injection, "
+               "every output of that op is multiplied by %.9g\n", env, static_cast<double>(p.factor));
+  return std::optional<TestPerturbation>(p);
 }
 
 Session::Session(const Model& model, const SessionOptions& o)
@@ -72,12 +106,45 @@ void Session::ensure_capacity(int n) {
 }
 
 void Session::trace_rows(Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos) {
+  if (perturb_ && perturb_->op == op && perturb_->layer == layer) {
+    // TEST-ONLY fault injection (BITNET_TEST_PERTURB): every caller passes the session's own
+    // mutable buffer holding the op's final output.
+    float* out = const_cast<float*>(data);
+    for (int64_t i = 0; i < n_rows * row_len; ++i) out[i] *= perturb_->factor;
+  }
   if constexpr (trace::kTraceCompiled) {
     if (trace_ == nullptr) return;
     const int64_t shape[1] = {row_len};
     for (int r = 0; r < n_rows; ++r) {
       const trace::Point p{first_pos + r, layer, op};
       if (trace_->wants(p)) trace_->record(p, {data + r * row_len, static_cast<size_t>(row_len)}, shape);
+    }
+  }
+}
+
+// With only the last row's logits wanted, a traced run still records final_norm and logits at
+// every position: earlier rows go through the head one by one into side buffers, leaving the
+// returned logits (and the cost of an untraced run) untouched.
+void Session::trace_head_rows(const float* x, int n_rows, int first_pos) {
+  if constexpr (trace::kTraceCompiled) {
+    if (trace_ == nullptr) return;
+    const int64_t d = c_.n_embd;
+    std::vector<float> fin, out;
+    for (int r = 0; r < n_rows; ++r) {
+      const int pos = first_pos + r;
+      const bool want_logits = trace_->wants({pos, -1, Op::kLogits});
+      if (!want_logits && !trace_->wants({pos, -1, Op::kFinalNorm})) continue;
+      fin.resize(d);
+      rms_norm_rows(x + r * d, model_.output_norm(), 1, d, fin.data());
+      trace_rows(Op::kFinalNorm, -1, fin.data(), 1, d, pos);
+      if (!want_logits) continue;
+      const kernels::WeightMatrix& head = model_.head();
+      if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
+        for (float& v : fin) v = fp16_to_fp32(fp32_to_fp16(v));
+      }
+      out.resize(c_.n_vocab);
+      kernels::matmul_float(head, fin.data(), 1, out.data(), &pool_);
+      trace_rows(Op::kLogits, -1, out.data(), 1, c_.n_vocab, pos);
     }
   }
 }
@@ -317,6 +384,7 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   const int first = all_logits ? 0 : n - 1;
   const int n_out = n - first;
   float* fin = final_.data();
+  if (first > 0) trace_head_rows(x, first, p0);
   rms_norm_rows(x + first * d, model_.output_norm(), n_out, d, fin);
   trace_rows(Op::kFinalNorm, -1, fin, n_out, d, p0 + first);
   const kernels::WeightMatrix& head = model_.head();

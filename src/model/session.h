@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -61,6 +62,19 @@ class Session {
   void store_kv(int layer, const float* k, const float* v, int n_rows, int first_pos);
   void attention(int layer, const float* q, int n_rows, int first_pos, float* out);
   void trace_rows(trace::Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos);
+  // Traces final_norm / logits of rows whose logits eval() does not compute, on the side.
+  void trace_head_rows(const float* x, int n_rows, int first_pos);
+
+  // TEST-ONLY fault injection (tests/crossval): BITNET_TEST_PERTURB="blk<N>/<op>:<eps>" (or
+  // "<op>:<eps>" for embeddings / final_norm / logits) multiplies that op's output by 1 + eps
+  // at every position, where trace_rows sees it. Read by create(), which warns on stderr.
+  struct TestPerturbation {
+    int layer = -1;
+    trace::Op op = trace::Op::kEmbeddings;
+    float factor = 1.0f;
+  };
+  static Result<std::optional<TestPerturbation>> test_perturbation_from_env();
+  std::optional<TestPerturbation> perturb_;
 
   const Model& model_;
   const ModelConfig& c_;

@@ -12,10 +12,24 @@
 include(CheckCXXSourceCompiles)
 include(CMakePushCheckState)
 
-# bitnet_llama_api_checks(<include dir> <out var>): sets <out var> to a list of definitions.
+# bitnet_llama_api_checks(<include dir(s)> <out var>): sets <out var> to a list of definitions.
+# The include dirs (a list) must hold llama.h and ggml.h between them.
 function(bitnet_llama_api_checks include_dir out_var)
-  file(MD5 "${include_dir}/llama.h" llama_md5)
-  file(MD5 "${include_dir}/ggml.h" ggml_md5)
+  set(llama_h "")
+  set(ggml_h "")
+  foreach(d IN LISTS include_dir)
+    if(NOT llama_h AND EXISTS "${d}/llama.h")
+      set(llama_h "${d}/llama.h")
+    endif()
+    if(NOT ggml_h AND EXISTS "${d}/ggml.h")
+      set(ggml_h "${d}/ggml.h")
+    endif()
+  endforeach()
+  if(NOT llama_h OR NOT ggml_h)
+    message(FATAL_ERROR "bitnet: llama.h / ggml.h not found in ${include_dir}")
+  endif()
+  file(MD5 "${llama_h}" llama_md5)
+  file(MD5 "${ggml_h}" ggml_md5)
   string(MD5 tag "${llama_md5}${ggml_md5}")
   string(SUBSTRING "${tag}" 0 12 tag)
 

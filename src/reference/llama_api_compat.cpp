@@ -1,8 +1,8 @@
 // See llama_api_compat.h. Every #if here tests a definition from llama_api_checks.cmake.
 //
-// Only the "new" branches are exercised today (the pinned upstream tree). The "old" branches
-// follow the API of bitnet.cpp's llama.cpp fork and upstream trees of 2024; they compile-check
-// only when such a tree is configured as BITNET_REFERENCE_DIR.
+// The "new" branches are exercised by the pinned upstream tree; the "old" branches (the API of
+// bitnet.cpp's llama.cpp fork and upstream trees of 2024) by the older-API pin, llama.cpp b3995
+// (.deps/reference-oldapi, helper bitnet-reference-oldapi, tested in tests/crossval).
 #include "reference/llama_api_compat.h"
 
 #include <dlfcn.h>
@@ -119,6 +119,7 @@ LogLevel log_level(ggml_log_level level) {
   }
 }
 
+#if defined(BITNET_GGML_HAS_BACKEND_REGISTRY)
 namespace {
 
 std::string dir_of_symbol(const void* symbol) {
@@ -147,6 +148,7 @@ std::string loaded_object_containing(const char* needle) {
 }
 
 }  // namespace
+#endif  // BITNET_GGML_HAS_BACKEND_REGISTRY
 
 bool load_cpu_backend(const std::string& dir, const std::string& variant, CpuBackend* out,
                       std::string* error) {

@@ -298,7 +298,8 @@ struct LlamaReference::Impl {
   bool ctx_stale = false;      // re-create before the next evaluation (observer changed)
   int32_t n_vocab = 0;
   TensorWant want;
-  TensorGot got;
+  NodeGot got;
+  BatchStart on_batch;
   std::string observer_error;  // an exception thrown by the observer, reported after decode
 
   ~Impl() {
@@ -310,9 +311,13 @@ struct LlamaReference::Impl {
     auto* self = static_cast<Impl*>(user);
     try {
       if (ask) return self->want && self->want(t->name);
-      std::vector<int64_t> shape;
-      std::vector<float> data;
-      if (self->got && tensor_to_f32(t, &shape, &data)) self->got(t->name, shape, data);
+      if (!self->got) return true;
+      ObservedTensor o;
+      if (tensor_to_f32(t, &o.shape, &o.data)) {
+        o.name = t->name;
+        o.op = ggml_op_name(t->op);
+        self->got(o);
+      }
       return true;
     } catch (const std::exception& e) {
       self->observer_error = e.what();
@@ -397,6 +402,7 @@ struct LlamaReference::Impl {
       }
       const uint64_t mark = LogSink::get().mark();
       observer_error.clear();
+      if (on_batch) on_batch(pos0 + static_cast<int32_t>(start), static_cast<int32_t>(count));
       const int32_t rc = llama_decode(ctx, b);
       if (!observer_error.empty()) {
         return make_error("reference: tensor observer failed: %s", observer_error.c_str());
@@ -543,10 +549,20 @@ std::string LlamaReference::description() const {
 }
 
 void LlamaReference::set_tensor_observer(TensorWant want, TensorGot got) {
+  NodeGot node_got;
+  if (got) {
+    node_got = [got = std::move(got)](const ObservedTensor& t) { got(t.name, t.shape, t.data); };
+  }
+  set_node_observer(std::move(want), std::move(node_got));
+}
+
+void LlamaReference::set_node_observer(TensorWant want, NodeGot got) {
   const bool had = static_cast<bool>(impl_->want);
   impl_->want = std::move(want);
   impl_->got = std::move(got);
   if (had != static_cast<bool>(impl_->want)) impl_->ctx_stale = true;
 }
+
+void LlamaReference::set_batch_observer(BatchStart on_batch) { impl_->on_batch = std::move(on_batch); }
 
 }  // namespace bitnet::reference

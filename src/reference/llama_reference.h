@@ -70,6 +70,20 @@ using TensorWant = std::function<bool(const std::string& name)>;
 using TensorGot = std::function<void(const std::string& name, const std::vector<int64_t>& shape,
                                      const std::vector<float>& data)>;
 
+// The same with the ggml operation that produced the tensor ("MUL_MAT", "ROPE", "RESHAPE"...,
+// ggml_op_name), which tells apart graph nodes sharing one name (llama.cpp names the
+// projection, its reshape and the RoPE output all "Qcur-N").
+struct ObservedTensor {
+  std::string name;
+  std::string op;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+using NodeGot = std::function<void(const ObservedTensor& t)>;
+// Called before every llama_decode micro-batch: its first position and its number of tokens,
+// so observed tensors ([..., n_tokens]) can be mapped to positions.
+using BatchStart = std::function<void(int32_t first_position, int32_t n_tokens)>;
+
 class LlamaReference {
  public:
   // Loads the model with llama.cpp. Errors: missing file, a file llama.cpp refuses (the
@@ -109,6 +123,10 @@ class LlamaReference {
   // Observing may split llama.cpp's graph computation at the wanted nodes, which can disable
   // fused CPU kernels there; the parity tests check that logits stay identical.
   void set_tensor_observer(TensorWant want, TensorGot got);
+  // The same, receiving each tensor's ggml op too (replaces a TensorGot observer).
+  void set_node_observer(TensorWant want, NodeGot got);
+  // Installs (or, empty, removes) the micro-batch hook; see BatchStart.
+  void set_batch_observer(BatchStart on_batch);
 
  private:
   struct Impl;

@@ -50,7 +50,8 @@ void value_metrics(const std::vector<float>& a, const std::vector<float>& b, Com
 
 }  // namespace
 
-Result<DiffReport> diff_traces(const Trace& ta, const Trace& tb, const Tolerance& tol, bool use_values) {
+Result<DiffReport> diff_traces(const Trace& ta, const Trace& tb, const Tolerance& tol,
+                               bool use_values) {
   DiffReport rep;
   rep.dir_a = ta.dir, rep.dir_b = tb.dir;
   rep.tol = tol;
@@ -69,8 +70,19 @@ Result<DiffReport> diff_traces(const Trace& ta, const Trace& tb, const Tolerance
     }
   }
   rep.only_b = static_cast<int>(in_b.size()) - static_cast<int>(pairs.size());
-  std::sort(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) { return forward_order_less(*x.first, *y.first); });
+  std::sort(pairs.begin(), pairs.end(),
+            [](const auto& x, const auto& y) { return forward_order_less(*x.first, *y.first); });
 
+  if (ta.meta.contains("token_ids") && tb.meta.contains("token_ids") &&
+      ta.meta["token_ids"].is_array() && tb.meta["token_ids"].is_array()) {
+    const auto &ia = ta.meta["token_ids"], &ib = tb.meta["token_ids"];
+    for (size_t i = 0; i < std::max(ia.size(), ib.size()); ++i) {
+      if (i >= ia.size() || i >= ib.size() || ia[i] != ib[i]) {
+        rep.token_mismatch = static_cast<int>(i);
+        break;
+      }
+    }
+  }
   ValueStore va(ta.dir), vb(tb.dir);
   std::map<std::string, size_t> layer_index;
   for (const auto& [ra, rb] : pairs) {
@@ -84,12 +96,15 @@ Result<DiffReport> diff_traces(const Trace& ta, const Trace& tb, const Tolerance
     if (!same_shape) {
       c.beyond = true;
       c.reason = "shape " + shape_text(ra->shape) + " vs " + shape_text(rb->shape);
-    } else if (ra->stats.nan_count != rb->stats.nan_count || ra->stats.inf_count != rb->stats.inf_count) {
+    } else if (ra->stats.nan_count != rb->stats.nan_count ||
+               ra->stats.inf_count != rb->stats.inf_count) {
       c.beyond = true;
-      c.reason = "NaN/Inf counts " + std::to_string(ra->stats.nan_count) + "/" + std::to_string(ra->stats.inf_count) +
-                 " vs " + std::to_string(rb->stats.nan_count) + "/" + std::to_string(rb->stats.inf_count);
+      c.reason = "NaN/Inf counts " + std::to_string(ra->stats.nan_count) + "/" +
+                 std::to_string(ra->stats.inf_count) + " vs " +
+                 std::to_string(rb->stats.nan_count) + "/" + std::to_string(rb->stats.inf_count);
     } else if (c.identical) {
-      c.cosine = 1, c.with_values = use_values && !ra->values_file.empty() && !rb->values_file.empty();
+      c.cosine = 1,
+      c.with_values = use_values && !ra->values_file.empty() && !rb->values_file.empty();
     } else {
       if (use_values && !ra->values_file.empty() && !rb->values_file.empty()) {
         BITNET_ASSIGN_OR_RETURN(auto xa, va.load(*ra));
@@ -101,18 +116,20 @@ Result<DiffReport> diff_traces(const Trace& ta, const Trace& tb, const Tolerance
           c.reason = "cosine " + fmt("%.6f", c.cosine) + " < " + fmt("%g", tol.min_cosine);
         } else if (c.rel_max_diff > tol.max_rel_diff) {
           c.beyond = true;
-          c.reason = "max|diff| " + fmt("%.4g", c.max_abs_diff) + " is " + fmt("%.4g", c.rel_max_diff) +
-                     " of absmax > " + fmt("%g", tol.max_rel_diff);
+          c.reason = "max|diff| " + fmt("%.4g", c.max_abs_diff) + " is " +
+                     fmt("%.4g", c.rel_max_diff) + " of absmax > " + fmt("%g", tol.max_rel_diff);
         }
       } else if (c.rel_rms > tol.max_rel_rms) {
         c.beyond = true;
-        c.reason = "rms " + fmt("%.6g", ra->stats.rms) + " vs " + fmt("%.6g", rb->stats.rms) + " (relative " +
-                   fmt("%.4g", c.rel_rms) + " > " + fmt("%g", tol.max_rel_rms) + ")";
+        c.reason = "rms " + fmt("%.6g", ra->stats.rms) + " vs " + fmt("%.6g", rb->stats.rms) +
+                   " (relative " + fmt("%.4g", c.rel_rms) + " > " + fmt("%g", tol.max_rel_rms) +
+                   ")";
       }
     }
     const size_t idx = rep.comparisons.size();
     if (!c.identical && !rep.first_differing) rep.first_differing = idx;
-    if (!c.identical && c.a.kind == Kind::kF32 && !rep.first_differing_f32) rep.first_differing_f32 = idx;
+    if (!c.identical && c.a.kind == Kind::kF32 && !rep.first_differing_f32)
+      rep.first_differing_f32 = idx;
     if (c.beyond && !rep.first_beyond) rep.first_beyond = idx;
 
     const std::string label = layer_label(*ra);
@@ -133,8 +150,8 @@ Result<DiffReport> diff_traces(const Trace& ta, const Trace& tb, const Tolerance
     rep.comparisons.push_back(std::move(c));
   }
   if (rep.comparisons.empty()) {
-    return make_error("%s and %s have no trace point in common (%zu and %zu records)", ta.dir.c_str(), tb.dir.c_str(),
-                      ta.records.size(), tb.records.size());
+    return make_error("%s and %s have no trace point in common (%zu and %zu records)",
+                      ta.dir.c_str(), tb.dir.c_str(), ta.records.size(), tb.records.size());
   }
   return rep;
 }
@@ -167,10 +184,14 @@ std::string describe(const Comparison& c) {
                   (c.a.layer >= 0 ? "layer " + std::to_string(c.a.layer) + ", " : "") + "op " +
                   std::string(op_name(c.a.op)) +
                   (c.a.kind == Kind::kQ8 ? ", int8 codes of the BitLinear input" : "") + ")";
-  if (c.with_values) {
+  if (c.a.kind == Kind::kQ8 && !c.identical) {
+    s += c.a.blake3 != c.b.blake3 ? ": codes differ" : ": same codes, scales differ";
+    if (c.a.grouping != c.b.grouping) s += " (grouping per_token vs q8_k)";
+    s += ", dequantized rms " + fmt("%.9g", c.a.stats.rms) + " vs " + fmt("%.9g", c.b.stats.rms);
+  } else if (c.with_values) {
     s += ": cosine " + fmt("%.6f", c.cosine) + ", max|diff| " + fmt("%.4g", c.max_abs_diff);
   } else {
-    s += ": rms " + fmt("%.6g", c.a.stats.rms) + " vs " + fmt("%.6g", c.b.stats.rms);
+    s += ": rms " + fmt("%.9g", c.a.stats.rms) + " vs " + fmt("%.9g", c.b.stats.rms);
   }
   return s;
 }
@@ -181,7 +202,8 @@ nlohmann::ordered_json to_json(const DiffReport& r) {
   nlohmann::ordered_json j;
   j["a"] = r.dir_a;
   j["b"] = r.dir_b;
-  j["tolerance"] = {{"min_cosine", r.tol.min_cosine}, {"max_rel_diff", r.tol.max_rel_diff},
+  j["tolerance"] = {{"min_cosine", r.tol.min_cosine},
+                    {"max_rel_diff", r.tol.max_rel_diff},
                     {"max_rel_rms", r.tol.max_rel_rms}};
   j["compared"] = r.comparisons.size();
   j["only_in_a"] = r.only_a;
@@ -189,6 +211,8 @@ nlohmann::ordered_json to_json(const DiffReport& r) {
   auto first = [&](const std::optional<size_t>& i) {
     return i ? point_json(r.comparisons[*i]) : nlohmann::ordered_json(nullptr);
   };
+  j["token_ids_differ_from"] = r.token_mismatch ? nlohmann::ordered_json(*r.token_mismatch)
+                                                : nlohmann::ordered_json(nullptr);
   j["identical"] = !r.first_differing.has_value();
   j["differs_beyond_tolerance"] = r.differs();
   j["first_difference"] = first(r.first_differing);
@@ -206,21 +230,30 @@ nlohmann::ordered_json to_json(const DiffReport& r) {
       l["max_rel_diff"] = L.max_rel_diff;
     }
     l["max_rel_rms_diff"] = L.max_rel_rms;
-    l["first_difference"] = L.first_differing.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(L.first_differing);
-    l["first_beyond_tolerance"] = L.first_beyond.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(L.first_beyond);
+    l["first_difference"] = L.first_differing.empty() ? nlohmann::ordered_json(nullptr)
+                                                      : nlohmann::ordered_json(L.first_differing);
+    l["first_beyond_tolerance"] = L.first_beyond.empty() ? nlohmann::ordered_json(nullptr)
+                                                         : nlohmann::ordered_json(L.first_beyond);
     layers.push_back(l);
   }
   return j;
 }
 
 std::string to_text(const DiffReport& r) {
-  std::string s = "A: " + r.dir_a + "\nB: " + r.dir_b + "\n" + std::to_string(r.comparisons.size()) +
-                  " points aligned by (position, layer, op)";
+  std::string s = "A: " + r.dir_a + "\nB: " + r.dir_b + "\n" +
+                  std::to_string(r.comparisons.size()) + " points aligned by (position, layer, op)";
   if (r.only_a || r.only_b) {
     s += "; only in A: " + std::to_string(r.only_a) + ", only in B: " + std::to_string(r.only_b);
   }
-  s += "\ntolerance: cosine >= " + fmt("%g", r.tol.min_cosine) + " and max|diff| <= " + fmt("%g", r.tol.max_rel_diff) +
-       " x absmax (with values), relative rms difference <= " + fmt("%g", r.tol.max_rel_rms) + " (without)\n\n";
+  s += "\ntolerance: cosine >= " + fmt("%g", r.tol.min_cosine) +
+       " and max|diff| <= " + fmt("%g", r.tol.max_rel_diff) +
+       " x absmax (with values), relative rms difference <= " + fmt("%g", r.tol.max_rel_rms) +
+       " (without)\n";
+  if (r.token_mismatch) {
+    s += "note: the token ids differ from position " + std::to_string(*r.token_mismatch) +
+         " on: points from there on have different inputs\n";
+  }
+  s += "\n";
   if (!r.first_differing) {
     s += "no difference: every aligned point is bit-identical\n";
   } else {
@@ -237,14 +270,15 @@ std::string to_text(const DiffReport& r) {
   }
   s += "\n";
   char line[256];
-  std::snprintf(line, sizeof line, "%-6s %8s %9s %6s %10s %12s %11s  %s\n", "layer", "compared", "identical", "beyond",
-                "min_cos", "max_rel_diff", "max_rel_rms", "first difference");
+  std::snprintf(line, sizeof line, "%-6s %8s %9s %6s %10s %12s %11s  %s\n", "layer", "compared",
+                "identical", "beyond", "min_cos", "max_rel_diff", "max_rel_rms",
+                "first difference");
   s += line;
   for (const auto& L : r.layers) {
     const std::string cos = L.any_values ? fmt("%.6f", L.min_cosine) : "-";
     const std::string rd = L.any_values ? fmt("%.3g", L.max_rel_diff) : "-";
-    std::snprintf(line, sizeof line, "%-6s %8d %9d %6d %10s %12s %11.3g  %s\n", L.label.c_str(), L.compared, L.identical,
-                  L.beyond, cos.c_str(), rd.c_str(), L.max_rel_rms,
+    std::snprintf(line, sizeof line, "%-6s %8d %9d %6d %10s %12s %11.3g  %s\n", L.label.c_str(),
+                  L.compared, L.identical, L.beyond, cos.c_str(), rd.c_str(), L.max_rel_rms,
                   L.first_differing.empty() ? "-" : L.first_differing.c_str());
     s += line;
   }

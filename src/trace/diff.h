@@ -49,11 +49,15 @@ struct DiffReport {
   std::optional<size_t> first_differing_f32;  // the same among op outputs (q8 records skipped)
   std::optional<size_t> first_beyond;         // first pair beyond tolerance
   std::vector<LayerSummary> layers;
+  // From meta.json: the first position whose token ids differ (points from there on compare
+  // different inputs, e.g. after greedy generation took another token).
+  std::optional<int> token_mismatch;
   bool differs() const { return first_beyond.has_value(); }
 };
 
 // use_values: load stored values for the cosine / max-diff metrics when both sides have them.
-Result<DiffReport> diff_traces(const Trace& a, const Trace& b, const Tolerance& tol, bool use_values = true);
+Result<DiffReport> diff_traces(const Trace& a, const Trace& b, const Tolerance& tol,
+                               bool use_values = true);
 
 nlohmann::ordered_json to_json(const DiffReport& r);
 std::string to_text(const DiffReport& r);

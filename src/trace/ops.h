@@ -9,35 +9,37 @@
 namespace bitnet::trace {
 
 enum class Op : int {
-  kEmbeddings,        // t{pos}/embeddings                  [d]
-  kAttnNorm,          // rmsnorm(x) * attn_norm              [d]
-  kQProj,             // Wq h (after .scale)                 [d]
-  kKProj,             // Wk h                                [d_kv]
-  kVProj,             // Wv h                                [d_kv]
-  kQRope,             // q after RoPE                        [d]
-  kKRope,             // k after RoPE                        [d_kv]
-  kAttnScoresSoftmax, // softmax(q k^T / sqrt(hd)) per head  [n_heads, n_kv]
-  kAttnOut,           // attention output, heads concatenated [d]
-  kAttnSubNorm,       // rmsnorm(attn_out) * attn_sub_norm   [d]
-  kOProj,             // Wo . attn_sub_norm                  [d]
-  kAttnResidual,      // x + o_proj                          [d]
-  kFfnNorm,           // rmsnorm(.) * ffn_norm               [d]
-  kGateProj,          // Wg h                                [f]
-  kUpProj,            // Wu h                                [f]
-  kFfnAct,            // act(gate) * up                      [f]
-  kFfnSubNorm,        // rmsnorm(.) * ffn_sub_norm           [f]
-  kDownProj,          // Wd . ffn_sub_norm                   [d]
-  kFfnResidual,       // block output                        [d]
-  kFinalNorm,         // t{pos}/final_norm                   [d]
-  kLogits,            // t{pos}/logits                       [vocab]
+  kEmbeddings,         // t{pos}/embeddings                  [d]
+  kAttnNorm,           // rmsnorm(x) * attn_norm              [d]
+  kQProj,              // Wq h (after .scale)                 [d]
+  kKProj,              // Wk h                                [d_kv]
+  kVProj,              // Wv h                                [d_kv]
+  kQRope,              // q after RoPE                        [d]
+  kKRope,              // k after RoPE                        [d_kv]
+  kAttnScoresSoftmax,  // softmax(q k^T / sqrt(hd)) per head  [n_heads, n_kv]
+  kAttnOut,            // attention output, heads concatenated [d]
+  kAttnSubNorm,        // rmsnorm(attn_out) * attn_sub_norm   [d]
+  kOProj,              // Wo . attn_sub_norm                  [d]
+  kAttnResidual,       // x + o_proj                          [d]
+  kFfnNorm,            // rmsnorm(.) * ffn_norm               [d]
+  kGateProj,           // Wg h                                [f]
+  kUpProj,             // Wu h                                [f]
+  kFfnAct,             // act(gate) * up                      [f]
+  kFfnSubNorm,         // rmsnorm(.) * ffn_sub_norm           [f]
+  kDownProj,           // Wd . ffn_sub_norm                   [d]
+  kFfnResidual,        // block output                        [d]
+  kFinalNorm,          // t{pos}/final_norm                   [d]
+  kLogits,             // t{pos}/logits                       [vocab]
   kCount,
 };
 
 inline constexpr std::array<std::string_view, static_cast<size_t>(Op::kCount)> kOpNames = {
-    "embeddings", "attn_norm",   "q_proj",      "k_proj",   "v_proj",      "q_rope",
-    "k_rope",     "attn_scores_softmax", "attn_out", "attn_sub_norm", "o_proj",
-    "attn_residual", "ffn_norm", "gate_proj",   "up_proj",  "ffn_act",     "ffn_sub_norm",
-    "down_proj",  "ffn_residual", "final_norm", "logits"};
+    "embeddings",   "attn_norm",     "q_proj",       "k_proj",
+    "v_proj",       "q_rope",        "k_rope",       "attn_scores_softmax",
+    "attn_out",     "attn_sub_norm", "o_proj",       "attn_residual",
+    "ffn_norm",     "gate_proj",     "up_proj",      "ffn_act",
+    "ffn_sub_norm", "down_proj",     "ffn_residual", "final_norm",
+    "logits"};
 
 inline std::string_view op_name(Op op) { return kOpNames[static_cast<size_t>(op)]; }
 std::optional<Op> op_from_name(std::string_view name);

@@ -26,7 +26,8 @@ Result<nlohmann::json> read_json_file(const fs::path& path) {
 
 Result<Trace> read_trace(const std::string& dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return make_error("%s: not a trace folder (no such directory)", dir.c_str());
+  if (!fs::is_directory(dir, ec))
+    return make_error("%s: not a trace folder (no such directory)", dir.c_str());
   Trace t;
   t.dir = dir;
   const fs::path jsonl = fs::path(dir) / "trace.jsonl";
@@ -61,7 +62,8 @@ Result<Trace> read_trace(const std::string& dir) {
     t.records.push_back(std::move(*r));
   }
   if (ec) return make_error("%s: cannot list: %s", dir.c_str(), ec.message().c_str());
-  if (t.records.empty()) return make_error("%s: no trace.jsonl and no *.trace files: not a trace folder", dir.c_str());
+  if (t.records.empty())
+    return make_error("%s: no trace.jsonl and no *.trace files: not a trace folder", dir.c_str());
   std::sort(t.records.begin(), t.records.end(), forward_order_less);
   return t;
 }
@@ -84,7 +86,8 @@ Result<std::vector<float>> ValueStore::load(const Record& r) {
     uint64_t hlen = 0;
     if (s.file->size() < 8) return make_error("%s: too short for safetensors", path.c_str());
     std::memcpy(&hlen, s.file->data(), 8);
-    if (hlen > s.file->size() - 8) return make_error("%s: header length past the end", path.c_str());
+    if (hlen > s.file->size() - 8)
+      return make_error("%s: header length past the end", path.c_str());
     try {
       s.header = nlohmann::json::parse(s.file->data() + 8, s.file->data() + 8 + hlen);
     } catch (const nlohmann::json::exception& e) {
@@ -95,16 +98,19 @@ Result<std::vector<float>> ValueStore::load(const Record& r) {
   }
   const Safetensors& s = it->second;
   const auto entry = s.header.find(r.values_key);
-  if (entry == s.header.end()) return make_error("%s: no tensor '%s'", path.c_str(), r.values_key.c_str());
+  if (entry == s.header.end())
+    return make_error("%s: no tensor '%s'", path.c_str(), r.values_key.c_str());
   uint64_t begin = 0, end = 0;
   try {
-    if (entry->at("dtype") != "F32") return make_error("%s: '%s' is not F32", path.c_str(), r.values_key.c_str());
+    if (entry->at("dtype") != "F32")
+      return make_error("%s: '%s' is not F32", path.c_str(), r.values_key.c_str());
     begin = entry->at("data_offsets").at(0).get<uint64_t>();
     end = entry->at("data_offsets").at(1).get<uint64_t>();
   } catch (const nlohmann::json::exception& e) {
     return make_error("%s: '%s': %s", path.c_str(), r.values_key.c_str(), e.what());
   }
-  if (end < begin || end > s.file->size() - s.data_start || (end - begin) != static_cast<uint64_t>(r.num_elements) * 4) {
+  if (end < begin || end > s.file->size() - s.data_start ||
+      (end - begin) != static_cast<uint64_t>(r.num_elements) * 4) {
     return make_error("%s: '%s' has a bad byte range", path.c_str(), r.values_key.c_str());
   }
   std::vector<float> v(r.num_elements);

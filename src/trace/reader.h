@@ -16,8 +16,8 @@ namespace bitnet::trace {
 
 struct Trace {
   std::string dir;
-  std::string layout;    // "jsonl" or "seed"
-  nlohmann::json meta;   // {} when there is no meta.json
+  std::string layout;           // "jsonl" or "seed"
+  nlohmann::json meta;          // {} when there is no meta.json
   std::vector<Record> records;  // in file order (jsonl) or forward order (seed)
 };
 

@@ -77,11 +77,13 @@ std::optional<ParsedName> parse_point_name(std::string_view name) {
   const char sep = name.find('/') != std::string_view::npos ? '/' : '_';
   if (name.size() < 3 || name[0] != 't') return std::nullopt;
   size_t at = name.find(sep);
-  if (at == std::string_view::npos || !parse_int(name.substr(1, at - 1), &p.position)) return std::nullopt;
+  if (at == std::string_view::npos || !parse_int(name.substr(1, at - 1), &p.position))
+    return std::nullopt;
   std::string_view rest = name.substr(at + 1);
   if (rest.starts_with("blk")) {
     at = rest.find(sep);
-    if (at == std::string_view::npos || !parse_int(rest.substr(3, at - 3), &p.layer)) return std::nullopt;
+    if (at == std::string_view::npos || !parse_int(rest.substr(3, at - 3), &p.layer))
+      return std::nullopt;
     rest = rest.substr(at + 1);
   }
   for (std::string_view suffix : {std::string_view("/q8"), std::string_view("_q8")}) {
@@ -129,7 +131,7 @@ Record make_quantized_record(int position, int layer, Op op, QuantGrouping group
   for (size_t i = 0; i < codes.size() && group > 0; ++i) {
     const float s = scales[std::min(i / group, scales.size() - 1)];
     deq[i] = grouping == QuantGrouping::kPerToken ? static_cast<float>(codes[i]) / s
-                                                   : static_cast<float>(codes[i]) * s;
+                                                  : static_cast<float>(codes[i]) * s;
   }
   r.stats = compute_stats(deq);
   return r;
@@ -215,8 +217,9 @@ Result<Record> record_from_json(const nlohmann::json& j) {
     r.stats.nan_count = j.value("nan_count", int64_t{0});
     r.stats.inf_count = j.value("inf_count", int64_t{0});
     if (r.kind == Kind::kQ8) {
-      r.grouping = j.value("grouping", std::string("per_token")) == "q8_k" ? QuantGrouping::kQ8K
-                                                                          : QuantGrouping::kPerToken;
+      r.grouping = j.value("grouping", std::string("per_token")) == "q8_k"
+                       ? QuantGrouping::kQ8K
+                       : QuantGrouping::kPerToken;
       r.scales = j.value("scales", std::vector<float>{});
       r.scales_blake3 = j.value("scales_blake3", std::string());
     }
@@ -233,7 +236,8 @@ Result<Record> record_from_json(const nlohmann::json& j) {
 bool forward_order_less(const Record& a, const Record& b) {
   auto key = [](const Record& r) {
     const int stage = r.op == Op::kEmbeddings ? 0 : is_block_op(r.op) ? 1 : 2;
-    return std::make_tuple(r.position, stage, r.layer, static_cast<int>(r.op), static_cast<int>(r.kind));
+    return std::make_tuple(r.position, stage, r.layer, static_cast<int>(r.op),
+                           static_cast<int>(r.kind));
   };
   return key(a) < key(b);
 }

@@ -44,7 +44,7 @@ struct Record {
   // or a safetensors file plus the tensor's key in it.
   std::string values_file, values_key;
 
-  std::string name() const;       // "t3/blk0/q_proj", "t0/embeddings", "t3/blk0/attn_norm/q8"
+  std::string name() const;  // "t3/blk0/q_proj", "t0/embeddings", "t3/blk0/attn_norm/q8"
   std::string dtype() const { return kind == Kind::kF32 ? "f32" : "i8"; }
 };
 

@@ -39,7 +39,8 @@ Result<Selection> Selection::parse(const std::string& filter, const std::string&
     const size_t dash = item.find('-');
     int a = 0, b = 0;
     if (dash == std::string::npos) {
-      if (!to_int(item, &a)) return make_error("--trace-positions: '%s' is not a position", item.c_str());
+      if (!to_int(item, &a))
+        return make_error("--trace-positions: '%s' is not a position", item.c_str());
       b = a;
     } else {
       if (!to_int(item.substr(0, dash), &a)) {
@@ -49,12 +50,14 @@ Result<Selection> Selection::parse(const std::string& filter, const std::string&
       if (hi.empty()) {
         b = INT_MAX;
       } else if (!to_int(hi, &b) || b < a) {
-        return make_error("--trace-positions: '%s' is not a range (A-B with A <= B, or A-)", item.c_str());
+        return make_error("--trace-positions: '%s' is not a range (A-B with A <= B, or A-)",
+                          item.c_str());
       }
     }
     sel.ranges_.emplace_back(a, b);
   }
-  if (sel.ranges_.empty()) return make_error("--trace-positions: '%s' selects nothing", positions.c_str());
+  if (sel.ranges_.empty())
+    return make_error("--trace-positions: '%s' selects nothing", positions.c_str());
   return sel;
 }
 

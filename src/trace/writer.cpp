@@ -13,7 +13,7 @@ namespace {
 
 constexpr const char* kPartName = "values.safetensors.part";
 
-Status io_error(const std::string& path, const char* what) {
+Error io_error(const std::string& path, const char* what) {
   return make_error("%s: %s: %s", path.c_str(), what, std::strerror(errno));
 }
 
@@ -69,7 +69,8 @@ bool Writer::wants(const Point& p) const {
   if (s.all()) return true;
   if (!s.position_selected(p.position)) return false;
   return s.name_selected(point_name(p.position, p.layer, p.op)) ||
-         (feeds_bitlinear(p.op) && s.name_selected(point_name(p.position, p.layer, p.op, Kind::kQ8)));
+         (feeds_bitlinear(p.op) &&
+          s.name_selected(point_name(p.position, p.layer, p.op, Kind::kQ8)));
 }
 
 void Writer::record(const Point& p, std::span<const float> values, std::span<const int64_t> shape) {
@@ -116,7 +117,8 @@ Status Writer::add(Record r, std::span<const float> values) {
     return io_error((fs::path(o_.dir) / "trace.jsonl").string(), "write failed");
   }
   if (o_.seed_layout && r.kind == Kind::kF32) {
-    const std::string path = (fs::path(o_.dir) / (flat_name(r.position, r.layer, r.op) + ".trace")).string();
+    const std::string path =
+        (fs::path(o_.dir) / (flat_name(r.position, r.layer, r.op) + ".trace")).string();
     std::FILE* f = std::fopen(path.c_str(), "wb");
     if (f == nullptr) return io_error(path, "cannot create");
     const std::string text = to_seed_json(r).dump() + "\n";

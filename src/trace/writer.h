@@ -43,7 +43,8 @@ class Writer final : public Sink {
   ~Writer() override;
 
   bool wants(const Point& p) const override;
-  void record(const Point& p, std::span<const float> values, std::span<const int64_t> shape) override;
+  void record(const Point& p, std::span<const float> values,
+              std::span<const int64_t> shape) override;
   void record_codes(const Point& p, QuantGrouping grouping, std::span<const int8_t> codes,
                     std::span<const float> scales) override;
 

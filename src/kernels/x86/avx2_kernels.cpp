@@ -13,9 +13,9 @@
 // I2_S and TQ2_0 activations are used in place (group g of a 128-element half is 32 consecutive
 // codes); TQ1_0's second part (16 + 4 bytes) gets rearranged activation vectors.
 //
-// Float kernels: one 8-lane f32 accumulator per (activation row, output row), element i in lane
-// i % 8, FMA in order of i, tail zero-padded, then a fixed horizontal sum (hsum8). That is this
-// variant's specification (thread- and batch-independent).
+// Float kernels: bit-exact with the scalar reference too (8 output rows in the lanes, each
+// adding its float products in double in the reference's order, from transposed 8 x 8 weight
+// blocks).
 #include <immintrin.h>
 
 // GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
@@ -493,71 +493,106 @@ inline __m256 load_w8(const uint8_t* p) {
   }
 }
 
-template <TensorType T, int NA, int NW>
+// In: r[j] = 8 elements of row j. Out: r[i] = element i of rows 0..7 (lane = row).
+inline void transpose8(__m256* r) {
+  __m256 t[8], u[8];
+  BITNET_UNROLL
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  BITNET_UNROLL
+  for (int q = 0; q < 2; ++q) {  // u[4q + e], half c: element 4c + e of rows 4q..4q+3
+    u[4 * q + 0] = _mm256_shuffle_ps(t[4 * q], t[4 * q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * q + 1] = _mm256_shuffle_ps(t[4 * q], t[4 * q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * q + 2] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * q + 3] = _mm256_shuffle_ps(t[4 * q + 1], t[4 * q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  BITNET_UNROLL
+  for (int e = 0; e < 4; ++e) {
+    r[e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x20);
+    r[4 + e] = _mm256_permute2f128_ps(u[e], u[4 + e], 0x31);
+  }
+}
+
+// G groups of 8 output rows (one per lane) x NA activation rows, each lane adding its float
+// products in double in the reference's order, from transposed 8 x 8 weight blocks (see
+// avx512_kernels.cpp, float_tile). Lanes 0-3 and 4-7 sum in two 4-lane double vectors.
+template <TensorType T, int NA, int G>
 inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
-  __m256 acc[NA][NW];
+  __m256d lo[NA][G], hi[NA][G];
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
     BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_ps();
-  const int64_t k8 = k / 8 * 8;
-  for (int64_t i = 0; i < k8; i += 8) {
-    __m256 wv[NW];
+    for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm256_setzero_pd();
+  auto block = [&](int64_t i, int n) {
     BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) wv[r] = load_w8<T>(w[r] + i * kEs);
-    BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) {
-      const __m256 xv = _mm256_loadu_ps(x[a] + i);
+    for (int g = 0; g < G; ++g) {
+      __m256 r[8];
       BITNET_UNROLL
-      for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_fmadd_ps(wv[r], xv, acc[a][r]);
-    }
-  }
-  if (k8 < k) {  // zero-padded tail
-    const size_t n = static_cast<size_t>(k - k8);
-    __m256 wv[NW];
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) {
-      alignas(32) uint8_t tw[32] = {};
-      std::memcpy(tw, w[r] + k8 * kEs, n * kEs);
-      wv[r] = load_w8<T>(tw);
-    }
-    BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) {
-      alignas(32) float tx[8] = {};
-      std::memcpy(tx, x[a] + k8, n * sizeof(float));
-      const __m256 xv = _mm256_load_ps(tx);
+      for (int j = 0; j < 8; ++j) {
+        const uint8_t* p = w[8 * g + j] + i * kEs;
+        if (n == 8) {
+          r[j] = load_w8<T>(p);
+        } else {  // zero-padded tail (the padding never reaches a sum: e < n below)
+          alignas(32) uint8_t tw[32] = {};
+          std::memcpy(tw, p, static_cast<size_t>(n) * kEs);
+          r[j] = load_w8<T>(tw);
+        }
+      }
+      transpose8(r);
       BITNET_UNROLL
-      for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_fmadd_ps(wv[r], xv, acc[a][r]);
+      for (int a = 0; a < NA; ++a) {
+        __m256d sl = lo[a][g], sh = hi[a][g];
+        BITNET_UNROLL
+        for (int e = 0; e < 8; ++e) {
+          if (e < n) {
+            const __m256 p = _mm256_mul_ps(r[e], _mm256_set1_ps(x[a][i + e]));
+            sl = _mm256_add_pd(sl, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+            sh = _mm256_add_pd(sh, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+          }
+        }
+        lo[a][g] = sl;
+        hi[a][g] = sh;
+      }
     }
-  }
+  };
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) block(i, 8);
+  if (i < k) block(i, static_cast<int>(k - i));
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
+  for (int a = 0; a < NA; ++a) {
     BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8(acc[a][r]);
+    for (int g = 0; g < G; ++g) {
+      _mm_storeu_ps(out + (a * G + g) * 8, _mm256_cvtpd_ps(lo[a][g]));
+      _mm_storeu_ps(out + (a * G + g) * 8 + 4, _mm256_cvtpd_ps(hi[a][g]));
+    }
+  }
 }
 
 template <TensorType T>
 void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {
   auto row = [&](int64_t o) { return w.row(o); };
-  auto run = [&]<int NA, int NW>(int64_t r0) {
-    for (int64_t o = o_begin; o < o_end; o += NW) {
-      const int64_t nw = o_end - o < NW ? o_end - o : NW;
-      const uint8_t* wr[NW];
-      tile_rows<NW>(o, nw, row, wr);
+  auto run = [&]<int NA, int G>(int64_t r0) {
+    constexpr int kRows = 8 * G;
+    for (int64_t o = o_begin; o < o_end; o += kRows) {
+      const int64_t nw = o_end - o < kRows ? o_end - o : kRows;
+      const uint8_t* wr[kRows];
+      tile_rows<kRows>(o, nw, row, wr);
       const float* xr[NA];
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
-      float out[NA * NW];
-      float_tile<T, NA, NW>(wr, xr, w.k, out);
+      alignas(32) float out[NA * kRows];
+      float_tile<T, NA, G>(wr, xr, w.k, out);
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
-        for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
+        for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * kRows + j];
     }
   };
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) run.template operator()<4, 2>(r);
-  for (; r < rows; ++r) run.template operator()<1, 8>(r);
+  for (; r + 4 <= rows; r += 4) run.template operator()<4, 1>(r);
+  for (; r < rows; ++r) run.template operator()<1, 2>(r);
 }
 
 void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {

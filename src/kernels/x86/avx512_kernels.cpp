@@ -29,10 +29,10 @@
 // added lane-wise in block order: each lane is one (activation row, output row) pair, so the
 // float sum is the reference's sequential one.
 //
-// Float kernels (F16 / BF16 / F32 weights, f32 activations): one 16-lane f32 accumulator per
-// (activation row, output row), element i in lane i % 16, fused multiply-add in order of i, tail
-// masked to zero, then _mm512_reduce_add_ps. That order is this variant's specification: the
-// same for any thread count and any number of rows processed together.
+// Float kernels (F16 / BF16 / F32 weights, f32 activations) are bit-exact with the scalar
+// reference as well: lanes hold 16 output rows, each adding its float products in double,
+// sequentially in the reference's order, from 16 x 16 weight blocks transposed in registers
+// (see float_tile).
 #include <immintrin.h>
 
 // GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
@@ -42,7 +42,6 @@
 
 #include <cstdint>
 #include <cstring>
-#include <cstdlib>
 
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
@@ -237,15 +236,10 @@ inline void i2s_gemv(const uint8_t* const* w, int64_t k, const int8_t* p, int32_
       acc[r][3] = dpbusd(acc[r][3], _mm512_and_si512(wv[r], m3), a3);
     }
   };
-  static const int64_t pf = [] { const char* e = std::getenv("PFD"); return e ? std::atol(e) : 0L; }();
   for (int64_t pi = 0; pi < npairs; ++pi) {
     __m512i wv[NW];
     BITNET_UNROLL
     for (int r = 0; r < NW; ++r) wv[r] = _mm512_loadu_si512(w[r] + 64 * pi);
-    if (pf) {
-      BITNET_UNROLL
-      for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(w[r] + 64 * pi + pf), _MM_HINT_T0);
-    }
     step(pi, wv);
   }
   if (tail) {
@@ -555,66 +549,112 @@ inline __m512 load_w16(const uint8_t* p) {
   }
 }
 
-template <TensorType T, int NA, int NW>
+// In: r[j] = 16 elements of row j. Out: r[i] = element i of rows 0..15 (lane = row).
+// unpack (pairs of rows), shuffle_ps (4 x 4 blocks inside 128-bit chunks), then a 4 x 4
+// transpose of 128-bit chunks: 64 shuffles.
+inline void transpose16(__m512* r) {
+  __m512 t[16], u[16];
+  BITNET_UNROLL
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  BITNET_UNROLL
+  for (int q = 0; q < 4; ++q) {  // u[4q + e], chunk c: element 4c + e of rows 4q..4q+3
+    u[4 * q + 0] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * q + 1] = _mm512_shuffle_ps(t[4 * q], t[4 * q + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[4 * q + 2] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[4 * q + 3] = _mm512_shuffle_ps(t[4 * q + 1], t[4 * q + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  BITNET_UNROLL
+  for (int e = 0; e < 4; ++e) {  // r[4c + e] = chunk c of u[e], u[4 + e], u[8 + e], u[12 + e]
+    const __m512 x0 = _mm512_shuffle_f32x4(u[e], u[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 x1 = _mm512_shuffle_f32x4(u[e], u[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 y0 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 y1 = _mm512_shuffle_f32x4(u[8 + e], u[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
+    r[e] = _mm512_shuffle_f32x4(x0, y0, _MM_SHUFFLE(2, 0, 2, 0));
+    r[4 + e] = _mm512_shuffle_f32x4(x0, y0, _MM_SHUFFLE(3, 1, 3, 1));
+    r[8 + e] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(2, 0, 2, 0));
+    r[12 + e] = _mm512_shuffle_f32x4(x1, y1, _MM_SHUFFLE(3, 1, 3, 1));
+  }
+}
+
+// G groups of 16 output rows (one row per lane) x NA activation rows. Each lane runs the
+// reference's loop: sum = 0.0 (double); for i in order: sum += (double)(w[i] * x[i]) (product
+// rounded to float, then added in double); y = (float)sum. So the results are the scalar
+// reference's bits. Weights come in 16 x 16 blocks, transposed so that vector i holds element i
+// of the 16 rows; each transposed block serves all NA activation rows. Lanes 0-7 and 8-15 of a
+// group sum in two 8-lane double vectors; several groups / activation rows keep independent add
+// chains in flight.
+template <TensorType T, int NA, int G>
 inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
-  __m512 acc[NA][NW];
+  __m512d lo[NA][G], hi[NA][G];
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a)
     BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_setzero_ps();
+    for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm512_setzero_pd();
+  auto block = [&](int64_t i, int n, __mmask16 m) {
+    BITNET_UNROLL
+    for (int g = 0; g < G; ++g) {
+      __m512 r[16];
+      BITNET_UNROLL
+      for (int j = 0; j < 16; ++j) {
+        r[j] = n == 16 ? load_w16<T>(w[16 * g + j] + i * kEs) : load_w16<T>(w[16 * g + j] + i * kEs, m);
+      }
+      transpose16(r);
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) {
+        __m512d sl = lo[a][g], sh = hi[a][g];
+        BITNET_UNROLL
+        for (int e = 0; e < 16; ++e) {
+          if (e < n) {
+            const __m512 p = _mm512_mul_ps(r[e], _mm512_set1_ps(x[a][i + e]));
+            sl = _mm512_add_pd(sl, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+            sh = _mm512_add_pd(sh, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+          }
+        }
+        lo[a][g] = sl;
+        hi[a][g] = sh;
+      }
+    }
+  };
   int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    __m512 wv[NW];
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) wv[r] = load_w16<T>(w[r] + i * kEs);
-    BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) {
-      const __m512 xv = _mm512_loadu_ps(x[a] + i);
-      BITNET_UNROLL
-      for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_fmadd_ps(wv[r], xv, acc[a][r]);
-    }
-  }
-  if (i < k) {
-    const __mmask16 m = tail_mask16(k - i);
-    __m512 wv[NW];
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) wv[r] = load_w16<T>(w[r] + i * kEs, m);
-    BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, x[a] + i);
-      BITNET_UNROLL
-      for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_fmadd_ps(wv[r], xv, acc[a][r]);
-    }
-  }
+  for (; i + 16 <= k; i += 16) block(i, 16, 0xFFFF);
+  if (i < k) block(i, static_cast<int>(k - i), tail_mask16(k - i));
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
+  for (int a = 0; a < NA; ++a) {
     BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) out[a * NW + r] = _mm512_reduce_add_ps(acc[a][r]);
+    for (int g = 0; g < G; ++g) {
+      _mm256_storeu_ps(out + (a * G + g) * 16, _mm512_cvtpd_ps(lo[a][g]));
+      _mm256_storeu_ps(out + (a * G + g) * 16 + 8, _mm512_cvtpd_ps(hi[a][g]));
+    }
+  }
 }
 
 template <TensorType T>
 void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
                   int64_t o_end) {
   auto row = [&](int64_t o) { return w.row(o); };
-  auto run = [&]<int NA, int NW>(int64_t r0) {
-    for (int64_t o = o_begin; o < o_end; o += NW) {
-      const int64_t nw = o_end - o < NW ? o_end - o : NW;
-      const uint8_t* wr[NW];
-      tile_rows<NW>(o, nw, row, wr);
+  auto run = [&]<int NA, int G>(int64_t r0) {
+    constexpr int kRows = 16 * G;
+    for (int64_t o = o_begin; o < o_end; o += kRows) {
+      const int64_t nw = o_end - o < kRows ? o_end - o : kRows;
+      const uint8_t* wr[kRows];
+      tile_rows<kRows>(o, nw, row, wr);
       const float* xr[NA];
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
-      float out[NA * NW];
-      float_tile<T, NA, NW>(wr, xr, w.k, out);
+      alignas(64) float out[NA * kRows];
+      float_tile<T, NA, G>(wr, xr, w.k, out);
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
-        for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * NW + j];
+        for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * kRows + j];
     }
   };
   int64_t r = 0;
-  for (; r + 4 <= rows; r += 4) run.template operator()<4, 4>(r);
-  for (; r < rows; ++r) run.template operator()<1, 8>(r);
+  for (; r + 4 <= rows; r += 4) run.template operator()<4, 1>(r);
+  for (; r < rows; ++r) run.template operator()<1, 2>(r);
 }
 
 void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {

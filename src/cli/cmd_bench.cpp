@@ -1,0 +1,154 @@
+// `bitnet bench`: prompt-processing (pp) and token-generation (tg) speed, like llama-bench, plus
+// the machine's measured read bandwidth and the fraction of the memory roofline tg reaches
+// (token generation reads every weight once per token).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "core/bandwidth.h"
+#include "core/random.h"
+#include "kernels/dispatch.h"
+#include "model/session.h"
+
+namespace bitnet::cli {
+namespace {
+
+struct BenchFlags {
+  std::string model;
+  std::vector<int> prompt_sizes = {64};
+  std::vector<int> gen_sizes = {64};
+  std::vector<int> threads = {2};
+  int reps = 5;
+  bool json = false;
+  std::string kernels;
+};
+
+struct Stats {
+  double median, min, max;
+};
+
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  const double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {med, v.front(), v.back()};
+}
+
+uint64_t peak_rss_bytes() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<uint64_t>(ru.ru_maxrss) * 1024;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int run_bench(const BenchFlags& f) {
+  if (!f.kernels.empty()) {
+    if (auto st = kernels::set_variant_by_name(f.kernels); !st) return fail(st.error());
+  }
+  if (f.reps < 1) return fail("-r must be at least 1");
+  for (int t : f.threads) {
+    if (t < 1) return fail("thread counts must be positive");
+  }
+  for (int n : f.prompt_sizes) {
+    if (n < 1) return fail("prompt sizes must be positive");
+  }
+  auto m = model::Model::load(f.model);
+  if (!m) return fail(m.error());
+  const auto& c = (*m)->config();
+  uint64_t weight_bytes = 0;
+  for (const auto& t : (*m)->file().tensors()) weight_bytes += t.n_bytes;
+  int max_ctx = 1;
+  for (int p : f.prompt_sizes) max_ctx = std::max(max_ctx, p);
+  for (int g : f.gen_sizes) max_ctx = std::max(max_ctx, g + 1);
+  if (max_ctx > static_cast<int>(c.n_ctx_train)) return fail("test sizes exceed the model's context length");
+
+  SplitMix64 rng(1234);
+  std::vector<int32_t> tokens(static_cast<size_t>(max_ctx));
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(c.n_vocab));
+
+  nlohmann::ordered_json results = nlohmann::ordered_json::array();
+  if (!f.json) {
+    std::printf("model %s: %s, %s weights, %.2f GB of tensors; kernels %s\n", f.model.c_str(),
+                std::string(model::arch_name(c.arch)).c_str(),
+                std::string(gguf::tensor_type_name((*m)->weight_type())).c_str(), weight_bytes / 1e9,
+                std::string(kernels::variant_name(kernels::active_variant())).c_str());
+    std::printf("%-8s %7s %12s %12s %12s %10s %9s\n", "test", "threads", "t/s median", "t/s min", "t/s max",
+                "read GB/s", "roofline");
+  }
+  for (int threads : f.threads) {
+    auto s = model::Session::create(**m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads});
+    if (!s) return fail(s.error());
+    const double bw = measure_read_bandwidth_isolated(threads);
+    std::vector<float> logits;
+    auto emit = [&](const std::string& test, const Stats& st, double roofline) {
+      nlohmann::ordered_json j = {{"test", test},          {"threads", threads},
+                                  {"tok_s_median", st.median}, {"tok_s_min", st.min},
+                                  {"tok_s_max", st.max},   {"reps", f.reps},
+                                  {"kernels", kernels::variant_name(kernels::active_variant())},
+                                  {"read_bandwidth_gbs", bw}};
+      if (roofline > 0) {
+        j["bytes_per_token"] = weight_bytes;
+        j["roofline_fraction"] = roofline;
+      }
+      j["peak_rss_bytes"] = peak_rss_bytes();
+      results.push_back(j);
+      if (!f.json) {
+        std::printf("%-8s %7d %12.2f %12.2f %12.2f %10.1f %8s\n", test.c_str(), threads, st.median, st.min,
+                    st.max, bw, roofline > 0 ? (std::to_string(static_cast<int>(roofline * 100 + 0.5)) + "%").c_str() : "");
+      }
+    };
+    for (int p : f.prompt_sizes) {
+      std::vector<double> rates;
+      for (int r = 0; r < f.reps; ++r) {
+        (*s)->reset();
+        const auto t0 = std::chrono::steady_clock::now();
+        if (auto st = (*s)->eval(std::span(tokens).first(p), false, &logits); !st) return fail(st.error());
+        rates.push_back(p / seconds_since(t0));
+      }
+      emit("pp" + std::to_string(p), stats(rates), 0);
+    }
+    for (int g : f.gen_sizes) {
+      if (g < 1) continue;
+      std::vector<double> rates;
+      for (int r = 0; r < f.reps; ++r) {
+        (*s)->reset();
+        if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits); !st) return fail(st.error());
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < g; ++i) {
+          if (auto st = (*s)->eval(std::span(tokens).subspan(1 + i, 1), false, &logits); !st) return fail(st.error());
+        }
+        rates.push_back(g / seconds_since(t0));
+      }
+      const Stats st = stats(rates);
+      // Fraction of the roofline: bytes each token must read, over the measured bandwidth.
+      emit("tg" + std::to_string(g), st, bw > 0 ? st.median * static_cast<double>(weight_bytes) / (bw * 1e9) : 0);
+    }
+  }
+  if (f.json) std::puts(results.dump(2).c_str());
+  else std::printf("peak RSS %.2f GB (file %.2f GB)\n", peak_rss_bytes() / 1e9, (*m)->file().file_size() / 1e9);
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> register_bench(CLI::App& app) {
+  auto* sub = app.add_subcommand("bench", "Prompt and generation speed, bandwidth roofline");
+  auto f = std::make_shared<BenchFlags>();
+  sub->add_option("-m,--model", f->model, "GGUF model file")->required();
+  sub->add_option("-p,--n-prompt", f->prompt_sizes, "Prompt sizes, e.g. 64,128")->delimiter(',')->capture_default_str();
+  sub->add_option("-n,--n-gen", f->gen_sizes, "Generated token counts (0: none)")->delimiter(',')->capture_default_str();
+  sub->add_option("-t,--threads", f->threads, "Thread counts, e.g. 1,2")->delimiter(',')->capture_default_str();
+  sub->add_option("-r,--repetitions", f->reps, "Repetitions per test")->capture_default_str();
+  sub->add_option("--kernels", f->kernels, "Force a kernel variant: scalar | avx2 | avx512");
+  sub->add_flag("--json", f->json, "Print a JSON array, one object per test");
+  return {Command{sub, [f] { return run_bench(*f); }}};
+}
+
+}  // namespace bitnet::cli

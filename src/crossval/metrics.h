@@ -1,0 +1,83 @@
+// What crossval measures, and the tolerances it judges by.
+//
+// Per position (logits row of ours vs the reference's):
+//   cosine   dot(a, b) / (|a| |b|)                      (in double)
+//   l2       sqrt(sum (a_i - b_i)^2)
+//   max_abs  max |a_i - b_i|
+//   mse      sum (a_i - b_i)^2 / n_vocab
+//   kl       KL(P_ref || P_ours) in nats, P = softmax(logits) (in double)
+//   top1     argmax equal (ties: lowest id); top5_overlap = |top5(ours) ∩ top5(ref)|
+// Per op (one traced tensor of one position): rel = max|ours - ref| / max(max|ref|, 1e-30),
+//   compared with the tolerance of the op's stage.
+//
+// Default tolerances (see Tolerances; override with --tol key=value):
+//   op.<stage>.max_rel  1e-4 for every stage (embed, norm, proj, rope, attention, residual,
+//                       ffn_act, head). Against the x64 reference variant everything is
+//                       bit-identical (rel = 0); against SIMD variants float reordering gives
+//                       ~1e-7..1e-6 until an int8 activation code flips, which moves a
+//                       projection by ~1e-3 relative: that is caught, then classified.
+//   logits.min_cosine   0.999
+//   logits.max_kl       1e-3 nats
+//   logits.top1         1 (top-1 must agree at every position; 0 to only report)
+//   flip.max_codes      64  (at most this many int8 activation codes differing, each by 1, for
+//                       a divergence to count as an "activation rounding flip")
+//   flip.allow          1   (a first divergence classified as a rounding flip does not fail the
+//                       run; 0 makes any op beyond tolerance a failure)
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+
+#include "core/result.h"
+#include "trace/ops.h"
+
+namespace bitnet::crossval {
+
+enum class Stage { kEmbed, kNorm, kProj, kRope, kAttention, kResidual, kFfnAct, kHead, kCount };
+inline constexpr std::array<const char*, static_cast<size_t>(Stage::kCount)> kStageNames = {
+    "embed", "norm", "proj", "rope", "attention", "residual", "ffn_act", "head"};
+Stage stage_of(trace::Op op);
+inline const char* stage_name(Stage s) { return kStageNames[static_cast<size_t>(s)]; }
+
+// The projection ops and the op whose output feeds them (its int8 codes are the matmul input).
+bool is_projection(trace::Op op);
+trace::Op projection_input(trace::Op op);
+
+struct Tolerances {
+  std::array<double, static_cast<size_t>(Stage::kCount)> op_max_rel{};
+  double logits_min_cosine = 0.999;
+  double logits_max_kl = 1e-3;
+  bool logits_top1 = true;
+  int flip_max_codes = 64;
+  bool flip_allow = true;
+
+  Tolerances() { op_max_rel.fill(1e-4); }
+  double max_rel(trace::Op op) const { return op_max_rel[static_cast<size_t>(stage_of(op))]; }
+  // "op.proj.max_rel=1e-3", "op.max_rel=1e-3" (every stage), "logits.min_cosine=0.9999",
+  // "logits.max_kl=1e-4", "logits.top1=0", "flip.max_codes=16", "flip.allow=0".
+  Status set(const std::string& assignment);
+  nlohmann::ordered_json to_json() const;
+  static Result<Tolerances> from_json(const nlohmann::json& j);
+};
+
+struct RowMetrics {
+  double cosine = 0, l2 = 0, max_abs = 0, mse = 0, kl = 0;
+  int32_t top1_ours = -1, top1_ref = -1;
+  bool top1_match = false;
+  int top5_overlap = 0;
+};
+RowMetrics compare_logits(std::span<const float> ours, std::span<const float> ref);
+
+struct OpMetrics {
+  double rel = 0, max_abs = 0, cosine = 1;
+  bool identical = false;
+};
+OpMetrics compare_values(std::span<const float> ours, std::span<const float> ref);
+
+// Index of the largest value (ties: the lowest index).
+int32_t argmax(std::span<const float> x);
+
+}  // namespace bitnet::crossval
