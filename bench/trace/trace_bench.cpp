@@ -50,9 +50,10 @@ struct Fixture {
     o.vocab_path = reference_vocab_path("ggml-vocab-llama-bpe.gguf");
     const std::string path = (dir / "model.gguf").string();
     if (!synth::write_synthetic_model(o, path).ok()) std::abort();
-    model = std::move(*model::Model::load(path));
-    session = std::move(*model::Session::create(
-        *model, {.n_ctx = 512, .n_threads = env_int("BITNET_BENCH_THREADS", 2)}));
+    model = model::Model::load(path).value();
+    session = model::Session::create(
+                  *model, {.n_ctx = 512, .n_threads = env_int("BITNET_BENCH_THREADS", 2)})
+                  .value();
   }
   ~Fixture() {
     std::error_code ec;
@@ -73,7 +74,7 @@ void BM_DecodeStep(benchmark::State& state) {
     trace::WriterOptions o;
     o.dir = (f.dir / "trace").string();
     if (state.range(0) == 1) o.selection = *trace::Selection::parse("none", "");
-    w = std::move(*trace::Writer::open(o));
+    w = trace::Writer::open(o).value();
   }
   f.session->set_trace(w.get());
   f.session->reset();

@@ -1,5 +1,5 @@
 // Dispatched, threaded entry points: pick the active variant's table and split output rows into
-// fixed-size chunks (independent of the thread count, so results are too).
+// chunks sized from the matrix shape (independent of the thread count, so results are too).
 #include "kernels/matmul.h"
 
 #include "core/thread_pool.h"
@@ -8,14 +8,25 @@
 namespace bitnet::kernels {
 namespace {
 
-constexpr int64_t kRowsPerChunk = 64;
+// Chunks of about 256 KiB of weights (a long contiguous stream per chunk, which the hardware
+// prefetchers like, and little per-chunk set-up), but at least ~8 chunks per matrix for load
+// balance; whole multiples of 64 rows (the kernels' tiles are 4 to 64 rows). Depends on the
+// matrix shape only. (Each output row is computed the same way whatever chunk it falls in, so
+// results would not depend on the split anyway.)
+int64_t rows_per_chunk(const WeightMatrix& w) {
+  constexpr int64_t kTargetBytes = 256 * 1024, kQuantum = 64;
+  int64_t rows = kTargetBytes / std::max<int64_t>(1, w.row_bytes());
+  rows = std::min(rows, w.n_out / 8);
+  return std::max(kQuantum, rows / kQuantum * kQuantum);
+}
 
 template <class Fn>
-void split_rows(int64_t n_out, ThreadPool* pool, const Fn& fn) {
-  const int64_t n_chunks = (n_out + kRowsPerChunk - 1) / kRowsPerChunk;
+void split_rows(const WeightMatrix& w, ThreadPool* pool, const Fn& fn) {
+  const int64_t n_out = w.n_out, chunk = rows_per_chunk(w);
+  const int64_t n_chunks = (n_out + chunk - 1) / chunk;
   auto run_chunk = [&](int64_t c) {
-    const int64_t b = c * kRowsPerChunk;
-    fn(b, std::min(n_out, b + kRowsPerChunk));
+    const int64_t b = c * chunk;
+    fn(b, std::min(n_out, b + chunk));
   };
   if (pool == nullptr) {
     for (int64_t c = 0; c < n_chunks; ++c) run_chunk(c);
@@ -34,12 +45,12 @@ void quantize_activations(ActQuant kind, const float* x, int64_t rows, int64_t k
 void matmul_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y,
                     ThreadPool* pool) {
   const KernelTable& t = active_table();
-  split_rows(w.n_out, pool, [&](int64_t b, int64_t e) { t.ternary(w, a, y, b, e); });
+  split_rows(w, pool, [&](int64_t b, int64_t e) { t.ternary(w, a, y, b, e); });
 }
 
 void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y, ThreadPool* pool) {
   const KernelTable& t = active_table();
-  split_rows(w.n_out, pool, [&](int64_t b, int64_t e) { t.flt(w, x, rows, y, b, e); });
+  split_rows(w, pool, [&](int64_t b, int64_t e) { t.flt(w, x, rows, y, b, e); });
 }
 
 }  // namespace bitnet::kernels

@@ -208,11 +208,25 @@ Status run_request(const std::string& request_path, const std::string& out) {
   }
   BITNET_ASSIGN_OR_RETURN(ReferenceSettings s, parse_settings(req.value("settings", json::object())));
   const std::string model = req.at("model").get<std::string>();
+  // Trees without CPU backend plugins (llama.cpp before 2024-11, bitnet.cpp) have one built-in
+  // CPU backend: a requested variant cannot be chosen there; run the built-in one and say so.
+  std::string variant_note;
+  if (!s.cpu_variant.empty() && !init_backends(s).ok()) {
+    ReferenceSettings builtin = s;
+    builtin.cpu_variant.clear();
+    auto b = init_backends(builtin);
+    if (b.ok() && b->cpu_variant == "builtin") {
+      variant_note = "cpu_variant '" + s.cpu_variant + "' requested, but this tree has no CPU "
+                     "backend plugins: its built-in CPU backend ran";
+      s.cpu_variant.clear();
+    }
+  }
   BITNET_ASSIGN_OR_RETURN(auto ref, LlamaReference::load(model, s));
   const bool trace_on = req.value("trace", true);
   ordered_json resp;
   resp["backend"] = backend_json(ref->backend());
   resp["settings"] = settings_json(ref->settings());
+  if (!variant_note.empty()) resp["settings"]["cpu_variant_note"] = variant_note;
   resp["description"] = ref->description();
   resp["model"] = model;
   resp["n_vocab"] = ref->n_vocab();

@@ -71,6 +71,12 @@ inline __m256i low_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
   return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// 4 KiB software prefetch ahead of each weight row's read position (see avx512_kernels.cpp).
+constexpr int64_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
+}
+
 // ------------------------------------------------------------------ activation quantization
 
 // Per-token int8 (bitnet.cpp), NaN handled as the reference does on x86 (see avx512_kernels.cpp).
@@ -234,6 +240,7 @@ inline void i2s_tile(const uint8_t* const* w, int64_t k, const int8_t* const* q,
     BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       __m256i c[4];
+      if (b % 2 == 0) prefetch_ahead(w[r] + 32 * b);
       i2s_decode(w[r] + 32 * b, c);
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a) acc[a][r] = _mm256_add_epi32(acc[a][r], dot128(c, q[a] + 128 * b));
@@ -395,6 +402,7 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
     BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       __m256i d[NA];
+      prefetch_ahead(w[r] + b * F::kBlockBytes);
       if constexpr (F::kVecBytes == 0) {
         F::template dot<NA>(w[r] + b * F::kBlockBytes, act, d);
       } else {
@@ -533,6 +541,7 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
       BITNET_UNROLL
       for (int j = 0; j < 8; ++j) {
         const uint8_t* p = w[8 * g + j] + i * kEs;
+        if ((i * kEs) % 64 == 0) prefetch_ahead(p);
         if (n == 8) {
           r[j] = load_w8<T>(p);
         } else {  // zero-padded tail (the padding never reaches a sum: e < n below)

@@ -20,11 +20,12 @@
 //
 // Layouts. I2_S: byte j of a 128-block holds elements j, j+32, j+64, j+96 in bits 7-6, 5-4, 3-2,
 // 1-0, so one 64-byte load covers two blocks and (byte >> 2(3-g)) & 3 gives group g of both. The
-// activation row is permuted once per call so that group g of both blocks is one 64-byte vector:
+// activation row is permuted once per kernel call (one range of output rows) so that group g of
+// both blocks is one 64-byte vector:
 //   P[256 p + 64 g + 32 h + j] = q[256 p + 128 h + 32 g + j]        (h = block within the pair)
 // TQ2_0 uses the same grouping per 128-half (low bits first), so the same permutation per
 // 256-block. TQ1_0 (5 trits per byte, three runs of bytes) gets 5 vectors per block; see
-// prep_tq1. Blocks of TQ weights are summed in int32, reduced 16 at a time (16 accumulators ->
+// Tq1Format. Blocks of TQ weights are summed in int32, reduced 16 at a time (16 accumulators ->
 // one vector whose lane i is the sum of accumulator i), converted and scaled lane-wise, and
 // added lane-wise in block order: each lane is one (activation row, output row) pair, so the
 // float sum is the reference's sequential one.
@@ -33,6 +34,8 @@
 // reference as well: lanes hold 16 output rows, each adding its float products in double,
 // sequentially in the reference's order, from 16 x 16 weight blocks transposed in registers
 // (see float_tile).
+//
+// Weight streams get a software prefetch 4 KiB ahead (prefetch_ahead).
 #include <immintrin.h>
 
 // GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
@@ -62,6 +65,15 @@ using gguf::TensorType;
 inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
   asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "vm"(s8));
   return acc;
+}
+
+// Weights stream from DRAM once per token; the hardware prefetchers alone leave a GEMV at about
+// half the read bandwidth. Touching the line 4 KiB ahead of each weight row's read position
+// (measured on Sapphire Rapids: 2 to 16 KiB all help, 4 KiB best) roughly doubles it. A prefetch
+// never faults, so running past the end of the matrix is harmless.
+constexpr int64_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetchBytes), _MM_HINT_T0);
 }
 
 // ------------------------------------------------------------------ activation quantization
@@ -239,7 +251,10 @@ inline void i2s_gemv(const uint8_t* const* w, int64_t k, const int8_t* p, int32_
   for (int64_t pi = 0; pi < npairs; ++pi) {
     __m512i wv[NW];
     BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) wv[r] = _mm512_loadu_si512(w[r] + 64 * pi);
+    for (int r = 0; r < NW; ++r) {
+      wv[r] = _mm512_loadu_si512(w[r] + 64 * pi);
+      prefetch_ahead(w[r] + 64 * pi);
+    }
     step(pi, wv);
   }
   if (tail) {
@@ -436,6 +451,7 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
     BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
       __m512i c[F::kGroups];
+      prefetch_ahead(w[r] + b * F::kBlockBytes);
       F::decode(w[r] + b * F::kBlockBytes, c);
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
@@ -601,6 +617,7 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
       BITNET_UNROLL
       for (int j = 0; j < 16; ++j) {
         r[j] = n == 16 ? load_w16<T>(w[16 * g + j] + i * kEs) : load_w16<T>(w[16 * g + j] + i * kEs, m);
+        if ((i * kEs) % 64 == 0) prefetch_ahead(w[16 * g + j] + i * kEs);
       }
       transpose16(r);
       BITNET_UNROLL
@@ -654,7 +671,7 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
   };
   int64_t r = 0;
   for (; r + 4 <= rows; r += 4) run.template operator()<4, 1>(r);
-  for (; r < rows; ++r) run.template operator()<1, 2>(r);
+  for (; r < rows; ++r) run.template operator()<1, 1>(r);
 }
 
 void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {

@@ -1,0 +1,302 @@
+// bitnet crossval / sweep / receipt verify: cross-validation against a reference engine
+// (src/crossval). Exit codes: 0 pass, 1 divergence (or a receipt that fails verification),
+// 2 error (bad flags, missing files, a reference that cannot run).
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "cli/command.h"
+#include "crossval/crossval.h"
+#include "crossval/receipt.h"
+#include "crossval/report.h"
+
+namespace bitnet::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+
+constexpr int kExitDivergence = 1;
+constexpr int kExitError = 2;
+
+int error(const std::string& msg) {
+  std::fprintf(stderr, "bitnet: error: %s\n", msg.c_str());
+  return kExitError;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string o = "'";
+  for (char c : s) {
+    if (c == '\'') o += "'\\''";
+    else o += c;
+  }
+  return o + "'";
+}
+
+// Flags shared by crossval and sweep.
+struct XvalFlags {
+  std::string model;
+  std::string reference_dir;
+  std::string reference_helper;
+  std::string cpu_variant = "x64";
+  int threads = 0;
+  int ref_threads = 0;
+  std::string kv_type = "f16";
+  std::string kernels;
+  std::string json_path;
+  std::string report;
+  std::string trace_dir;
+  std::string work_dir;
+  bool no_ops = false;
+  bool quiet = false;
+  std::vector<std::string> tol;
+
+  void add_to(CLI::App* app, const std::string& default_json) {
+    json_path = default_json;
+    app->add_option("-m,--model", model, "GGUF model file")->required();
+    app->add_option("--reference-dir", reference_dir,
+                    "Another llama.cpp / bitnet.cpp tree (llama.h + shared libs) as the reference "
+                    "(also BITNET_CPP_DIR); a helper is built for it once")
+        ->envname("BITNET_CPP_DIR");
+    app->add_option("--reference-helper", reference_helper, "A prebuilt bitnet-reference helper to run");
+    app->add_option("--cpu-variant", cpu_variant,
+                    "Reference CPU backend variant: x64 (portable, bit-exact with ours), haswell, "
+                    "zen4, ... or 'best'")
+        ->capture_default_str();
+    app->add_option("-t,--threads", threads, "Threads for our engine (default: min(4, cores))");
+    app->add_option("--ref-threads", ref_threads, "Threads for the reference (default: --threads)");
+    app->add_option("--kv-type", kv_type, "KV cache type on both sides: f16 | f32")->capture_default_str();
+    app->add_option("--kernels", kernels, "Force our kernel variant: scalar | avx2 | avx512");
+    app->add_option("--json", json_path, "Receipt (JSON) to write")->capture_default_str();
+    app->add_option("--report", report, "Report to write: .md (Markdown) or .html (with the divergence chart)");
+    app->add_option("--trace-dir", trace_dir,
+                    "Keep both traces: DIR/<case>/ours and DIR/<case>/reference (for bitnet trace-diff)");
+    app->add_option("--work-dir", work_dir, "Keep the reference's raw files here");
+    app->add_flag("--no-ops", no_ops, "Compare logits only (no per-op tracing)");
+    app->add_option("--tol", tol,
+                    "Override a tolerance, e.g. op.proj.max_rel=1e-3, logits.min_cosine=0.9999, "
+                    "logits.max_kl=1e-4, logits.top1=0, flip.max_codes=16, flip.allow=0 (repeatable)");
+    app->add_flag("-q,--quiet", quiet, "Only the verdict line on stdout");
+  }
+
+  Result<crossval::Options> options() const {
+    crossval::Options o;
+    o.model = model;
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (threads < 0 || ref_threads < 0) return make_error("--threads must not be negative");
+    o.n_threads = threads > 0 ? threads : std::min(4, hw);
+    o.kv_type = kv_type;
+    o.kernels = kernels;
+    o.reference.helper = reference_helper;
+    o.reference.reference_dir = reference_dir;
+    o.reference.cpu_variant = cpu_variant == "best" ? "" : cpu_variant;
+    o.reference.n_threads = ref_threads > 0 ? ref_threads : o.n_threads;
+    o.reference.kv_type = kv_type;
+    o.trace_ops = !no_ops;
+    o.trace_dir = trace_dir;
+    o.work_dir = work_dir;
+    for (const auto& t : tol) BITNET_TRY(o.tol.set(t));
+    std::error_code ec;
+    if (!fs::is_regular_file(model, ec)) return make_error("%s: no such model file", model.c_str());
+    return o;
+  }
+
+  // The flags of a replay command (everything but the cases).
+  std::string replay_flags() const {
+    std::error_code ec;
+    std::string s = " --model " + shell_quote(fs::absolute(model, ec).string()) + " --cpu-variant " + cpu_variant;
+    if (!reference_dir.empty()) s += " --reference-dir " + shell_quote(reference_dir);
+    if (!reference_helper.empty()) s += " --reference-helper " + shell_quote(reference_helper);
+    if (threads > 0) s += " --threads " + std::to_string(threads);
+    if (ref_threads > 0) s += " --ref-threads " + std::to_string(ref_threads);
+    if (kv_type != "f16") s += " --kv-type " + kv_type;
+    if (!kernels.empty()) s += " --kernels " + kernels;
+    if (no_ops) s += " --no-ops";
+    for (const auto& t : tol) s += " --tol " + t;
+    return s;
+  }
+};
+
+Status write_outputs(const XvalFlags& f, const ordered_json& receipt) {
+  BITNET_TRY(crossval::write_json_file(f.json_path, receipt));
+  if (!f.report.empty()) {
+    const std::string ext = fs::path(f.report).extension().string();
+    const std::string text = (ext == ".html" || ext == ".htm") ? crossval::html_report(json(receipt))
+                                                               : crossval::markdown_report(json(receipt));
+    std::ofstream out(f.report);
+    out << text;
+    out.close();
+    if (!out) return make_error("%s: cannot write", f.report.c_str());
+  }
+  return {};
+}
+
+int finish(const XvalFlags& f, const crossval::RunResult& run, const crossval::Tolerances& tol,
+           const std::string& kind, const std::string& replay) {
+  crossval::ReceiptContext ctx;
+  ctx.kind = kind;
+  ctx.replay = replay;
+  ctx.tol = tol;
+  ordered_json receipt = crossval::make_receipt(run, ctx);
+  crossval::seal_receipt(&receipt);
+  if (auto st = write_outputs(f, receipt); !st.ok()) return error(st.message());
+  if (!run.test_perturbation.empty()) {
+    std::fprintf(stderr, "bitnet: warning: BITNET_TEST_PERTURB=%s was active (recorded in the receipt)\n",
+                 run.test_perturbation.c_str());
+  }
+  if (!f.quiet) {
+    std::printf("%s", crossval::markdown_report(json(receipt)).c_str());
+  } else {
+    for (const auto& c : run.cases) std::printf("%s: %s\n", c.id.c_str(), c.verdict.c_str());
+  }
+  std::fprintf(stderr, "bitnet: %s %s; receipt: %s%s%s\n", kind.c_str(), run.passed() ? "passed" : "FAILED",
+               f.json_path.c_str(), f.report.empty() ? "" : "; report: ", f.report.c_str());
+  return run.passed() ? kExitOk : kExitDivergence;
+}
+
+// Sweep prompt files: JSON [{"prompt": "...", "max_tokens": N}, ...] or text, one prompt per
+// line ("N<TAB>prompt" sets max tokens; '#' lines are comments).
+Result<std::vector<crossval::Case>> read_prompts(const std::string& path, int default_max) {
+  std::ifstream in(path);
+  if (!in) return make_error("%s: cannot open the prompt file", path.c_str());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  std::vector<crossval::Case> cases;
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '[') {
+    try {
+      for (const json& j : json::parse(text)) {
+        cases.push_back({j.at("prompt").get<std::string>(), j.value("max_tokens", default_max)});
+      }
+    } catch (const std::exception& e) {
+      return make_error("%s: %s", path.c_str(), e.what());
+    }
+  } else {
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty() || line[0] == '#') continue;
+      crossval::Case c{line, default_max};
+      const size_t tab = line.find('\t');
+      if (tab != std::string::npos && tab > 0 && line.find_first_not_of("0123456789") == tab) {
+        c.max_tokens = std::atoi(line.substr(0, tab).c_str());
+        c.prompt = line.substr(tab + 1);
+      }
+      cases.push_back(c);
+    }
+  }
+  if (cases.empty()) return make_error("%s: no prompts", path.c_str());
+  return cases;
+}
+
+// The default suite: the seed's cases plus longer ones.
+std::vector<crossval::Case> default_suite() {
+  return {{"2+2=", 1},
+          {"Hello", 2},
+          {"Count: ", 4},
+          {"The quick brown fox jumps over the lazy dog.", 8},
+          {"In a hole in the ground there lived a hobbit. Not a nasty, dirty, wet hole.", 8},
+          {"def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n", 6}};
+}
+
+}  // namespace
+
+std::vector<Command> register_crossval(CLI::App& app) {
+  std::vector<Command> cmds;
+
+  // crossval
+  {
+    auto* sub = app.add_subcommand("crossval", "Compare our logits and intermediate tensors with a reference llama.cpp");
+    auto f = std::make_shared<XvalFlags>();
+    auto prompt = std::make_shared<std::string>();
+    auto max_tokens = std::make_shared<int>(4);
+    f->add_to(sub, "crossval-receipt.json");
+    sub->add_option("-p,--prompt", *prompt, "Prompt text")->required();
+    sub->add_option("-n,--max-tokens", *max_tokens, "Greedy tokens to compare")->capture_default_str();
+    cmds.push_back({sub, [f, prompt, max_tokens]() {
+                      auto o = f->options();
+                      if (!o.ok()) return error(o.message());
+                      o->cases = {{*prompt, *max_tokens}};
+                      auto run = crossval::run_crossval(*o);
+                      if (!run.ok()) return error(run.message());
+                      const std::string replay = "bitnet crossval" + f->replay_flags() + " --prompt " +
+                                                 shell_quote(*prompt) + " --max-tokens " + std::to_string(*max_tokens);
+                      return finish(*f, *run, o->tol, "crossval", replay);
+                    }});
+  }
+
+  // sweep
+  {
+    auto* sub = app.add_subcommand("sweep", "Run crossval over a prompt suite (deterministic settings) and aggregate");
+    auto f = std::make_shared<XvalFlags>();
+    auto prompts = std::make_shared<std::string>();
+    auto max_tokens = std::make_shared<int>(4);
+    f->add_to(sub, "sweep-receipt.json");
+    sub->add_option("--prompts", *prompts,
+                    "Prompt suite: JSON [{prompt, max_tokens}] or text lines ('N<TAB>prompt'); default: built-in suite");
+    sub->add_option("-n,--max-tokens", *max_tokens, "Greedy tokens for prompts that do not say")->capture_default_str();
+    cmds.push_back({sub, [f, prompts, max_tokens]() {
+                      auto o = f->options();
+                      if (!o.ok()) return error(o.message());
+                      if (f->kv_type != "f16") return error("sweep enforces deterministic settings: --kv-type must be f16");
+                      if (prompts->empty()) {
+                        o->cases = default_suite();
+                      } else {
+                        auto cases = read_prompts(*prompts, *max_tokens);
+                        if (!cases.ok()) return error(cases.message());
+                        o->cases = *cases;
+                      }
+                      auto run = crossval::run_crossval(*o);
+                      if (!run.ok()) return error(run.message());
+                      std::string replay = "bitnet sweep" + f->replay_flags();
+                      if (!prompts->empty()) {
+                        std::error_code ec;
+                        replay += " --prompts " + shell_quote(fs::absolute(*prompts, ec).string()) +
+                                  " --max-tokens " + std::to_string(*max_tokens);
+                      }
+                      return finish(*f, *run, o->tol, "sweep", replay);
+                    }});
+  }
+
+  // receipt verify
+  {
+    auto* sub = app.add_subcommand("receipt", "Receipts of crossval / sweep runs");
+    sub->require_subcommand(1);
+    auto* verify = sub->add_subcommand("verify", "Check a receipt: schema, integrity digest, consistency");
+    auto file = std::make_shared<std::string>();
+    auto check_model = std::make_shared<bool>(false);
+    verify->add_option("file", *file, "Receipt JSON")->required();
+    verify->add_flag("--check-model", *check_model, "Also re-hash the model file when it exists");
+    cmds.push_back({sub, [file, check_model]() {
+                      std::ifstream in(*file);
+                      if (!in) return error(*file + ": cannot open");
+                      json r;
+                      try {
+                        r = json::parse(in);
+                      } catch (const std::exception& e) {
+                        std::fprintf(stderr, "bitnet: receipt %s: INVALID: not JSON (%s)\n", file->c_str(), e.what());
+                        return kExitDivergence;
+                      }
+                      const auto v = crossval::verify_receipt(r, *check_model);
+                      for (const auto& n : v.notes) std::fprintf(stderr, "bitnet: note: %s\n", n.c_str());
+                      if (!v.ok) {
+                        for (const auto& p : v.problems) std::fprintf(stderr, "bitnet: receipt %s: %s\n", file->c_str(), p.c_str());
+                        std::printf("INVALID %s (%zu problem%s)\n", file->c_str(), v.problems.size(),
+                                    v.problems.size() == 1 ? "" : "s");
+                        return kExitDivergence;
+                      }
+                      std::printf("OK %s (%s, %s, passed=%s)\n", file->c_str(), r.value("kind", std::string()).c_str(),
+                                  r.value("created_at", std::string()).c_str(),
+                                  r["summary"].value("passed", false) ? "true" : "false");
+                      return kExitOk;
+                    }});
+  }
+  return cmds;
+}
+
+}  // namespace bitnet::cli

@@ -1,0 +1,494 @@
+#include "crossval/crossval.h"
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <tuple>
+
+#include "core/fp16.h"
+#include "core/npy.h"
+#include "core/thread_pool.h"
+#include "crossval/sha256.h"
+#include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "model/session.h"
+#include "model/weights.h"
+#include "tokenizer/tokenizer.h"
+#include "trace/reader.h"
+#include "trace/record.h"
+#include "trace/writer.h"
+
+namespace bitnet::crossval {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using nlohmann::ordered_json;
+using trace::Op;
+
+namespace {
+
+using Key = std::tuple<int, int, int>;  // position, layer, op
+
+// Forward order: position, then embeddings, blocks in order, then final_norm / logits.
+std::tuple<int, int, int> order_key(int position, int layer, Op op) {
+  int group = layer;
+  if (op == Op::kEmbeddings) group = -1;
+  if (op == Op::kFinalNorm || op == Op::kLogits) group = 1 << 20;
+  return {position, group, static_cast<int>(op)};
+}
+
+struct Tensor {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+
+// Our side: every traced tensor kept in memory, optionally also written as a trace folder.
+class CollectSink final : public trace::Sink {
+ public:
+  explicit CollectSink(trace::Writer* writer) : writer_(writer) {}
+  bool wants(const trace::Point&) const override { return true; }
+  void record(const trace::Point& p, std::span<const float> values,
+              std::span<const int64_t> shape) override {
+    Tensor& t = tensors[{p.position, p.layer, static_cast<int>(p.op)}];
+    t.shape.assign(shape.begin(), shape.end());
+    t.values.assign(values.begin(), values.end());
+    if (writer_ != nullptr) writer_->record(p, values, shape);
+  }
+  void record_codes(const trace::Point& p, trace::QuantGrouping g, std::span<const int8_t> codes,
+                    std::span<const float> scales) override {
+    if (writer_ != nullptr) writer_->record_codes(p, g, codes, scales);
+  }
+  std::map<Key, Tensor> tensors;
+
+ private:
+  trace::Writer* writer_;
+};
+
+const model::Projection& projection_of(const model::LayerWeights& L, Op op) {
+  switch (op) {
+    case Op::kQProj:
+      return L.q;
+    case Op::kKProj:
+      return L.k;
+    case Op::kVProj:
+      return L.v;
+    case Op::kOProj:
+      return L.o;
+    case Op::kGateProj:
+      return L.gate;
+    case Op::kUpProj:
+      return L.up;
+    default:
+      return L.down;
+  }
+}
+
+std::string op_label(int layer, Op op) {
+  return (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) + std::string(trace::op_name(op));
+}
+
+// Classifies the first op beyond tolerance (see crossval.h).
+void classify(const model::Model& m, const Tolerances& tol, const std::vector<float>& ref_out,
+              const std::vector<float>* ref_in, const std::vector<float>* our_in, OpDivergence* d,
+              ThreadPool* pool) {
+  d->classification = "real divergence";
+  if (!is_projection(d->op) || d->layer < 0 || ref_in == nullptr || our_in == nullptr) {
+    d->detail = "not a projection: no activation-code explanation applies";
+    return;
+  }
+  const model::Projection& p = projection_of(m.layers()[static_cast<size_t>(d->layer)], d->op);
+  if (!kernels::is_ternary(p.w.type) || ref_in->size() != our_in->size() ||
+      static_cast<int64_t>(ref_in->size()) != p.w.k) {
+    d->detail = "projection input not comparable";
+    return;
+  }
+  const kernels::ActQuant kind = kernels::act_quant_for(p.w.type);
+  const int64_t k = p.w.k;
+  kernels::QuantizedActivations qr, qo;
+  kernels::quantize_activations_ref(kind, ref_in->data(), 1, k, &qr);
+  kernels::quantize_activations_ref(kind, our_in->data(), 1, k, &qo);
+  int differ = 0, max_step = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const int step = std::abs(int(qr.q[static_cast<size_t>(i)]) - int(qo.q[static_cast<size_t>(i)]));
+    differ += step != 0;
+    max_step = std::max(max_step, step);
+  }
+  // Our projection applied to the reference's (quantized) input.
+  std::vector<float> y(static_cast<size_t>(p.w.n_out));
+  kernels::matmul_ternary(p.w, qr, y.data(), pool);
+  if (p.has_scale) {
+    for (float& v : y) v *= p.scale;
+  }
+  const OpMetrics explained = compare_values(y, ref_out);
+  const std::string in_name(trace::op_name(projection_input(d->op)));
+  char buf[320];
+  if (differ == 0) {
+    std::snprintf(buf, sizeof(buf), "input %s quantizes to identical int8 codes on both sides, yet "
+                  "the outputs differ (our projection of the reference input: rel %.3g)",
+                  in_name.c_str(), explained.rel);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%d of %lld int8 codes of %s differ (max step %d); our "
+                  "projection of the reference input: rel %.3g", differ,
+                  static_cast<long long>(k), in_name.c_str(), max_step, explained.rel);
+  }
+  d->detail = buf;
+  if (differ > 0 && max_step == 1 && differ <= tol.flip_max_codes &&
+      explained.rel <= tol.max_rel(d->op)) {
+    d->classification = "activation rounding flip";
+  }
+}
+
+ordered_json divergence_json(int position, int layer, const std::string& op, const std::string& kind,
+                             const std::string& classification) {
+  return {{"position", position}, {"layer", layer}, {"op", op}, {"kind", kind},
+          {"classification", classification}};
+}
+
+Status copy_dir(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  fs::remove_all(to, ec);
+  fs::create_directories(to.parent_path(), ec);
+  fs::copy(from, to, fs::copy_options::recursive, ec);
+  if (ec) return make_error("copying %s to %s: %s", from.c_str(), to.c_str(), ec.message().c_str());
+  return {};
+}
+
+std::string tokenizer_hash(const tokenizer::Tokenizer& tok) {
+  Sha256 h;
+  const auto& spec = tok.spec();
+  h.update(spec.model_name + "\n" + spec.pre_name + "\n");
+  for (size_t i = 0; i < tok.n_tokens(); ++i) {
+    h.update(tok.token_text(static_cast<int32_t>(i)));
+    h.update("\n", 1);
+  }
+  for (const auto& [a, b] : spec.merges) h.update(a + " " + b + "\n");
+  return h.hex();
+}
+
+}  // namespace
+
+bool RunResult::passed() const {
+  return !cases.empty() &&
+         std::all_of(cases.begin(), cases.end(), [](const CaseResult& c) { return c.passed; });
+}
+
+Result<RunResult> run_crossval(const Options& o) {
+  if (o.cases.empty()) return make_error("crossval: no cases");
+  for (const Case& c : o.cases) {
+    if (c.max_tokens < 0) return make_error("crossval: --max-tokens must not be negative");
+  }
+  if (!o.kernels.empty()) BITNET_TRY(kernels::set_variant_by_name(o.kernels));
+  if (o.kv_type != "f16" && o.kv_type != "f32") {
+    return make_error("--kv-type '%s' is not one of f16, f32", o.kv_type.c_str());
+  }
+  RunResult run;
+  if (const char* p = std::getenv("BITNET_TEST_PERTURB"); p != nullptr) run.test_perturbation = p;
+
+  BITNET_ASSIGN_OR_RETURN(auto model, model::Model::load(o.model));
+  BITNET_ASSIGN_OR_RETURN(auto tok, tokenizer::Tokenizer::from_gguf(model->file()));
+  const model::ModelConfig& cfg = model->config();
+  BITNET_ASSIGN_OR_RETURN(std::string model_sha, sha256_file_hex(o.model));
+  std::error_code ec;
+  run.model = {{"path", fs::absolute(o.model, ec).string()},
+               {"sha256", model_sha},
+               {"size_bytes", fs::file_size(o.model, ec)},
+               {"arch", std::string(model::arch_name(cfg.arch))},
+               {"weight_type", std::string(gguf::tensor_type_name(model->weight_type()))},
+               {"n_layers", cfg.n_layers},
+               {"n_embd", cfg.n_embd},
+               {"n_ff", cfg.n_ff},
+               {"n_heads", cfg.n_heads},
+               {"n_kv_heads", cfg.n_kv_heads},
+               {"n_vocab", cfg.n_vocab}};
+  const tokenizer::TokenizerInfo ti = tok.info();
+  run.tokenizer = {{"source", ti.source},
+                   {"source_kind", ti.source_kind},
+                   {"model", ti.model},
+                   {"pre_tokenizer", ti.pre_tokenizer},
+                   {"pre_tokenizer_origin", ti.pre_tokenizer_origin},
+                   {"n_tokens", ti.n_tokens},
+                   {"vocab_sha256", tokenizer_hash(tok)}};
+  run.ours = {{"engine", "bitnet"},
+              {"n_threads", o.n_threads},
+              {"kv_type", o.kv_type},
+              {"kernels", std::string(kernels::variant_name(kernels::active_variant()))},
+              {"batch_layout", "prompt in one batch (logits at every position), then one token per eval"},
+              {"trace_ops", o.trace_ops}};
+  if (!run.test_perturbation.empty()) run.ours["test_perturbation"] = run.test_perturbation;
+
+  // Our token ids, then the reference run (all cases in one helper process).
+  std::vector<std::vector<int32_t>> ids(o.cases.size());
+  json req;
+  req["model"] = fs::absolute(o.model, ec).string();
+  req["settings"] = {{"n_threads", o.reference.n_threads},   {"n_batch", o.reference.n_batch},
+                     {"kv_type", o.reference.kv_type},       {"flash_attn", false},
+                     {"cpu_variant", o.reference.cpu_variant}, {"verbose", o.reference.verbose}};
+  req["trace"] = o.trace_ops;
+  req["cases"] = json::array();
+  for (size_t i = 0; i < o.cases.size(); ++i) {
+    ids[i] = tok.encode(o.cases[i].prompt, {.add_special = true});
+    if (ids[i].empty()) return make_error("crossval: prompt %zu gives no tokens", i);
+    req["cases"].push_back({{"id", "c" + std::to_string(i)},
+                            {"text", o.cases[i].prompt},
+                            {"tokens", ids[i]},
+                            {"n_gen", o.cases[i].max_tokens}});
+  }
+  BITNET_ASSIGN_OR_RETURN(std::string helper, find_reference_helper(o.reference));
+  std::string work = o.work_dir;
+  bool remove_work = false;
+  if (work.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "bitnet-crossval-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) return make_error("cannot create a temporary folder");
+    work = tmpl;
+    remove_work = true;
+  }
+  struct Cleanup {
+    std::string dir;
+    bool on;
+    ~Cleanup() {
+      std::error_code e;
+      if (on) fs::remove_all(dir, e);
+    }
+  } cleanup{work, remove_work};
+  BITNET_ASSIGN_OR_RETURN(json resp, run_reference_helper(helper, req, work));
+  {
+    auto lib = sha256_file_hex(resp["backend"].value("llama_library", std::string()));
+    run.reference = {{"helper", helper},
+                     {"tree", resp["backend"].value("tree", std::string())},
+                     {"library", resp["backend"].value("llama_library", std::string())},
+                     {"library_sha256", lib.ok() ? *lib : std::string()},
+                     {"api", resp["backend"].value("api", std::string())},
+                     {"version", resp["backend"].value("version", std::string())},
+                     {"cpu_variant", resp["backend"].value("cpu_variant", std::string())},
+                     {"cpu_plugin", resp["backend"].value("cpu_plugin", std::string())},
+                     {"cpu_device", resp["backend"].value("cpu_device", std::string())},
+                     {"settings", resp["settings"]},
+                     {"description", resp.value("description", std::string())}};
+  }
+  if (resp.value("n_vocab", 0) != static_cast<int>(cfg.n_vocab)) {
+    return make_error("reference n_vocab %d differs from the model's %u", resp.value("n_vocab", 0), cfg.n_vocab);
+  }
+
+  ThreadPool pool(std::max(1, o.n_threads));
+  const int64_t nv = cfg.n_vocab;
+  for (size_t ci = 0; ci < o.cases.size(); ++ci) {
+    const json& rc = resp.at("cases").at(ci);
+    CaseResult cr;
+    cr.id = "c" + std::to_string(ci);
+    cr.c = o.cases[ci];
+    cr.ids_ours = ids[ci];
+    cr.ids_ref = rc.value("reference_tokens", std::vector<int32_t>{});
+    cr.tokens_match = cr.ids_ours == cr.ids_ref;
+    if (!cr.tokens_match) {
+      const size_t n = std::min(cr.ids_ours.size(), cr.ids_ref.size());
+      size_t i = 0;
+      while (i < n && cr.ids_ours[i] == cr.ids_ref[i]) ++i;
+      cr.first_token_mismatch = static_cast<int>(i);
+      cr.verdict = "token ids differ at index " + std::to_string(i);
+      cr.first_divergence = divergence_json(static_cast<int>(i), -1, "tokens", "tokens", "real divergence");
+      run.cases.push_back(std::move(cr));
+      continue;
+    }
+    cr.generated_ref = rc.value("generated", std::vector<int32_t>{});
+    BITNET_ASSIGN_OR_RETURN(NpyArray ref_logits, read_npy_f32((fs::path(work) / rc.at("logits").get<std::string>()).string()));
+    const int n_prompt = static_cast<int>(cr.ids_ours.size());
+    const int n_gen = cr.c.max_tokens;
+    const int n_rows = n_prompt + std::max(n_gen - 1, 0);
+    if (static_cast<int64_t>(ref_logits.data.size()) != n_rows * nv) {
+      return make_error("reference returned %zu logits for %d positions", ref_logits.data.size(), n_rows);
+    }
+
+    // Our run: same tokens, same batch layout.
+    std::unique_ptr<trace::Writer> writer;
+    if (!o.trace_dir.empty() && o.trace_ops) {
+      trace::WriterOptions wo;
+      wo.dir = (fs::path(o.trace_dir) / cr.id / "ours").string();
+      wo.values = trace::ValuesFormat::kNpy;
+      BITNET_ASSIGN_OR_RETURN(writer, trace::Writer::open(wo));
+    }
+    CollectSink sink(writer.get());
+    model::SessionOptions so;
+    so.n_ctx = n_rows + 1;
+    so.kv_f16 = o.kv_type == "f16";
+    so.n_threads = std::max(1, o.n_threads);
+    BITNET_ASSIGN_OR_RETURN(auto session, model::Session::create(*model, so));
+    if (o.trace_ops) session->set_trace(&sink);
+    std::vector<float> ours, step;
+    BITNET_TRY(session->eval(cr.ids_ours, true, &ours));
+    std::vector<int32_t> evaluated = cr.ids_ours;
+    for (int k = 0; k + 1 < n_gen; ++k) {
+      if (static_cast<size_t>(k) >= cr.generated_ref.size()) break;
+      const int32_t t = cr.generated_ref[static_cast<size_t>(k)];
+      BITNET_TRY(session->eval(std::span(&t, 1), false, &step));
+      ours.insert(ours.end(), step.begin(), step.end());
+      evaluated.push_back(t);
+    }
+    session->set_trace(nullptr);
+    if (writer) {
+      ordered_json meta = {{"engine", "bitnet"}, {"model", run.model["path"]}, {"token_ids", evaluated},
+                           {"n_prompt", n_prompt}, {"settings", run.ours}};
+      BITNET_TRY(writer->finish(meta));
+      if (rc.contains("trace")) {
+        BITNET_TRY(copy_dir(fs::path(work) / rc["trace"].get<std::string>(),
+                            fs::path(o.trace_dir) / cr.id / "reference"));
+      }
+    }
+
+    // Per position.
+    std::optional<int> first_bad_row;
+    for (int r = 0; r < n_rows; ++r) {
+      PositionRow row;
+      row.position = r;
+      row.decode = r >= n_prompt;
+      row.token = evaluated[static_cast<size_t>(r)];
+      row.m = compare_logits({ours.data() + r * nv, static_cast<size_t>(nv)},
+                             {ref_logits.data.data() + r * nv, static_cast<size_t>(nv)});
+      row.passed = (row.m.top1_match || !o.tol.logits_top1) && row.m.cosine >= o.tol.logits_min_cosine &&
+                   row.m.kl <= o.tol.logits_max_kl;
+      if (!row.passed && !first_bad_row) first_bad_row = r;
+      cr.rows.push_back(row);
+    }
+    // Greedy choices: ours = argmax of our row n_prompt - 1 + k.
+    for (int k = 0; k < n_gen && n_prompt - 1 + k < n_rows + 1; ++k) {
+      const int r = n_prompt - 1 + k;
+      if (r >= n_rows) break;
+      cr.greedy_ours.push_back(argmax({ours.data() + r * nv, static_cast<size_t>(nv)}));
+    }
+    for (size_t k = 0; k < cr.greedy_ours.size() && k < cr.generated_ref.size(); ++k) {
+      if (cr.greedy_ours[k] != cr.generated_ref[k]) {
+        cr.greedy_parts_at = static_cast<int>(k);
+        break;
+      }
+    }
+
+    // Per op.
+    if (o.trace_ops && rc.contains("trace")) {
+      const std::string tdir = (fs::path(work) / rc["trace"].get<std::string>()).string();
+      BITNET_ASSIGN_OR_RETURN(trace::Trace rt, trace::read_trace(tdir));
+      trace::ValueStore store(tdir);
+      std::map<Key, std::vector<float>> ref_values;  // for classification
+      std::optional<std::tuple<int, int, int>> first_key;
+      std::set<Key> seen;
+      for (const trace::Record& rec : rt.records) {
+        if (rec.kind != trace::Kind::kF32) continue;
+        const Key key{rec.position, rec.layer, static_cast<int>(rec.op)};
+        BITNET_ASSIGN_OR_RETURN(std::vector<float> rv, store.load(rec));
+        auto it = sink.tensors.find(key);
+        if (it == sink.tensors.end()) continue;
+        if (rec.op == Op::kAttnScoresSoftmax && o.kv_type == "f16") {
+          // Our trace records the probabilities as p.V consumes them: rounded to f16 with an
+          // F16 cache (as ggml's F16 matrix product rounds them); llama.cpp's kq_soft_max is
+          // the f32 tensor before that rounding. Compare like with like.
+          for (float& v : rv) v = fp16_to_fp32(fp32_to_fp16(v));
+        }
+        seen.insert(key);
+        const OpMetrics om = compare_values(it->second.values, rv);
+        ++cr.ops_compared;
+        cr.ops_identical += om.identical;
+        double& cell = cr.heat[{rec.position, trace::is_block_op(rec.op) ? rec.layer : -1}];
+        cell = std::max(cell, om.rel);
+        const double tolerance = o.tol.max_rel(rec.op);
+        if (om.rel > tolerance) {
+          ++cr.ops_beyond;
+          const auto ok = order_key(rec.position, rec.layer, rec.op);
+          if (!first_key || ok < *first_key) {
+            first_key = ok;
+            OpDivergence d;
+            d.position = rec.position;
+            d.layer = rec.layer;
+            d.op = rec.op;
+            d.rel = om.rel;
+            d.max_abs = om.max_abs;
+            d.cosine = om.cosine;
+            d.tolerance = tolerance;
+            cr.first_op = d;
+            ref_values[key] = rv;
+          }
+        }
+        if (trace::feeds_bitlinear(rec.op)) ref_values[key] = std::move(rv);
+      }
+      for (const auto& [key, t] : sink.tensors) cr.ops_only_ours += seen.count(key) == 0;
+      if (cr.first_op) {
+        OpDivergence& d = *cr.first_op;
+        const Key out_key{d.position, d.layer, static_cast<int>(d.op)};
+        const Key in_key{d.position, d.layer, static_cast<int>(projection_input(d.op))};
+        const std::vector<float>* ref_in = ref_values.count(in_key) ? &ref_values[in_key] : nullptr;
+        const std::vector<float>* our_in = sink.tensors.count(in_key) ? &sink.tensors[in_key].values : nullptr;
+        classify(*model, o.tol, ref_values[out_key], is_projection(d.op) ? ref_in : nullptr, our_in, &d, &pool);
+      }
+    }
+
+    // Verdict.
+    const bool op_fail = cr.first_op && !(o.tol.flip_allow && cr.first_op->classification == "activation rounding flip");
+    cr.passed = !first_bad_row && cr.greedy_parts_at < 0 && !op_fail;
+    char buf[400];
+    if (cr.first_op) {
+      const OpDivergence& d = *cr.first_op;
+      cr.first_divergence = divergence_json(d.position, d.layer, std::string(trace::op_name(d.op)), "op", d.classification);
+      cr.first_divergence["rel"] = d.rel;
+      cr.first_divergence["tolerance"] = d.tolerance;
+      cr.first_divergence["detail"] = d.detail;
+      std::snprintf(buf, sizeof(buf), "first divergence at position %d, %s (rel %.3g > %.3g): %s",
+                    d.position, op_label(d.layer, d.op).c_str(), d.rel, d.tolerance, d.classification.c_str());
+      cr.verdict = buf;
+    } else if (first_bad_row) {
+      const PositionRow& row = cr.rows[static_cast<size_t>(*first_bad_row)];
+      cr.first_divergence = divergence_json(row.position, -1, "logits", "logits", "real divergence");
+      std::snprintf(buf, sizeof(buf), "logits diverge at position %d (cosine %.6f, KL %.3g, top-1 %s)",
+                    row.position, row.m.cosine, row.m.kl, row.m.top1_match ? "agrees" : "differs");
+      cr.verdict = buf;
+    } else if (cr.greedy_parts_at >= 0) {
+      cr.first_divergence = divergence_json(n_prompt - 1 + cr.greedy_parts_at, -1, "greedy", "greedy", "real divergence");
+      cr.verdict = "greedy choices part at generated token " + std::to_string(cr.greedy_parts_at);
+    }
+    if (cr.passed) {
+      double min_cos = 1, max_abs = 0;
+      for (const auto& row : cr.rows) {
+        min_cos = std::min(min_cos, row.m.cosine);
+        max_abs = std::max(max_abs, row.m.max_abs);
+      }
+      std::snprintf(buf, sizeof(buf), "pass: %d positions, min cosine %.9f, max |diff| %.3g, %d/%d ops bit-identical%s",
+                    n_rows, min_cos, max_abs, cr.ops_identical, cr.ops_compared,
+                    cr.first_op ? " (first op divergence is an activation rounding flip)" : "");
+      cr.verdict = buf;
+    }
+    run.cases.push_back(std::move(cr));
+  }
+  return run;
+}
+
+ordered_json to_json(const PositionRow& r) {
+  return {{"position", r.position},     {"decode", r.decode},         {"token", r.token},
+          {"cosine", r.m.cosine},       {"l2", r.m.l2},               {"max_abs", r.m.max_abs},
+          {"mse", r.m.mse},             {"kl", r.m.kl},               {"top1_match", r.m.top1_match},
+          {"top1_ours", r.m.top1_ours}, {"top1_ref", r.m.top1_ref},   {"top5_overlap", r.m.top5_overlap},
+          {"passed", r.passed}};
+}
+
+ordered_json to_json(const CaseResult& c) {
+  ordered_json j;
+  j["id"] = c.id;
+  j["prompt"] = c.c.prompt;
+  j["max_tokens"] = c.c.max_tokens;
+  j["token_ids"] = {{"ours", c.ids_ours}, {"reference", c.ids_ref}, {"match", c.tokens_match}};
+  j["generated"] = {{"reference", c.generated_ref}, {"ours_greedy", c.greedy_ours},
+                    {"parts_at", c.greedy_parts_at < 0 ? ordered_json(nullptr) : ordered_json(c.greedy_parts_at)}};
+  j["positions"] = ordered_json::array();
+  for (const auto& r : c.rows) j["positions"].push_back(to_json(r));
+  j["ops"] = {{"compared", c.ops_compared}, {"identical", c.ops_identical}, {"beyond", c.ops_beyond},
+              {"only_ours", c.ops_only_ours}};
+  ordered_json heat = ordered_json::array();
+  for (const auto& [k, v] : c.heat) heat.push_back({{"position", k.first}, {"layer", k.second}, {"max_rel", v}});
+  j["op_heat"] = heat;
+  j["first_divergence"] = c.first_divergence.is_null() ? ordered_json(nullptr) : c.first_divergence;
+  j["passed"] = c.passed;
+  j["verdict"] = c.verdict;
+  return j;
+}
+
+}  // namespace bitnet::crossval

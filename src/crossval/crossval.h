@@ -1,0 +1,105 @@
+// Cross-validation of our forward pass against a reference engine (llama.cpp through the
+// bitnet-reference helper, see reference_runner.h).
+//
+// For each case (prompt, max_tokens):
+//   1. token parity gate: our tokenizer's ids vs llama.cpp's (llama_tokenize, BOS added);
+//   2. the reference evaluates the prompt in one batch (logits at every position) and then
+//      max_tokens - 1 greedy steps one token at a time, tracing its graph (cb_eval) into our
+//      trace format; we evaluate the SAME tokens with the same batch layout, traced in memory;
+//   3. per position: logits metrics (metrics.h); per op: the first (position, layer, op) beyond
+//      its stage tolerance, classified as an "activation rounding flip" when our projection fed
+//      the reference's input reproduces the reference's output and the two inputs quantize to
+//      int8 codes differing by one in a few places, else as a "real divergence";
+//   4. greedy: where our argmax choices part from the reference's generated ids.
+// Compared like with like: with an F16 KV cache our attn_scores_softmax trace holds the
+// probabilities rounded to f16 (what p.V consumes), so the reference's f32 kq_soft_max is
+// rounded to f16 before the comparison. The reference trace on disk keeps its own values.
+// A case passes when tokens agree, every position is within the logits tolerances, greedy
+// choices agree, and there is no op divergence (or only a rounding flip, when allowed).
+#pragma once
+
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "crossval/metrics.h"
+#include "crossval/reference_runner.h"
+#include "trace/ops.h"
+
+namespace bitnet::crossval {
+
+struct Case {
+  std::string prompt;
+  int max_tokens = 1;  // greedy choices compared (the reference generates this many)
+};
+
+struct Options {
+  std::string model;
+  std::vector<Case> cases;
+  // Ours.
+  int n_threads = 1;
+  std::string kv_type = "f16";
+  std::string kernels;        // force a kernel variant ("" = best)
+  // Reference.
+  ReferenceOptions reference;
+  // What to compare and how.
+  bool trace_ops = true;      // per-op comparison (both engines traced)
+  Tolerances tol;
+  std::string work_dir;       // reference files; "" = a temporary folder removed afterwards
+  std::string trace_dir;      // keep both traces: <trace_dir>/<case id>/{ours,reference}
+};
+
+struct PositionRow {
+  int position = 0;
+  bool decode = false;   // a greedy decode step (else a prompt position)
+  int32_t token = 0;     // the token evaluated at this position
+  RowMetrics m;
+  bool passed = true;
+};
+
+struct OpDivergence {
+  int position = 0, layer = -1;
+  trace::Op op = trace::Op::kEmbeddings;
+  double rel = 0, max_abs = 0, cosine = 1, tolerance = 0;
+  std::string classification;  // "activation rounding flip" / "real divergence"
+  std::string detail;
+};
+
+struct CaseResult {
+  std::string id;
+  Case c;
+  std::vector<int32_t> ids_ours, ids_ref;
+  bool tokens_match = false;
+  int first_token_mismatch = -1;
+  std::vector<int32_t> generated_ref, greedy_ours;  // greedy choices (ours: argmax of our rows)
+  int greedy_parts_at = -1;   // index into generated where they differ, -1 = identical
+  std::vector<PositionRow> rows;
+  int ops_compared = 0, ops_identical = 0, ops_beyond = 0, ops_only_ours = 0;
+  std::optional<OpDivergence> first_op;
+  // Max relative op difference per (position, layer); layer -1 = embeddings/head.
+  std::map<std::pair<int, int>, double> heat;
+  bool passed = false;
+  std::string verdict;  // one line
+  // {position, layer, op, kind, classification} of the first divergence, or null.
+  nlohmann::ordered_json first_divergence;
+};
+
+struct RunResult {
+  std::vector<CaseResult> cases;
+  nlohmann::ordered_json reference;  // identity: helper, tree, library, version, settings
+  nlohmann::ordered_json ours;       // our settings
+  nlohmann::ordered_json model;      // path, sha256, arch, dims
+  nlohmann::ordered_json tokenizer;  // source, hash
+  std::string test_perturbation;     // BITNET_TEST_PERTURB when set
+  bool passed() const;
+};
+
+Result<RunResult> run_crossval(const Options& o);
+
+nlohmann::ordered_json to_json(const PositionRow& r);
+nlohmann::ordered_json to_json(const CaseResult& c);
+
+}  // namespace bitnet::crossval

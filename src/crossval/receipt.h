@@ -1,0 +1,70 @@
+// Receipts: the JSON record every `bitnet crossval` / `bitnet sweep` run writes, and its check
+// (`bitnet receipt verify`).
+//
+// Schema "bitnet.crossval.receipt", schema_version 1 (all keys always present; order as below):
+//   schema, schema_version          "bitnet.crossval.receipt", 1
+//   kind                            "crossval" | "sweep"
+//   tool {name, version, git_commit, source_dir}
+//   created_at                      UTC, ISO 8601 ("2026-01-31T12:00:00Z")
+//   host {cpu, cores, os, kernel_variant}      kernel_variant: our active matmul kernels
+//   model {path, sha256, size_bytes, arch, weight_type, n_layers, n_embd, n_ff, n_heads,
+//          n_kv_heads, n_vocab}
+//   tokenizer {source, source_kind, model, pre_tokenizer, pre_tokenizer_origin, n_tokens,
+//              vocab_sha256}         vocab_sha256: SHA-256 of the token texts and merges
+//   settings {ours {...}, deterministic}        threads, kv type, kernels, batch layout
+//   reference {helper, tree, library, library_sha256, api, version, cpu_variant, cpu_plugin,
+//              cpu_device, settings {n_threads, n_ctx, n_batch, kv_type, flash_attn,
+//              cpu_variant, batch_layout}, description}
+//   thresholds                      Tolerances::to_json() (metrics.h)
+//   cases[] {id, prompt, max_tokens, token_ids {ours, reference, match}, generated {reference,
+//            ours_greedy, parts_at}, positions[], ops {compared, identical, beyond, only_ours},
+//            op_heat[] {position, layer, max_rel}, first_divergence, passed, verdict}
+//   positions[]                     the rows of cases[0] (crossval) or of every case (sweep,
+//                                   each with "case"): {position, decode, token, cosine, l2,
+//                                   max_abs, mse, kl, top1_match, top1_ours, top1_ref,
+//                                   top5_overlap, passed}
+//   summary {passed, cases, cases_passed, positions, min_cosine, max_abs, max_kl,
+//            top1_agreement, first_divergence}  first_divergence: {case, position, layer, op,
+//                                   kind, classification} or null
+//   replay                          one shell line re-running the same check
+//   integrity {algorithm: "sha256", digest}    SHA-256 of the receipt without "integrity",
+//                                   serialized as compact JSON with sorted keys
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "crossval/crossval.h"
+
+namespace bitnet::crossval {
+
+inline constexpr const char* kReceiptSchema = "bitnet.crossval.receipt";
+inline constexpr int kReceiptSchemaVersion = 1;
+
+struct ReceiptContext {
+  std::string kind = "crossval";
+  std::string replay;
+  Tolerances tol;
+  bool deterministic = true;
+};
+
+nlohmann::ordered_json make_receipt(const RunResult& run, const ReceiptContext& ctx);
+// Adds the integrity block (call last).
+void seal_receipt(nlohmann::ordered_json* receipt);
+std::string integrity_digest(const nlohmann::json& receipt);
+
+struct VerifyReport {
+  bool ok = false;
+  std::vector<std::string> problems;  // empty when ok
+  std::vector<std::string> notes;     // e.g. "model file matches sha256"
+};
+// Checks schema, required fields and types, the integrity digest, and internal consistency
+// (summary vs cases and rows, thresholds vs rows). check_files: also re-hash the model file
+// when it exists.
+VerifyReport verify_receipt(const nlohmann::json& receipt, bool check_files);
+
+Status write_json_file(const std::string& path, const nlohmann::ordered_json& j);
+
+}  // namespace bitnet::crossval
