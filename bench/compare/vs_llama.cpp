@@ -1,0 +1,135 @@
+// Our engine against the pinned llama.cpp on the same GGUF file, in one process, alternating
+// the two run by run (A B A B ...) so drift in machine load hits both alike. Prints medians and
+// the ratio ours / llama.cpp for prompt processing (whole prompt as one batch) and token
+// generation, per thread count.
+//
+//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2]
+//
+// The reference loads its best CPU variant for this machine (not the portable one the parity
+// tests use). Its timings include copying logits out of llama.cpp (all positions for pp, one per
+// step for tg): a few ms at most, noted, not subtracted.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/random.h"
+#include "generate/sampler.h"
+#include "kernels/dispatch.h"
+#include "model/session.h"
+#include "reference/llama_reference.h"
+
+using namespace bitnet;
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+double load_average() {
+  std::ifstream f("/proc/loadavg");
+  double l = -1;
+  f >> l;
+  return l;
+}
+
+[[noreturn]] void die(const std::string& m) {
+  std::fprintf(stderr, "bench_vs_llama: %s\n", m.c_str());
+  std::exit(1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2]");
+  const std::string path = argv[1];
+  const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
+  std::vector<int> thread_counts = {1, 2};
+  if (argc > 3) {
+    thread_counts.clear();
+    for (const char* p = argv[3]; *p;) {
+      thread_counts.push_back(std::atoi(p));
+      while (*p && *p != ',') ++p;
+      if (*p == ',') ++p;
+    }
+  }
+  const double load = load_average();
+  std::printf("load average %.2f%s\n", load, load > 0.5 ? "  (WARNING: machine not idle, ratios are noisy)" : "");
+
+  auto model = model::Model::load(path);
+  if (!model) die(model.message());
+  const uint32_t n_vocab = (*model)->config().n_vocab;
+  SplitMix64 rng(99);
+  std::vector<int32_t> tokens(129);
+  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(n_vocab));
+  std::printf("model %s, ours: kernels %s\n", path.c_str(),
+              std::string(kernels::variant_name(kernels::active_variant())).c_str());
+
+  for (int threads : thread_counts) {
+    reference::ReferenceSettings rs;
+    rs.n_threads = threads;
+    auto ref = reference::LlamaReference::load(path, rs);
+    if (!ref) die(ref.message());
+    if (threads == thread_counts.front()) std::printf("reference: %s\n", (*ref)->description().c_str());
+    auto session = model::Session::create(**model, {.n_ctx = 256, .kv_f16 = true, .n_threads = threads});
+    if (!session) die(session.message());
+    model::Session& s = **session;
+    std::vector<float> logits;
+
+    struct Test {
+      std::string name;
+      int n;
+      bool prompt;
+    };
+    for (const Test& t : {Test{"pp64", 64, true}, Test{"pp128", 128, true}, Test{"tg64", 64, false}}) {
+      std::vector<double> ours, theirs;
+      const std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + (t.prompt ? t.n : 1));
+      for (int r = 0; r < reps; ++r) {
+        // A: ours.
+        s.reset();
+        double t0 = now_s();
+        if (t.prompt) {
+          if (!s.eval(prompt, false, &logits).ok()) die("our eval failed");
+          ours.push_back(t.n / (now_s() - t0));
+        } else {
+          if (!s.eval(prompt, false, &logits).ok()) die("our eval failed");
+          t0 = now_s();
+          for (int i = 0; i < t.n; ++i) {
+            const int32_t next = generate::argmax(logits);
+            if (!s.eval(std::span(&next, 1), false, &logits).ok()) die("our eval failed");
+          }
+          ours.push_back(t.n / (now_s() - t0));
+        }
+        // B: llama.cpp.
+        if (t.prompt) {
+          t0 = now_s();
+          if (!(*ref)->eval_logits(prompt).ok()) die("reference eval failed");
+          theirs.push_back(t.n / (now_s() - t0));
+        } else {
+          // greedy() evaluates the 1-token prompt, then n steps; time the steps only by
+          // subtracting a 1-token eval timed just before.
+          t0 = now_s();
+          if (!(*ref)->eval_logits(prompt).ok()) die("reference eval failed");
+          const double one = now_s() - t0;
+          t0 = now_s();
+          if (!(*ref)->greedy(prompt, t.n + 1).ok()) die("reference greedy failed");
+          theirs.push_back(t.n / (now_s() - t0 - one));
+        }
+      }
+      const double a = median(ours), b = median(theirs);
+      std::printf("%-6s threads %d: ours %8.2f tok/s | llama.cpp %8.2f tok/s | ratio %.2f\n", t.name.c_str(), threads, a,
+                  b, a / b);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,243 @@
+// `bitnet crossval`, `bitnet sweep`, `bitnet receipt verify` end to end against the pinned
+// llama.cpp (x64 CPU variant: our logits must be bit-identical), on synthetic `bitnet`-arch
+// TQ2_0 models: tiny, and the 2b4t shape with 4 layers (written once for this binary). Also:
+// fault injection (BITNET_TEST_PERTURB) must be found at the right (position, layer, op), the
+// two traces must diff cleanly with `bitnet trace-diff`, the older-API llama.cpp (b3995) must
+// run through its own helper, and the HTML report must render (headless Chromium, when
+// installed).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "synth/synth.h"
+#include "test_util.h"
+
+namespace bitnet::crossval {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class CrossvalE2E : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new test::TempDir();
+    tiny_ = write_model("tiny", 0, "tiny.gguf");
+  }
+  // The 2b4t-shape model (~700 MB) is written on first use only: ctest runs each test in its
+  // own process, and only one test needs it.
+  static const std::string& big() {
+    if (big_.empty()) big_ = write_model("2b4t", 4, "2b4t-4l.gguf");
+    return big_;
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    dir_ = nullptr;
+  }
+  static std::string write_model(const std::string& preset, int layers, const std::string& name) {
+    synth::SynthOptions o;
+    o.config = *synth::preset_config(preset, model::Arch::kBitnet);
+    if (layers > 0) o.config.n_layers = static_cast<uint32_t>(layers);
+    o.weight_type = gguf::TensorType::TQ2_0;
+    o.vocab_path = std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf";
+    o.seed = 11;
+    const std::string path = dir_->path(name);
+    auto st = synth::write_synthetic_model(o, path);
+    EXPECT_TRUE(st.ok()) << st.message();
+    return path;
+  }
+  static json read_json(const std::string& path) {
+    std::ifstream f(path);
+    return json::parse(f);
+  }
+  // Runs bitnet with arguments (and an optional environment prefix).
+  static test::CommandResult bitnet(const std::string& args, const std::string& env = "") {
+    return test::run_command(env + " " + test::bitnet_binary() + " " + args);
+  }
+
+  static test::TempDir* dir_;
+  static std::string tiny_, big_;
+};
+test::TempDir* CrossvalE2E::dir_ = nullptr;
+std::string CrossvalE2E::tiny_, CrossvalE2E::big_;
+
+void expect_clean_pass(const json& r) {
+  EXPECT_TRUE(r["summary"]["passed"].get<bool>());
+  EXPECT_TRUE(r["summary"]["first_divergence"].is_null());
+  EXPECT_EQ(r["reference"]["cpu_variant"], "x64");
+  for (const json& c : r["cases"]) {
+    EXPECT_TRUE(c["token_ids"]["match"].get<bool>()) << c["prompt"];
+    EXPECT_TRUE(c["generated"]["parts_at"].is_null()) << c["prompt"];
+    EXPECT_EQ(c["generated"]["ours_greedy"], c["generated"]["reference"]);
+    EXPECT_EQ(c["ops"]["identical"], c["ops"]["compared"]) << c["prompt"];
+    EXPECT_GT(c["ops"]["compared"].get<int>(), 0);
+    for (const json& p : c["positions"]) {
+      EXPECT_TRUE(p["top1_match"].get<bool>()) << c["prompt"] << " position " << p["position"];
+      EXPECT_EQ(p["max_abs"].get<double>(), 0.0) << "x64 reference: logits must be bit-identical";
+    }
+  }
+}
+
+TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
+  const std::string receipt = dir_->path("tiny.json"), html = dir_->path("tiny.html"),
+                    md = dir_->path("tiny.md"), traces = dir_->path("traces");
+  auto r = bitnet("crossval -m " + tiny_ + " -p 'Hello world' -n 4 --threads 2 --json " + receipt +
+                  " --report " + html + " --trace-dir " + traces);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(receipt);
+  expect_clean_pass(j);
+  ASSERT_EQ(j["positions"].size(), 3u + 3u);  // BOS + 2 prompt tokens, 3 decode steps
+  for (const char* k : {"position", "cosine", "l2", "max_abs", "kl", "top1_match"}) {
+    EXPECT_TRUE(j["positions"][0].contains(k)) << k;
+  }
+  EXPECT_EQ(j["model"]["sha256"].get<std::string>().size(), 64u);
+  EXPECT_NE(j["replay"].get<std::string>().find("bitnet crossval"), std::string::npos);
+
+  // Receipt: verifies; an edited copy does not.
+  auto v = bitnet("receipt verify --check-model " + receipt);
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  std::string text;
+  {
+    std::ifstream f(receipt);
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const size_t at = text.find("\"passed\": true");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 14, "\"passed\": false");
+  const std::string bad = dir_->path("tiny-corrupt.json");
+  std::ofstream(bad) << text;
+  v = bitnet("receipt verify " + bad);
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.err.find("integrity digest mismatch"), std::string::npos) << v.err;
+
+  // The reference trace is in our format: trace-diff across engines is clean.
+  auto d = bitnet("trace-diff " + traces + "/c0/ours " + traces + "/c0/reference");
+  EXPECT_EQ(d.exit_code, 0) << d.out << d.err;
+  EXPECT_NE(d.out.find("within tolerance"), std::string::npos) << d.out;
+
+  // Markdown report from a second run (same result).
+  r = bitnet("crossval -m " + tiny_ + " -p 'Count: ' -n 4 -q --json " + dir_->path("t2.json") + " --report " + md);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream mf(md);
+  std::string mdtext((std::istreambuf_iterator<char>(mf)), {});
+  EXPECT_NE(mdtext.find("# bitnet crossval: PASS"), std::string::npos);
+
+  // HTML report renders in a browser, with the chart.
+  std::ifstream hf(html);
+  std::string htmltext((std::istreambuf_iterator<char>(hf)), {});
+  EXPECT_NE(htmltext.find("<svg"), std::string::npos);
+  const char* browsers[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"};
+  std::string browser;
+  for (const char* b : browsers) {
+    if (fs::exists(b)) browser = b;
+  }
+  if (browser.empty()) {
+    std::printf("no Chromium: HTML screenshot check skipped (apt-get install chromium)\n");
+    return;
+  }
+  const std::string png = dir_->path("tiny.png");
+  auto s = test::run_command(browser + " --headless --no-sandbox --disable-gpu --disable-background-networking "
+                             "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
+                             dir_->path("chromium-profile") + " --window-size=1100,800 --screenshot=" + png +
+                             " file://" + html);
+  ASSERT_TRUE(fs::exists(png)) << s.err;
+  EXPECT_GT(fs::file_size(png), 10000u);  // a rendered page, not a blank one
+}
+
+TEST_F(CrossvalE2E, TinySweepPasses) {
+  const std::string receipt = dir_->path("sweep.json");
+  auto r = bitnet("sweep -m " + tiny_ + " --threads 2 -q --json " + receipt + " --report " + dir_->path("sweep.html"));
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(receipt);
+  EXPECT_EQ(j["kind"], "sweep");
+  EXPECT_GE(j["cases"].size(), 6u);
+  EXPECT_EQ(j["cases"][0]["prompt"], "2+2=");
+  EXPECT_EQ(j["cases"][0]["max_tokens"], 1);
+  EXPECT_EQ(j["cases"][1]["max_tokens"], 2);
+  EXPECT_EQ(j["cases"][2]["max_tokens"], 4);
+  expect_clean_pass(j);
+  EXPECT_EQ(bitnet("receipt verify " + receipt).exit_code, 0);
+}
+
+json perturbed_first_divergence(const std::string& model, const std::string& spec, const std::string& receipt,
+                                test::CommandResult* out) {
+  *out = test::run_command("BITNET_TEST_PERTURB=" + spec + " " + test::bitnet_binary() + " crossval -m " + model +
+                           " -p 'Hello world' -n 3 -q --json " + receipt);
+  std::ifstream f(receipt);
+  return json::parse(f)["summary"]["first_divergence"];
+}
+
+TEST_F(CrossvalE2E, PerturbedUpProjIsNamed) {
+  test::CommandResult r;
+  const json d = perturbed_first_divergence(tiny_, "blk1/up_proj:1e-3", dir_->path("p1.json"), &r);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("TEST-ONLY"), std::string::npos);  // the hook announces itself
+  EXPECT_EQ(d["position"], 0);
+  EXPECT_EQ(d["layer"], 1);
+  EXPECT_EQ(d["op"], "up_proj");
+  EXPECT_EQ(d["classification"], "real divergence");
+  EXPECT_EQ(read_json(dir_->path("p1.json"))["settings"]["ours"]["test_perturbation"], "blk1/up_proj:1e-3");
+}
+
+TEST_F(CrossvalE2E, PerturbedKProjIsNamed) {
+  test::CommandResult r;
+  const json d = perturbed_first_divergence(tiny_, "blk0/k_proj:1e-3", dir_->path("p2.json"), &r);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(d["position"], 0);
+  EXPECT_EQ(d["layer"], 0);
+  EXPECT_EQ(d["op"], "k_proj");
+}
+
+TEST_F(CrossvalE2E, Shape2b4tFourLayers) {
+  const std::string receipt = dir_->path("big.json");
+  auto r = bitnet("crossval -m " + big() + " -p 'Hello' -n 2 --threads 2 -q --json " + receipt);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  expect_clean_pass(read_json(receipt));
+  // Sweep over the seed's cases.
+  const std::string prompts = dir_->path("seed-prompts.txt");
+  std::ofstream(prompts) << "# seed cases\n1\t2+2=\n2\tHello\n4\tCount: \n";
+  const std::string sweep = dir_->path("big-sweep.json");
+  r = bitnet("sweep -m " + big() + " --prompts " + prompts + " --threads 2 -q --json " + sweep);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(sweep);
+  EXPECT_EQ(j["cases"].size(), 3u);
+  expect_clean_pass(j);
+}
+
+TEST_F(CrossvalE2E, ErrorsExitTwo) {
+  auto r = bitnet("crossval -m " + dir_->path("missing.gguf") + " -p x");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("bitnet: error: ", 0), 0u) << r.err;
+  r = bitnet("crossval -m " + tiny_ + " -p x --tol bogus=1 --json " + dir_->path("e.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  r = bitnet("crossval -m " + tiny_ + " -p x --cpu-variant nosuchcpu --json " + dir_->path("e.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("nosuchcpu"), std::string::npos) << r.err;
+  r = test::run_command("BITNET_TEST_PERTURB=garbage " + test::bitnet_binary() + " crossval -m " + tiny_ +
+                        " -p x --json " + dir_->path("e.json"));
+  EXPECT_EQ(r.exit_code, 2);
+}
+
+#ifdef BITNET_HAVE_OLDAPI_REFERENCE
+// The older C API (llama.cpp b3995: llama_load_model_from_file, llama_n_vocab(model), built-in
+// CPU backend) through its own helper. Its numerics differ from today's ggml (older F16 dot
+// products and attention), so logits are compared within looser, explicit tolerances.
+TEST_F(CrossvalE2E, OlderApiReference) {
+  const std::string receipt = dir_->path("old.json");
+  auto r = bitnet("crossval -m " + tiny_ + " -p 'Hello world' -n 4 -q --json " + receipt +
+                  " --reference-dir " BITNET_REFERENCE_OLDAPI_DIR +
+                  " --tol logits.min_cosine=0.999 --tol logits.max_kl=0.01 --tol logits.top1=0"
+                  " --tol op.max_rel=0.1");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(receipt);
+  EXPECT_EQ(j["reference"]["api"], "old");
+  EXPECT_NE(j["reference"]["helper"].get<std::string>().find("bitnet-reference-oldapi"), std::string::npos);
+  EXPECT_GE(j["summary"]["min_cosine"].get<double>(), 0.999);
+  EXPECT_GT(j["cases"][0]["ops"]["compared"].get<int>(), 0);  // its graph names map too
+}
+#endif
+
+}  // namespace
+}  // namespace bitnet::crossval
