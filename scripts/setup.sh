@@ -23,6 +23,9 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev
   librust-blake3-dev b3sum openssl
 )
+# Headless Chromium renders the crossval HTML report in a test (tests/crossval). It is large;
+# BITNET_SETUP_CHROMIUM=0 skips it (that test then says it was skipped).
+if [ "${BITNET_SETUP_CHROMIUM:-1}" = "1" ]; then APT_PACKAGES+=(chromium); fi
 
 # name|version|sha512 integrity (from the npm registry's dist.integrity)
 NPM_PINS=(
