@@ -68,16 +68,20 @@ echo "model: $model  tokens: $tokens  threads: $threads  rounds: $rounds"
 echo "A = tracing compiled in, off ($on)"
 echo "B = tracing compiled out     ($off)"
 decode_tok_s "$on/bin/bitnet" >/dev/null  # warm the page cache
-a_all="" b_all=""
+a_all="" b_all="" r_all=""
 for ((i = 1; i <= rounds; i++)); do
   # Alternate which build goes first, so neither always runs on a warmer machine.
   if ((i % 2)); then a=$(decode_tok_s "$on/bin/bitnet"); b=$(decode_tok_s "$off/bin/bitnet")
   else b=$(decode_tok_s "$off/bin/bitnet"); a=$(decode_tok_s "$on/bin/bitnet"); fi
   printf 'round %d: A %.2f tok/s  B %.2f tok/s\n' "$i" "$a" "$b"
   a_all+="$a"$'\n' b_all+="$b"$'\n'
+  r_all+="$(awk -v a="$a" -v b="$b" 'BEGIN {print a / b}')"$'\n'
 done
 ma=$(printf '%s' "$a_all" | median)
 mb=$(printf '%s' "$b_all" | median)
-awk -v a="$ma" -v b="$mb" 'BEGIN {
+mr=$(printf '%s' "$r_all" | median)
+# The median of per-round ratios pairs runs taken back to back: less sensitive to load drift.
+awk -v a="$ma" -v b="$mb" -v r="$mr" 'BEGIN {
   printf "median decode: A (compiled in, off) %.3f tok/s, B (compiled out) %.3f tok/s\n", a, b
-  printf "ratio A/B: %.4f (%+.2f%%)\n", a / b, (a / b - 1) * 100 }'
+  printf "ratio A/B of medians: %.4f (%+.2f%%); median of per-round ratios: %.4f (%+.2f%%)\n",
+         a / b, (a / b - 1) * 100, r, (r - 1) * 100 }'

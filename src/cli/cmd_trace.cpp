@@ -42,8 +42,10 @@ Result<std::unique_ptr<trace::Writer>> TraceFlags::start(LoadedModel& lm) const 
   }
   if (folder.empty()) {
     if (!filter.empty() || !positions.empty() || values || seed_layout) {
-      return make_error("--trace-filter, --trace-positions, --trace-values and --trace-seed-layout need --trace-dir "
-                        "(or BITNET_TRACE_DIR)");
+      return make_error(
+          "--trace-filter, --trace-positions, --trace-values and --trace-seed-layout need "
+          "--trace-dir "
+          "(or BITNET_TRACE_DIR)");
     }
     return std::unique_ptr<trace::Writer>();
   }
