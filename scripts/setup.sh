@@ -89,68 +89,49 @@ fetch_npm_pinned() {
   echo "$name@$version $integrity" >"$stamp"
 }
 
-install_reference() {
+# Installs one pinned llama.cpp reference: the two npm tarballs named by the pin array $1, the
+# source tree from its git bundle (headers, vocab GGUF files with .inp/.out test vectors), and
+# stable paths for CMake and the tests: $DEPS/$2/{include,lib,models}.
+install_reference_tree() {
+  local -n pins="$1"
+  local name="$2" suffix="${3:-}"
   mkdir -p "$DEPS"
-  IFS='|' read -r n1 v1 i1 <<<"${NPM_PINS[0]}"
-  IFS='|' read -r n2 v2 i2 <<<"${NPM_PINS[1]}"
-  fetch_npm_pinned "$n1" "$v1" "$i1" "$DEPS/npm/node-llama-cpp"
-  fetch_npm_pinned "$n2" "$v2" "$i2" "$DEPS/npm/linux-x64"
+  IFS='|' read -r n1 v1 i1 <<<"${pins[0]}"
+  IFS='|' read -r n2 v2 i2 <<<"${pins[1]}"
+  local npm="$DEPS/npm$suffix"
+  fetch_npm_pinned "$n1" "$v1" "$i1" "$npm/node-llama-cpp"
+  fetch_npm_pinned "$n2" "$v2" "$i2" "$npm/linux-x64"
 
-  # llama.cpp source tree (headers, vocab GGUF files and their .inp/.out test vectors).
-  local src="$DEPS/llama.cpp"
-  local bundle="$DEPS/npm/node-llama-cpp/llama/gitRelease.bundle"
+  local src="$DEPS/llama.cpp$suffix"
+  local bundle="$npm/node-llama-cpp/llama/gitRelease.bundle"
   local head
   head="$(git bundle list-heads "$bundle" | awk '/HEAD/{print $1}')"
   if [ ! -f "$src/.bundle-head" ] || [ "$(cat "$src/.bundle-head")" != "$head" ]; then
-    log "unpacking llama.cpp source ($head)"
+    log "unpacking llama.cpp source $n1@$v1 ($head)"
     rm -rf "$src"
     git -c advice.detachedHead=false clone -q "$bundle" "$src"
     echo "$head" >"$src/.bundle-head"
   fi
 
-  # Stable paths for CMake and the tests: .deps/reference/{include,lib,models}.
-  local ref="$DEPS/reference"
-  mkdir -p "$ref"
-  ln -sfn "$DEPS/npm/linux-x64/bins/linux-x64" "$ref/lib"
-  ln -sfn "$src/models" "$ref/models"
+  local ref="$DEPS/$name"
   mkdir -p "$ref/include"
+  ln -sfn "$npm/linux-x64/bins/linux-x64" "$ref/lib"
+  ln -sfn "$src/models" "$ref/models"
   for h in "$src"/include/llama.h "$src"/ggml/include/*.h; do
     ln -sfn "$h" "$ref/include/$(basename "$h")"
   done
-  # The prebuilt libraries carry versioned sonames; give the linker plain names too.
+}
+
+install_reference() {
+  install_reference_tree NPM_PINS reference
+  # The current prebuilt libraries carry versioned sonames; give the linker plain names too.
   local lib="$DEPS/npm/linux-x64/bins/linux-x64"
   [ -e "$lib/libllama.so" ] || ln -s libllama.v0.5.0.so "$lib/libllama.so"
   [ -e "$lib/libggml.so" ] || ln -s libggml.v0.5.0.so "$lib/libggml.so"
 }
 
-# The older-API reference (see NPM_PINS_OLDAPI): same steps, its own folders.
-install_reference_oldapi() {
-  IFS='|' read -r n1 v1 i1 <<<"${NPM_PINS_OLDAPI[0]}"
-  IFS='|' read -r n2 v2 i2 <<<"${NPM_PINS_OLDAPI[1]}"
-  fetch_npm_pinned "$n1" "$v1" "$i1" "$DEPS/npm-oldapi/node-llama-cpp"
-  fetch_npm_pinned "$n2" "$v2" "$i2" "$DEPS/npm-oldapi/linux-x64"
-
-  local src="$DEPS/llama.cpp-oldapi"
-  local bundle="$DEPS/npm-oldapi/node-llama-cpp/llama/gitRelease.bundle"
-  local head
-  head="$(git bundle list-heads "$bundle" | awk '/HEAD/{print $1}')"
-  if [ ! -f "$src/.bundle-head" ] || [ "$(cat "$src/.bundle-head")" != "$head" ]; then
-    log "unpacking older llama.cpp source ($head)"
-    rm -rf "$src"
-    git -c advice.detachedHead=false clone -q "$bundle" "$src"
-    echo "$head" >"$src/.bundle-head"
-  fi
-
-  local ref="$DEPS/reference-oldapi"
-  mkdir -p "$ref/include"
-  ln -sfn "$DEPS/npm-oldapi/linux-x64/bins/linux-x64" "$ref/lib"
-  ln -sfn "$src/models" "$ref/models"
-  for h in "$src"/include/llama.h "$src"/ggml/include/*.h; do
-    ln -sfn "$h" "$ref/include/$(basename "$h")"
-  done
-}
-
 install_debian_packages
 install_reference
-install_reference_oldapi
+# The older-API reference (see NPM_PINS_OLDAPI): same steps, its own folders.
+install_reference_tree NPM_PINS_OLDAPI reference-oldapi -oldapi
 log "ok (reference: $DEPS/reference; older API: $DEPS/reference-oldapi)"
