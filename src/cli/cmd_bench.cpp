@@ -83,9 +83,10 @@ int run_bench(const BenchFlags& f) {
                 "read GB/s", "roofline");
   }
   for (int threads : f.threads) {
+    // Measured (in a forked child) before this thread count's session starts its workers.
+    const double bw = measure_read_bandwidth_isolated(threads);
     auto s = model::Session::create(**m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads});
     if (!s) return fail(s.error());
-    const double bw = measure_read_bandwidth_isolated(threads);
     std::vector<float> logits;
     auto emit = [&](const std::string& test, const Stats& st, double roofline) {
       nlohmann::ordered_json j = {{"test", test},          {"threads", threads},

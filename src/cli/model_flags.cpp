@@ -16,6 +16,9 @@ void ModelFlags::add_to(CLI::App* app) {
   app->add_option("-c,--ctx", ctx, "Context length (default: the model's)");
   app->add_option("--kv-type", kv_type, "KV cache type: f16 | f32")->capture_default_str();
   app->add_option("--kernels", kernels, "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
+  app->add_option("--verify-kernels", verify_kernels,
+                  "Every N tokens, recompute sampled rows of every product with the scalar reference and "
+                  "stop on any difference (0: off)");
   app->add_flag("-v,--verbose", verbose, "Report the tokenizer, kernels and settings on stderr");
 }
 
@@ -90,6 +93,7 @@ Result<LoadedModel> load_model(const ModelFlags& f) {
   model::SessionOptions so;
   so.n_ctx = f.ctx;
   so.kv_f16 = f.kv_type == "f16";
+  so.verify_kernels_every = f.verify_kernels;
   so.n_threads = f.threads > 0 ? f.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   BITNET_ASSIGN_OR_RETURN(lm.session, model::Session::create(*lm.model, so));
   return lm;

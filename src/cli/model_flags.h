@@ -25,6 +25,7 @@ struct ModelFlags {
   int ctx = 0;            // 0: the model's
   std::string kv_type = "f16";
   std::string kernels;    // force a kernel variant
+  int verify_kernels = 0; // check sampled rows against the scalar reference every N tokens
   bool verbose = false;
 
   void add_to(CLI::App* app);

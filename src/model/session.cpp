@@ -10,6 +10,7 @@
 #include "core/fp16.h"
 #include "kernels/ggml_math.h"
 #include "kernels/matmul.h"
+#include "kernels/verify.h"
 
 namespace bitnet::model {
 
@@ -28,6 +29,7 @@ Numerics numerics_for(const Model& m, bool kv_f16) {
 Result<std::unique_ptr<Session>> Session::create(const Model& model, const SessionOptions& o) {
   if (o.n_ctx < 0) return make_error("context length %d must not be negative", o.n_ctx);
   if (o.n_threads < 1 || o.n_threads > 512) return make_error("thread count %d is out of range (1..512)", o.n_threads);
+  if (o.verify_kernels_every < 0) return make_error("--verify-kernels must not be negative");
   BITNET_ASSIGN_OR_RETURN(auto perturb, test_perturbation_from_env());
   auto s = std::unique_ptr<Session>(new Session(model, o));
   s->perturb_ = perturb;
@@ -69,6 +71,7 @@ Session::Session(const Model& model, const SessionOptions& o)
       n_ctx_(o.n_ctx > 0 ? o.n_ctx : static_cast<int>(model.config().n_ctx_train)),
       kv_f16_(o.kv_f16),
       pool_(o.n_threads) {
+  verify_every_ = o.verify_kernels_every;
   const size_t kv = static_cast<size_t>(c_.n_layers) * n_ctx_ * c_.n_embd_kv();
   if (kv_f16_) {
     k16_.resize(kv);
@@ -185,7 +188,10 @@ void Session::project(const float* in, int n_rows,
         }
       }
     }
-    for (const auto& [proj, out] : outs) kernels::matmul_ternary(proj->w, qa_, out, &pool_);
+    for (const auto& [proj, out] : outs) {
+      kernels::matmul_ternary(proj->w, qa_, out, &pool_);
+      if (verify_now_) verify_product(proj->w, &qa_, nullptr, n_rows, out, first_pos + layer);
+    }
   } else {
     const float* src = in;
     std::vector<float> rounded;
@@ -194,7 +200,10 @@ void Session::project(const float* in, int n_rows,
       for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = fp16_to_fp32(fp32_to_fp16(in[i]));
       src = rounded.data();
     }
-    for (const auto& [proj, out] : outs) kernels::matmul_float(proj->w, src, n_rows, out, &pool_);
+    for (const auto& [proj, out] : outs) {
+      kernels::matmul_float(proj->w, src, n_rows, out, &pool_);
+      if (verify_now_) verify_product(proj->w, nullptr, src, n_rows, out, first_pos + layer);
+    }
   }
   // `bitnet` arch: scalar .scale tensors multiply the matmul result.
   for (const auto& [proj, out] : outs) {
@@ -202,6 +211,12 @@ void Session::project(const float* in, int n_rows,
     const int64_t n = static_cast<int64_t>(n_rows) * proj->w.n_out;
     for (int64_t i = 0; i < n; ++i) out[i] *= proj->scale;
   }
+}
+
+void Session::verify_product(const kernels::WeightMatrix& w, const kernels::QuantizedActivations* a,
+                             const float* x, int n_rows, const float* out, int salt) {
+  if (!verify_status_.ok()) return;  // keep the first failure
+  verify_status_ = kernels::verify_sample_rows(w, a, x, n_rows, out, static_cast<uint64_t>(salt));
 }
 
 void Session::rope_rows(float* x, int n_rows, int n_heads, int first_pos) const {
@@ -323,6 +338,7 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   }
   ensure_capacity(n);
   const int p0 = n_past_;
+  verify_now_ = verify_every_ > 0 && (n > 1 || p0 % verify_every_ == 0);
   const int64_t d = c_.n_embd, dkv = c_.n_embd_kv(), f = c_.n_ff;
   float *x = x_.data(), *h = h_.data(), *q = q_.data(), *k = k_.data(), *v = v_.data();
   float *att = att_.data(), *tmp = tmp_.data(), *gate = gate_.data(), *up = up_.data();
@@ -393,7 +409,9 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   }
   logits->resize(static_cast<size_t>(n_out) * c_.n_vocab);
   kernels::matmul_float(head, fin, n_out, logits->data(), &pool_);
+  if (verify_now_) verify_product(head, nullptr, fin, n_out, logits->data(), p0);
   trace_rows(Op::kLogits, -1, logits->data(), n_out, c_.n_vocab, p0 + first);
+  if (!verify_status_.ok()) return verify_status_;
   return {};
 }
 

@@ -21,6 +21,9 @@ struct SessionOptions {
   int n_ctx = 0;        // 0: the model's context length
   bool kv_f16 = true;   // F16 KV cache (as both reference engines); false: F32
   int n_threads = 1;
+  // --verify-kernels N: on every N-th position (and every prompt), recompute sample rows of each
+  // product with the scalar reference and fail eval() on any bit difference. 0: off.
+  int verify_kernels_every = 0;
 };
 
 // Where the reference engines round operands, reproduced so logits match them closely:
@@ -75,6 +78,12 @@ class Session {
   };
   static Result<std::optional<TestPerturbation>> test_perturbation_from_env();
   std::optional<TestPerturbation> perturb_;
+  // Whether this eval verifies kernels, and the first verification failure.
+  bool verify_now_ = false;
+  int verify_every_ = 0;
+  Status verify_status_;
+  void verify_product(const kernels::WeightMatrix& w, const kernels::QuantizedActivations* a,
+                      const float* x, int n_rows, const float* out, int first_pos);
 
   const Model& model_;
   const ModelConfig& c_;

@@ -10,6 +10,7 @@
 
 #include "generate/sampler.h"
 #include "kernels/ggml_math.h"
+#include "kernels/verify.h"
 #include "gguf_edit.h"
 #include "model/session.h"
 #include "synth/synth.h"
@@ -269,6 +270,29 @@ TEST(Session, BadModelsGiveClearErrors) {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << c.name << ": " << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.name << ": " << r.err;
   }
+}
+
+// --verify-kernels: every product of a run checked against the scalar reference passes (the
+// variants are bit-exact), and a single flipped bit in an output is caught.
+TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
+  test::TempDir dir;
+  for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0, gguf::TensorType::F16}) {
+    auto m = Model::load(make_model(dir, "v.gguf", Arch::kBitnetB158, wt));
+    ASSERT_TRUE(m.ok());
+    auto s = Session::create(**m, {.n_ctx = 32, .n_threads = 2, .verify_kernels_every = 1});
+    std::vector<float> l;
+    ASSERT_TRUE((*s)->eval(kIds, false, &l).ok()) << gguf::tensor_type_name(wt);
+    for (int32_t t : {1000, 2000}) ASSERT_TRUE((*s)->eval(std::span(&t, 1), false, &l).ok());
+  }
+  auto m = Model::load(dir.path("v.gguf"));
+  const kernels::WeightMatrix& head = (*m)->head();
+  std::vector<float> x(head.k, 0.5f), y(head.n_out);
+  kernels::matmul_float(head, x.data(), 1, y.data(), nullptr);
+  EXPECT_TRUE(kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3, head.n_out).ok());
+  y[777] = std::nextafter(y[777], 1e9f);
+  auto st = kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3, static_cast<int>(head.n_out));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("kernel verification failed"), std::string::npos) << st.message();
 }
 
 }  // namespace
