@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include "kernels/activations.h"
+#include "kernels/kernel_support.h"
 
 namespace bitnet::kernels {
 
@@ -51,21 +52,12 @@ void quantize_row_q8k_ref(const float* x, int64_t k, int8_t* q, float* d, int16_
 
 void quantize_activations_ref(ActQuant kind, const float* x, int64_t rows, int64_t k,
                               QuantizedActivations* out) {
-  out->kind = kind;
-  out->rows = rows;
-  out->k = k;
-  out->q.resize(static_cast<size_t>(rows * k));
-  if (kind == ActQuant::kPerTokenInt8) {
-    out->scales.resize(static_cast<size_t>(rows));
-    out->bsums.clear();
-    for (int64_t r = 0; r < rows; ++r) {
+  detail::shape_quantized(kind, rows, k, out);
+  const int64_t nb = k / kQ8KBlock;
+  for (int64_t r = 0; r < rows; ++r) {
+    if (kind == ActQuant::kPerTokenInt8) {
       out->scales[r] = quantize_row_per_token_ref(x + r * k, k, out->q.data() + r * k);
-    }
-  } else {
-    const int64_t nb = k / kQ8KBlock;
-    out->scales.resize(static_cast<size_t>(rows * nb));
-    out->bsums.resize(static_cast<size_t>(rows * k / 16));
-    for (int64_t r = 0; r < rows; ++r) {
+    } else {
       quantize_row_q8k_ref(x + r * k, k, out->q.data() + r * k, out->scales.data() + r * nb,
                            out->bsums.data() + r * k / 16);
     }
