@@ -265,57 +265,69 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool round = numerics_.f16_attention_operands;
 
-  // Rows in order (row r sees positions up to first_pos + r); heads in parallel.
-  for (int r = 0; r < n_rows; ++r) {
+  // Row r (position first_pos + r) of head h, over the cache [0, first_pos + r]. Its scores stay
+  // in the head's scratch row until the next call for that head.
+  auto attend = [&](int r, int h) {
     const int n_kv = first_pos + r + 1;
+    const int g = h / group;
+    float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
+    float qh[kMaxHeadDim];
+    double acc[kMaxHeadDim];
+    const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
+    for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
+    float max = -INFINITY;
+    for (int j = 0; j < n_kv; ++j) {
+      const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
+      double dot = 0.0;
+      if (kv_f16_) {
+        for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * fp16_to_fp32(k16_[off + i]));
+      } else {
+        for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * k32_[off + i]);
+      }
+      s[j] = static_cast<float>(dot) * scale;
+      max = std::max(max, s[j]);
+    }
+    const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int j = 0; j < n_kv; ++j) {
+      s[j] *= inv;
+      if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
+    }
+    std::fill(acc, acc + hd, 0.0);
+    for (int j = 0; j < n_kv; ++j) {
+      const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
+      if (kv_f16_) {
+        for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * fp16_to_fp32(v16_[off + i]));
+      } else {
+        for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * v32_[off + i]);
+      }
+    }
+    float* o = out + (static_cast<size_t>(r) * n_heads + h) * hd;
+    for (int i = 0; i < hd; ++i) o[i] = static_cast<float>(acc[i]);
+  };
+
+  // Each (row, head) is computed the same way whatever the grouping, so both schedules below give
+  // identical bits. Untraced: one task per head covering every row (one pool dispatch). Traced:
+  // row by row, so each row's scores can be recorded before the next row overwrites them.
+  const bool trace_scores = trace::kTraceCompiled && trace_ != nullptr;
+  if (!trace_scores) {
     pool_.run(n_heads, [&](int64_t h) {
-      const int g = static_cast<int>(h) / group;
-      float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
-      float qh[kMaxHeadDim];
-      double acc[kMaxHeadDim];
-      const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
-      for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
-      float max = -INFINITY;
-      for (int j = 0; j < n_kv; ++j) {
-        const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
-        double dot = 0.0;
-        if (kv_f16_) {
-          for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * fp16_to_fp32(k16_[off + i]));
-        } else {
-          for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * k32_[off + i]);
-        }
-        s[j] = static_cast<float>(dot) * scale;
-        max = std::max(max, s[j]);
-      }
-      const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int j = 0; j < n_kv; ++j) {
-        s[j] *= inv;
-        if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
-      }
-      std::fill(acc, acc + hd, 0.0);
-      for (int j = 0; j < n_kv; ++j) {
-        const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
-        if (kv_f16_) {
-          for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * fp16_to_fp32(v16_[off + i]));
-        } else {
-          for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * v32_[off + i]);
-        }
-      }
-      float* o = out + (static_cast<size_t>(r) * n_heads + h) * hd;
-      for (int i = 0; i < hd; ++i) o[i] = static_cast<float>(acc[i]);
+      for (int r = 0; r < n_rows; ++r) attend(r, static_cast<int>(h));
     });
-    if constexpr (trace::kTraceCompiled) {
-      const trace::Point p{first_pos + r, layer, Op::kAttnScoresSoftmax};
-      if (trace_ != nullptr && trace_->wants(p)) {
-        std::vector<float> rows(static_cast<size_t>(n_heads) * n_kv);
-        for (int h = 0; h < n_heads; ++h) {
-          std::memcpy(rows.data() + static_cast<size_t>(h) * n_kv,
-                      scores_.data() + static_cast<size_t>(h) * n_ctx_, n_kv * sizeof(float));
-        }
-        const int64_t shape[2] = {n_heads, n_kv};
-        trace_->record(p, rows, shape);
+    return;
+  }
+  for (int r = 0; r < n_rows; ++r) {
+    pool_.run(n_heads, [&](int64_t h) { attend(r, static_cast<int>(h)); });
+    const int n_kv = first_pos + r + 1;
+    const trace::Point p{first_pos + r, layer, Op::kAttnScoresSoftmax};
+    if (trace_->wants(p)) {
+      std::vector<float> rows(static_cast<size_t>(n_heads) * n_kv);
+      for (int h = 0; h < n_heads; ++h) {
+        std::memcpy(rows.data() + static_cast<size_t>(h) * n_kv,
+                    scores_.data() + static_cast<size_t>(h) * n_ctx_, n_kv * sizeof(float));
       }
+      const int64_t shape[2] = {n_heads, n_kv};
+      trace_->record(p, rows, shape);
     }
   }
 }
