@@ -141,15 +141,28 @@ void Session::trace_head_rows(const float* x, int n_rows, int first_pos) {
       rms_norm_rows(x + r * d, model_.output_norm(), 1, d, fin.data());
       trace_rows(Op::kFinalNorm, -1, fin.data(), 1, d, pos);
       if (!want_logits) continue;
-      const kernels::WeightMatrix& head = model_.head();
-      if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
-        for (float& v : fin) v = fp16_to_fp32(fp32_to_fp16(v));
-      }
       out.resize(c_.n_vocab);
-      kernels::matmul_float(head, fin.data(), 1, out.data(), &pool_);
+      apply_head(fin.data(), 1, out.data());
       trace_rows(Op::kLogits, -1, out.data(), 1, c_.n_vocab, pos);
     }
   }
+}
+
+namespace {
+
+// What ggml does to F32 activations meeting an F16 matrix: round them to f16.
+void round_to_f16(float* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
+}  // namespace
+
+void Session::apply_head(float* fin, int n_rows, float* out) {
+  const kernels::WeightMatrix& head = model_.head();
+  if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
+    round_to_f16(fin, static_cast<size_t>(n_rows) * c_.n_embd);
+  }
+  kernels::matmul_float(head, fin, n_rows, out, &pool_);
 }
 
 // RMSNorm as ggml computes it: sum of float squares accumulated in double, mean rounded to
@@ -196,8 +209,8 @@ void Session::project(const float* in, int n_rows,
     const float* src = in;
     std::vector<float> rounded;
     if (w0.type != gguf::TensorType::F32 && numerics_.f16_float_matmul_input) {
-      rounded.resize(static_cast<size_t>(n_rows) * k);
-      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = fp16_to_fp32(fp32_to_fp16(in[i]));
+      rounded.assign(in, in + static_cast<size_t>(n_rows) * k);
+      round_to_f16(rounded.data(), rounded.size());
       src = rounded.data();
     }
     for (const auto& [proj, out] : outs) {
@@ -415,13 +428,9 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
   if (first > 0) trace_head_rows(x, first, p0);
   rms_norm_rows(x + first * d, model_.output_norm(), n_out, d, fin);
   trace_rows(Op::kFinalNorm, -1, fin, n_out, d, p0 + first);
-  const kernels::WeightMatrix& head = model_.head();
-  if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
-    for (int64_t i = 0; i < n_out * d; ++i) fin[i] = fp16_to_fp32(fp32_to_fp16(fin[i]));
-  }
   logits->resize(static_cast<size_t>(n_out) * c_.n_vocab);
-  kernels::matmul_float(head, fin, n_out, logits->data(), &pool_);
-  if (verify_now_) verify_product(head, nullptr, fin, n_out, logits->data(), p0);
+  apply_head(fin, n_out, logits->data());
+  if (verify_now_) verify_product(model_.head(), nullptr, fin, n_out, logits->data(), p0);
   trace_rows(Op::kLogits, -1, logits->data(), n_out, c_.n_vocab, p0 + first);
   if (!verify_status_.ok()) return verify_status_;
   return {};

@@ -67,6 +67,9 @@ class Session {
   void trace_rows(trace::Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos);
   // Traces final_norm / logits of rows whose logits eval() does not compute, on the side.
   void trace_head_rows(const float* x, int n_rows, int first_pos);
+  // LM head over final-norm rows: rounds them in place to f16 where the reference does, then
+  // writes n_rows x n_vocab logits. Shared by eval() and trace_head_rows().
+  void apply_head(float* fin, int n_rows, float* out);
 
   // TEST-ONLY fault injection (tests/crossval): BITNET_TEST_PERTURB="blk<N>/<op>:<eps>" (or
   // "<op>:<eps>" for embeddings / final_norm / logits) multiplies that op's output by 1 + eps
