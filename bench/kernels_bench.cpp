@@ -29,6 +29,7 @@
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
+#include "kernels/packed.h"
 #include "quant/i2s.h"
 #include "quant/tq1_0.h"
 #include "quant/tq2_0.h"
@@ -56,8 +57,10 @@ struct Shape {
   const char* name;
   int64_t k, n_out;
 };
-constexpr Shape kShapes[] = {
-    {"2560x2560", 2560, 2560}, {"2560x640", 2560, 640}, {"2560x6912", 2560, 6912}, {"6912x2560", 6912, 2560}};
+constexpr Shape kShapes[] = {{"2560x2560", 2560, 2560},
+                             {"2560x640", 2560, 640},
+                             {"2560x6912", 2560, 6912},
+                             {"6912x2560", 6912, 2560}};
 constexpr Shape kHead = {"2560x128256", 2560, 128256};
 
 const char* type_name(TensorType t) {
@@ -123,11 +126,15 @@ struct MatrixSet {
   size_t stride = 0;
   std::vector<WeightMatrix> mats;
   int64_t weight_bytes = 0;  // codes read per call (without the I2_S tail)
+  std::unique_ptr<uint8_t, decltype(&std::free)> packed{nullptr, &std::free};  // packed.h copies
 };
 
-const MatrixSet& matrices(TensorType t, const Shape& s, bool cold) {
+// With `packed`, every copy also gets the packed layout the AVX-512 kernels read (packed.h), as
+// a model load makes it.
+const MatrixSet& matrices(TensorType t, const Shape& s, bool cold, bool packed = false) {
   static MatrixSet set;
-  const std::string key = std::string(type_name(t)) + s.name + (cold ? "c" : "h");
+  const std::string key =
+      std::string(type_name(t)) + s.name + (cold ? "c" : "h") + (packed ? "p" : "");
   if (set.key == key) return set;
   set = MatrixSet();
   float scale;
@@ -145,6 +152,15 @@ const MatrixSet& matrices(TensorType t, const Shape& s, bool cold) {
     w.n_out = s.n_out;
     w.tensor_scale = scale;
     set.mats.push_back(w);
+  }
+  if (packed && packable(set.mats[0])) {
+    const size_t pstride = (packed_size(set.mats[0]) + 4095) / 4096 * 4096;
+    set.packed.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, pstride * copies)));
+    pack_tiles(set.mats[0], set.packed.get(), 0, packed_tiles(set.mats[0]));
+    for (size_t c = 0; c < copies; ++c) {
+      if (c > 0) std::memcpy(set.packed.get() + c * pstride, set.packed.get(), pstride);
+      set.mats[c].packed = set.packed.get() + c * pstride;
+    }
   }
   set.key = key;
   return set;
@@ -167,8 +183,9 @@ void set_counters(benchmark::State& state, int64_t bytes, int64_t ops) {
 
 // ------------------------------------------------------------------ benchmarks
 
-void bm_ternary(benchmark::State& state, TensorType t, Shape s, int64_t rows, bool cold) {
-  const MatrixSet& m = matrices(t, s, cold);
+void bm_ternary(benchmark::State& state, TensorType t, Shape s, int64_t rows, bool cold,
+                bool packed) {
+  const MatrixSet& m = matrices(t, s, cold, packed);
   const std::vector<float> x = activations(rows, s.k);
   QuantizedActivations a;
   quantize_activations(act_quant_for(t), x.data(), rows, s.k, &a);
@@ -182,8 +199,8 @@ void bm_ternary(benchmark::State& state, TensorType t, Shape s, int64_t rows, bo
   set_counters(state, m.weight_bytes, 2 * rows * s.k * s.n_out);
 }
 
-void bm_float(benchmark::State& state, TensorType t, Shape s, int64_t rows) {
-  const MatrixSet& m = matrices(t, s, false);  // 657 MB: larger than any cache already
+void bm_float(benchmark::State& state, TensorType t, Shape s, int64_t rows, bool packed) {
+  const MatrixSet& m = matrices(t, s, false, packed);  // 657 MB: larger than any cache already
   const std::vector<float> x = activations(rows, s.k);
   std::vector<float> y(static_cast<size_t>(rows * s.n_out));
   for (auto _ : state) {
@@ -226,12 +243,15 @@ __attribute__((target("avx2"))) int64_t read_chunk(const uint8_t* p, size_t n, b
 void bm_read(benchmark::State& state, size_t bytes, bool prefetch) {
   constexpr size_t kChunk = 64 * 1024;
   bytes = (bytes + kChunk - 1) / kChunk * kChunk;
-  std::unique_ptr<uint8_t[], decltype(&std::free)> buf(static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
+  std::unique_ptr<uint8_t[], decltype(&std::free)> buf(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
   std::memset(buf.get(), 1, bytes);
   const int64_t n_chunks = static_cast<int64_t>(bytes / kChunk);
   std::vector<int64_t> sink(static_cast<size_t>(n_chunks));
   for (auto _ : state) {
-    pool().run(n_chunks, [&](int64_t c) { sink[static_cast<size_t>(c)] = read_chunk(buf.get() + c * kChunk, kChunk, prefetch); });
+    pool().run(n_chunks, [&](int64_t c) {
+      sink[static_cast<size_t>(c)] = read_chunk(buf.get() + c * kChunk, kChunk, prefetch);
+    });
     benchmark::DoNotOptimize(sink.data());
   }
   set_counters(state, static_cast<int64_t>(bytes), 0);
@@ -262,7 +282,9 @@ int main(int argc, char** argv) {
   std::printf("kernels: %s, threads: %d\n", variant.c_str(), pool().size());
 
   auto reg = [](const std::string& name, auto fn) {
-    return benchmark::RegisterBenchmark(name.c_str(), fn)->UseRealTime()->Unit(benchmark::kMicrosecond);
+    return benchmark::RegisterBenchmark(name.c_str(), fn)
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
   };
   const size_t target_bytes = static_cast<size_t>(row_bytes(TensorType::I2_S, 2560) * 6912);
   for (bool pf : {false, true}) {
@@ -272,27 +294,34 @@ int main(int argc, char** argv) {
     reg("read/1GiB" + sfx, [=](benchmark::State& s) { bm_read(s, kColdBytes, pf); })->MinTime(1.0);
   }
 
-  for (const Shape& s : kShapes) {
-    for (bool cold : {false, true}) {
-      reg(std::string("I2_S/") + s.name + "/decode/" + (cold ? "cold" : "hot"),
-          [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 1, cold); });
+  // Each matmul in the file layout and, where one exists, the packed layout a model load makes.
+  for (bool pk : {false, true}) {
+    const std::string p = pk ? "/packed" : "";
+    for (const Shape& s : kShapes) {
+      for (bool cold : {false, true}) {
+        reg(std::string("I2_S/") + s.name + "/decode/" + (cold ? "cold" : "hot") + p,
+            [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 1, cold, pk); });
+      }
     }
-  }
-  for (const Shape& s : kShapes) {
-    reg(std::string("I2_S/") + s.name + "/prompt64",
-        [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 64, false); });
-  }
-  for (TensorType t : {TensorType::TQ2_0, TensorType::TQ1_0}) {
-    const Shape s = kShapes[2];
-    for (bool cold : {false, true}) {
-      reg(std::string(type_name(t)) + "/" + s.name + "/decode/" + (cold ? "cold" : "hot"),
-          [=](benchmark::State& st) { bm_ternary(st, t, s, 1, cold); });
+    for (const Shape& s : kShapes) {
+      reg(std::string("I2_S/") + s.name + "/prompt64" + p,
+          [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 64, false, pk); });
     }
-    reg(std::string(type_name(t)) + "/" + s.name + "/prompt64",
-        [=](benchmark::State& st) { bm_ternary(st, t, s, 64, false); });
+    for (TensorType t : {TensorType::TQ2_0, TensorType::TQ1_0}) {
+      if (pk && t == TensorType::TQ1_0) continue;  // not packed
+      const Shape s = kShapes[2];
+      for (bool cold : {false, true}) {
+        reg(std::string(type_name(t)) + "/" + s.name + "/decode/" + (cold ? "cold" : "hot") + p,
+            [=](benchmark::State& st) { bm_ternary(st, t, s, 1, cold, pk); });
+      }
+      reg(std::string(type_name(t)) + "/" + s.name + "/prompt64" + p,
+          [=](benchmark::State& st) { bm_ternary(st, t, s, 64, false, pk); });
+    }
+    reg("F16_head/2560x128256/decode" + p,
+        [=](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 1, pk); });
+    reg("F16_head/2560x128256/prompt64" + p,
+        [=](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 64, pk); });
   }
-  reg("F16_head/2560x128256/decode", [](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 1); });
-  reg("F16_head/2560x128256/prompt64", [](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 64); });
   for (int64_t rows : {1, 64}) {
     reg("quantize/per_token/2560/rows:" + std::to_string(rows),
         [=](benchmark::State& st) { bm_quantize(st, ActQuant::kPerTokenInt8, 2560, rows); });
@@ -305,25 +334,32 @@ int main(int argc, char** argv) {
 
   auto get = [&](const std::string& prefix) {  // names carry suffixes such as /real_time
     auto it = reporter.gbps.lower_bound(prefix);
-    return it != reporter.gbps.end() && it->first.compare(0, prefix.size(), prefix) == 0 ? it->second : 0.0;
+    return it != reporter.gbps.end() && it->first.compare(0, prefix.size(), prefix) == 0
+               ? it->second
+               : 0.0;
   };
   auto best_read = [&](const std::string& name) {
     return std::max(get("read/" + name + "/plain/"), get("read/" + name + "/prefetch/"));
   };
-  const double hot_read = best_read("hot_4.4MB"), mid_read = best_read("64MiB"), dram_read = best_read("1GiB");
+  const double hot_read = best_read("hot_4.4MB"), mid_read = best_read("64MiB"),
+               dram_read = best_read("1GiB");
   const double hot = get("I2_S/2560x6912/decode/hot/");
   const double cold = get("I2_S/2560x6912/decode/cold/");
-  std::printf("\nSummary (%s, %d threads; best repetition of each)\n", variant.c_str(), pool().size());
-  std::printf("  read bandwidth (better of plain / prefetched reads): %.1f GB/s (4.4 MB, cache-resident), "
-              "%.1f GB/s (64 MiB), %.1f GB/s (1 GiB, DRAM)\n",
-              hot_read, mid_read, dram_read);
+  std::printf("\nSummary (%s, %d threads; best repetition of each)\n", variant.c_str(),
+              pool().size());
+  std::printf(
+      "  read bandwidth (better of plain / prefetched reads): %.1f GB/s (4.4 MB, cache-resident), "
+      "%.1f GB/s (64 MiB), %.1f GB/s (1 GiB, DRAM)\n",
+      hot_read, mid_read, dram_read);
   if (hot > 0 && hot_read > 0) {
-    std::printf("  I2_S 2560x6912 decode GEMV, hot:  %.1f GB/s = %.0f%% of the 4.4 MB read bandwidth\n", hot,
-                100 * hot / hot_read);
+    std::printf(
+        "  I2_S 2560x6912 decode GEMV, hot:  %.1f GB/s = %.0f%% of the 4.4 MB read bandwidth\n",
+        hot, 100 * hot / hot_read);
   }
   if (cold > 0 && dram_read > 0) {
-    std::printf("  I2_S 2560x6912 decode GEMV, cold: %.1f GB/s = %.0f%% of the DRAM read bandwidth\n", cold,
-                100 * cold / dram_read);
+    std::printf(
+        "  I2_S 2560x6912 decode GEMV, cold: %.1f GB/s = %.0f%% of the DRAM read bandwidth\n", cold,
+        100 * cold / dram_read);
   }
   benchmark::Shutdown();
   return 0;

@@ -32,6 +32,9 @@ struct WeightMatrix {
   int64_t k = 0;                  // input length (row length)
   int64_t n_out = 0;              // output rows
   float tensor_scale = 1.0f;      // I2_S: the scale stored after the codes
+  // Optional copy in the kernels' own layout (packed.h), made at load when the active variant
+  // has packed kernels; those use it, every other path reads `data`.
+  const uint8_t* packed = nullptr;
 
   // Bytes of one row of codes (I2_S: k/4; TQ2_0: k/256*66; TQ1_0: k/256*54; F16: 2k; F32: 4k).
   int64_t row_bytes() const;

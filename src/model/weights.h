@@ -1,6 +1,9 @@
-// A loaded model: the memory-mapped GGUF file, its hyper-parameters, and views of every weight
-// (ternary matrices are used in place from the mapping; only the small norm vectors are copied
-// to f32).
+// A loaded model: the memory-mapped GGUF file, its hyper-parameters, and views of every weight.
+// Matrices are used in place from the mapping, and only the small norm vectors are copied to
+// f32; when the active kernels have packed layouts (kernels/packed.h: AVX-512), load() also
+// repacks every packable matrix into one allocation of the same total size and releases the
+// file's pages of those tensors (the mapping stays; the scalar reference and --verify-kernels
+// read it again on demand), so the resident size stays that of the file.
 #pragma once
 
 #include <memory>
@@ -30,9 +33,19 @@ struct LayerWeights {
   std::vector<float> ffn_sub_norm;   // [f]
 };
 
+// Unmaps the packed weights' anonymous mapping.
+struct PackedUnmap {
+  size_t bytes;
+  void operator()(uint8_t* p) const;
+};
+
+struct LoadOptions {
+  bool repack = true;  // repack for the active kernels where they have a packed layout
+};
+
 class Model {
  public:
-  static Result<std::unique_ptr<Model>> load(const std::string& path);
+  static Result<std::unique_ptr<Model>> load(const std::string& path, const LoadOptions& o = {});
 
   const ModelConfig& config() const { return config_; }
   const gguf::File& file() const { return file_; }
@@ -46,15 +59,20 @@ class Model {
   gguf::TensorType weight_type() const { return layers_.front().q.w.type; }
   // token_embd row `token` as f32 (bounds checked by the caller).
   void embedding_row(int32_t token, float* out) const;
+  // Bytes of packed weight copies (0: none, the kernels read the mapped file).
+  size_t packed_bytes() const { return packed_bytes_; }
 
  private:
   explicit Model(gguf::File f) : file_(std::move(f)) {}
+  void repack();
   gguf::File file_;
   ModelConfig config_;
   kernels::WeightMatrix token_embd_, head_;
   bool head_tied_ = true;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
+  std::unique_ptr<uint8_t, PackedUnmap> packed_;
+  size_t packed_bytes_ = 0;
 };
 
 }  // namespace bitnet::model

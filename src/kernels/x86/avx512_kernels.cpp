@@ -48,6 +48,7 @@
 
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
+#include "kernels/x86/avx512_packed.h"
 
 // Register arrays (accumulators, decoded codes) only stay in registers when the small
 // constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
@@ -97,7 +98,8 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
   const __m512 vs = _mm512_set1_ps(s);
   const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-128.0f);
   auto quant16 = [&](__m512 v) {
-    __m512 r = _mm512_roundscale_ps(_mm512_mul_ps(v, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r =
+        _mm512_roundscale_ps(_mm512_mul_ps(v, vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm512_max_ps(lo, _mm512_min_ps(hi, r));  // NaN stays NaN (second operand)
     return _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(r));
   };
@@ -118,7 +120,8 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
 void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   __m512 vmax = _mm512_setzero_ps();
   BITNET_UNROLL
-  for (int j = 0; j < 256; j += 16) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + j)), vmax);
+  for (int j = 0; j < 256; j += 16)
+    vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + j)), vmax);
   const float amax = _mm512_reduce_max_ps(vmax);
   if (amax == 0.0f) {
     *d = 0.0f;
@@ -144,7 +147,8 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   BITNET_UNROLL
   for (int g = 0; g < 16; ++g) {
     const __m512 p = _mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * g));
-    __m512i v = _mm512_cvttps_epi32(_mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    __m512i v =
+        _mm512_cvttps_epi32(_mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     v = _mm512_min_epi32(v, c127);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), _mm512_cvtepi32_epi8(v));
     // The stored bytes, sign-extended back, summed (the reference sums the int8 codes).
@@ -210,8 +214,9 @@ inline void permute_256(const int8_t* q, int valid, int8_t* out) {
   BITNET_UNROLL
   for (int g = 0; g < 4; ++g) {
     const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * g));
-    const __m256i hi = valid == 256 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 128 + 32 * g))
-                                    : _mm256_setzero_si256();
+    const __m256i hi = valid == 256
+                           ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 128 + 32 * g))
+                           : _mm256_setzero_si256();
     _mm512_store_si512(out + 64 * g, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
   }
 }
@@ -233,9 +238,8 @@ inline void i2s_gemv(const uint8_t* const* w, int64_t k, const int8_t* p, int32_
   const __m512i m2 = _mm512_set1_epi8(0x0C), m3 = _mm512_set1_epi8(0x03);
   __m512i acc[NW][4];
   BITNET_UNROLL
-  for (int r = 0; r < NW; ++r)
-    BITNET_UNROLL
-    for (int g = 0; g < 4; ++g) acc[r][g] = _mm512_setzero_si512();
+  for (int r = 0; r < NW; ++r) BITNET_UNROLL
+  for (int g = 0; g < 4; ++g) acc[r][g] = _mm512_setzero_si512();
   auto step = [&](int64_t pi, const __m512i* wv) {
     const int8_t* pp = p + 256 * pi;
     const __m512i a0 = _mm512_load_si512(pp), a1 = _mm512_load_si512(pp + 64);
@@ -280,9 +284,8 @@ inline void i2s_gemm(const uint8_t* const* w, int64_t k, const int8_t* const* p,
   const __m512i m3 = _mm512_set1_epi8(0x03);
   __m512i acc[NA][NW];
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_setzero_si512();
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int r = 0; r < NW; ++r) acc[a][r] = _mm512_setzero_si512();
   for (int64_t pi = 0; pi < npairs; ++pi) {
     __m512i wv[NW];
     BITNET_UNROLL
@@ -304,9 +307,8 @@ inline void i2s_gemm(const uint8_t* const* w, int64_t k, const int8_t* const* p,
     }
   }
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) out[a * NW + r] = _mm512_reduce_add_epi32(acc[a][r]);
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int r = 0; r < NW; ++r) out[a * NW + r] = _mm512_reduce_add_epi32(acc[a][r]);
 }
 
 void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
@@ -314,7 +316,8 @@ void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, 
   const int64_t k = w.k, m = a.rows;
   const int64_t kp = (k + 255) / 256 * 256;
   int8_t* perm = static_cast<int8_t*>(detail::scratch(0, static_cast<size_t>(m * kp)));
-  int32_t* sums = static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m) * sizeof(int32_t)));
+  int32_t* sums =
+      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m) * sizeof(int32_t)));
   for (int64_t r = 0; r < m; ++r) {
     const int8_t* q = a.row(r);
     int32_t sum = 0;
@@ -340,7 +343,8 @@ void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, 
     int64_t r = 0;
     // Prompts: four activation rows per pass over the decoded weights.
     for (; r + 4 <= m; r += 4) {
-      const int8_t* pr[4] = {perm + r * kp, perm + (r + 1) * kp, perm + (r + 2) * kp, perm + (r + 3) * kp};
+      const int8_t* pr[4] = {perm + r * kp, perm + (r + 1) * kp, perm + (r + 2) * kp,
+                             perm + (r + 3) * kp};
       int32_t cq[4 * kNW];
       i2s_gemm<4, kNW>(wr, k, pr, cq);
       BITNET_UNROLL
@@ -472,8 +476,8 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
       dact = _mm512_i32gather_ps(vaoff, pa.d + b, 4);
     }
     const __m512i iv = _mm512_sub_epi32(reduce16(acc), sums);
-    const __m512i dbits = _mm512_srli_epi32(
-        _mm512_i32gather_epi32(vwoff, w[0] + b * F::kBlockBytes, 1), 16);
+    const __m512i dbits =
+        _mm512_srli_epi32(_mm512_i32gather_epi32(vwoff, w[0] + b * F::kBlockBytes, 1), 16);
     const __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dbits));
     // sum += (float)acc * (d_act * d_w), lane-wise, blocks in order.
     sumf = _mm512_add_ps(sumf, _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(dact, dw)));
@@ -487,7 +491,8 @@ void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
   constexpr int kVecBytes = F::kGroups * 64;
   const int64_t m = a.rows, nb = w.k / kQ8KBlock;
   int8_t* vec = static_cast<int8_t*>(detail::scratch(0, static_cast<size_t>(m * nb * kVecBytes)));
-  int32_t* sum = static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
+  int32_t* sum =
+      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* q = a.row(r) + b * kQ8KBlock;
@@ -528,6 +533,9 @@ void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int
              int64_t o_end) {
   if (o_begin >= o_end || a.rows == 0) return;
   if (w.k > detail::kMaxSimdK) return matmul_ternary_ref(w, a, y, o_begin, o_end);
+  if (w.packed != nullptr && (w.type == TensorType::I2_S || w.type == TensorType::TQ2_0)) {
+    return avx512::packed_ternary(w, a, y, o_begin, o_end);
+  }
   switch (w.type) {
     case TensorType::I2_S:
       return i2s_matmul(w, a, y, o_begin, o_end);
@@ -549,7 +557,8 @@ inline __m512 load_w16(const uint8_t* p, __mmask16 m) {
   } else if constexpr (T == TensorType::F16) {
     return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
   } else {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
   }
 }
 
@@ -560,8 +569,8 @@ inline __m512 load_w16(const uint8_t* p) {
   } else if constexpr (T == TensorType::F16) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   } else {
-    return _mm512_castsi512_ps(
-        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(
+        _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
   }
 }
 
@@ -607,16 +616,16 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
   __m512d lo[NA][G], hi[NA][G];
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
-    BITNET_UNROLL
-    for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm512_setzero_pd();
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm512_setzero_pd();
   auto block = [&](int64_t i, int n, __mmask16 m) {
     BITNET_UNROLL
     for (int g = 0; g < G; ++g) {
       __m512 r[16];
       BITNET_UNROLL
       for (int j = 0; j < 16; ++j) {
-        r[j] = n == 16 ? load_w16<T>(w[16 * g + j] + i * kEs) : load_w16<T>(w[16 * g + j] + i * kEs, m);
+        r[j] = n == 16 ? load_w16<T>(w[16 * g + j] + i * kEs)
+                       : load_w16<T>(w[16 * g + j] + i * kEs, m);
         if ((i * kEs) % 64 == 0) prefetch_ahead(w[16 * g + j] + i * kEs);
       }
       transpose16(r);
@@ -628,7 +637,9 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
           if (e < n) {
             const __m512 p = _mm512_mul_ps(r[e], _mm512_set1_ps(x[a][i + e]));
             sl = _mm512_add_pd(sl, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-            sh = _mm512_add_pd(sh, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+            sh = _mm512_add_pd(
+                sh,
+                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
           }
         }
         lo[a][g] = sl;
@@ -674,8 +685,11 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
   for (; r < rows; ++r) run.template operator()<1, 1>(r);
 }
 
-void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {
+void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+         int64_t o_end) {
   if (o_begin >= o_end || rows == 0) return;
+  if (w.packed != nullptr && w.type == TensorType::F16)
+    return avx512::packed_f16(w, x, rows, y, o_begin, o_end);
   switch (w.type) {
     case TensorType::F32:
       return float_matmul<TensorType::F32>(w, x, rows, y, o_begin, o_end);

@@ -1,0 +1,310 @@
+// AVX-512 (F, BW, VL, VNNI) kernels over the packed layouts (kernels/packed.h). Compiled with
+// the same flags as avx512_kernels.cpp and under the same rules (kernel_support.h).
+//
+// Ternary: a packed tile holds 16 output rows in the 16 int32 lanes, so VPDPBUSD with a
+// broadcast activation dword adds 4 products to every row at once, and a block's 16 row sums
+// come out in one vector: no horizontal reduction, no activation permutation, no gather of block
+// scales (they are stored as one vector per tile and block). Codes of group g are only masked,
+// not shifted (c << 2g, at most 192 per byte), and the group's sum is divided back by 4^g with an
+// exact arithmetic shift at the end of the block. Sums per lane are exact int32 (per block:
+// 64 products of at most 192 * 128 = 24576), and the float work is the reference's, lane-wise:
+//   TQ2_0:  sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b), blocks in order;
+//   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
+//
+// F16: lanes are the 16 rows of a tile; each lane runs the reference's loop
+//   sum = 0.0 (double); for i in order: sum += (double)(w_i * x_i)  (product rounded to float)
+// in two 8-lane double vectors. Several tiles (decode) or activation rows (prompts) keep eight
+// independent add chains in flight.
+#include "kernels/x86/avx512_packed.h"
+
+#include <immintrin.h>
+
+// GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
+// wherever an extract is inlined; the value is never read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <cstdint>
+
+#include "kernels/kernel_support.h"
+#include "kernels/packed.h"
+
+#define BITNET_UNROLL _Pragma("GCC unroll 16")
+
+namespace bitnet::kernels::avx512 {
+namespace {
+
+using gguf::TensorType;
+
+// Inline asm for VPDPBUSD (see avx512_kernels.cpp: GCC 12 copies the builtin's accumulator in
+// and out of every loop iteration). acc + 4 products per int32 lane of unsigned bytes u8 and
+// signed bytes s8.
+inline __m512i dpbusd(__m512i acc, __m512i u8, __m512i s8) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8), "vm"(s8));
+  return acc;
+}
+// The same with the signed operand one dword at p, broadcast to all lanes.
+inline __m512i dpbusd_bcast(__m512i acc, __m512i u8, const int8_t* p) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0"
+      : "+v"(acc)
+      : "v"(u8), "m"(*reinterpret_cast<const int32_t*>(p)));
+  return acc;
+}
+
+// Weights stream from DRAM once per token; a software prefetch of the line 4 KiB ahead of the
+// read position keeps more misses in flight than the hardware prefetchers alone.
+constexpr int64_t kPrefetchBytes = 4096;
+inline void prefetch_ahead(const void* p) {
+  _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+}
+
+// ------------------------------------------------------------------ ternary
+
+// Sum of 256 signed bytes.
+inline int32_t sum_256(const int8_t* q) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc = _mm512_setzero_si512();
+  BITNET_UNROLL
+  for (int j = 0; j < 256; j += 64) acc = dpbusd(acc, ones, _mm512_loadu_si512(q + j));
+  return _mm512_reduce_add_epi32(acc);
+}
+
+// sum_i c_i q_i over one packed block (1024 bytes at blk), lane l = tile row l, for NA activation
+// rows (q[a]: the block's 256 activations of row a).
+template <int NA>
+inline void block_dot(const uint8_t* blk, const int8_t* const* q, __m512i* out) {
+  const __m512i mask[4] = {_mm512_set1_epi8(0x03), _mm512_set1_epi8(0x0C), _mm512_set1_epi8(0x30),
+                           _mm512_set1_epi8(static_cast<char>(0xC0))};
+  // One row (decode) has only 4 sums per block; two chains each hide VPDPBUSD's latency.
+  constexpr int kChains = NA == 1 ? 2 : 1;
+  __m512i acc[kChains][NA][4];
+  BITNET_UNROLL
+  for (int c = 0; c < kChains; ++c) BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int g = 0; g < 4; ++g) acc[c][a][g] = _mm512_setzero_si512();
+  BITNET_UNROLL
+  for (int v = 0; v < 16; ++v) {
+    prefetch_ahead(blk + 64 * v);
+    const __m512i w = _mm512_loadu_si512(blk + 64 * v);
+    BITNET_UNROLL
+    for (int g = 0; g < 4; ++g) {
+      const __m512i c = _mm512_and_si512(w, mask[g]);
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a)
+        acc[v % kChains][a][g] = dpbusd_bcast(acc[v % kChains][a][g], c, q[a] + 64 * g + 4 * v);
+    }
+  }
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) {
+    __m512i s[4];
+    BITNET_UNROLL
+    for (int g = 0; g < 4; ++g)
+      s[g] = kChains == 2 ? _mm512_add_epi32(acc[0][a][g], acc[kChains - 1][a][g]) : acc[0][a][g];
+    out[a] =
+        _mm512_add_epi32(_mm512_add_epi32(s[0], _mm512_srai_epi32(s[1], 2)),
+                         _mm512_add_epi32(_mm512_srai_epi32(s[2], 4), _mm512_srai_epi32(s[3], 6)));
+  }
+}
+
+// Per activation row: its codes, its scales (TQ2_0: one d per block; I2_S: s) and the sums of
+// its codes (TQ2_0: per block; I2_S: the whole row, in [row * nb]).
+struct ActRows {
+  const int8_t* q[4];
+  const float* d[4];
+  const int32_t* sum[4];
+};
+
+template <int NA>
+inline void tq2_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
+  const int64_t nb = w.k / 256;
+  const uint8_t* codes = packed_codes(w, tile);
+  const uint16_t* scales = packed_block_scales(w, tile);
+  __m512 sumf[NA];
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) sumf[a] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* qb[NA];
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) qb[a] = ar.q[a] + 256 * b;
+    __m512i s[NA];
+    block_dot<NA>(codes + b * kPackedBlockBytes, qb, s);
+    const __m512 dw = _mm512_cvtph_ps(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + kPackRows * b)));
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) {
+      const __m512i iv = _mm512_sub_epi32(s[a], _mm512_set1_epi32(ar.sum[a][b]));
+      sumf[a] = _mm512_add_ps(
+          sumf[a],
+          _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(_mm512_set1_ps(ar.d[a][b]), dw)));
+    }
+  }
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) _mm512_storeu_ps(out + 16 * a, sumf[a]);
+}
+
+template <int NA>
+inline void i2s_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
+  const int64_t nb = w.k / 256;
+  const uint8_t* codes = packed_codes(w, tile);
+  __m512i tot[NA];
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) tot[a] = _mm512_setzero_si512();
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* qb[NA];
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) qb[a] = ar.q[a] + 256 * b;
+    __m512i s[NA];
+    block_dot<NA>(codes + b * kPackedBlockBytes, qb, s);
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) tot[a] = _mm512_add_epi32(tot[a], s[a]);
+  }
+  const __m512 wscale = _mm512_set1_ps(w.tensor_scale);
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) {
+    const __m512i acc = _mm512_sub_epi32(tot[a], _mm512_set1_epi32(ar.sum[a][0]));
+    _mm512_storeu_ps(
+        out + 16 * a,
+        _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(ar.d[a][0])), wscale));
+  }
+}
+
+}  // namespace
+
+void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+                    int64_t o_end) {
+  const bool i2s = w.type == TensorType::I2_S;
+  const int64_t m = a.rows, nb = w.k / 256;
+  // Code sums: TQ2_0 per (row, block); I2_S per row (in the row's first slot).
+  auto* sums =
+      static_cast<int32_t*>(detail::scratch(0, static_cast<size_t>(m * nb) * sizeof(int32_t)));
+  for (int64_t r = 0; r < m; ++r) {
+    int32_t total = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      sums[r * nb + b] = sum_256(a.row(r) + 256 * b);
+      total += sums[r * nb + b];
+    }
+    if (i2s) sums[r * nb] = total;
+  }
+  auto rows_of = [&](int64_t r0, int na) {
+    ActRows ar{};
+    for (int i = 0; i < 4; ++i) {
+      const int64_t r = r0 + (i < na ? i : na - 1);
+      ar.q[i] = a.row(r);
+      ar.d[i] = i2s ? a.scales.data() + r : a.scales.data() + r * nb;
+      ar.sum[i] = sums + r * nb;
+    }
+    return ar;
+  };
+  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
+  alignas(64) float out[4 * kPackRows];
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t lo = t * kPackRows > o_begin ? t * kPackRows : o_begin;
+    const int64_t hi = (t + 1) * kPackRows < o_end ? (t + 1) * kPackRows : o_end;
+    auto emit = [&](int64_t r0, int na) {
+      for (int i = 0; i < na; ++i)
+        for (int64_t o = lo; o < hi; ++o)
+          y[(r0 + i) * w.n_out + o] = out[i * kPackRows + (o - t * kPackRows)];
+    };
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+      const ActRows ar = rows_of(r, 4);
+      i2s ? i2s_tile<4>(w, t, ar, out) : tq2_tile<4>(w, t, ar, out);
+      emit(r, 4);
+    }
+    if (m - r >= 2) {
+      const ActRows ar = rows_of(r, 2);
+      i2s ? i2s_tile<2>(w, t, ar, out) : tq2_tile<2>(w, t, ar, out);
+      emit(r, 2);
+      r += 2;
+    }
+    if (r < m) {
+      const ActRows ar = rows_of(r, 1);
+      i2s ? i2s_tile<1>(w, t, ar, out) : tq2_tile<1>(w, t, ar, out);
+      emit(r, 1);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ F16
+
+namespace {
+
+// NT tiles x NA activation rows; out[(a * NT + t) * 16 + lane].
+template <int NA, int NT>
+inline void f16_tiles(const uint16_t* const* tile, const float* const* x, int64_t k, float* out) {
+  __m512d lo[NA][NT], hi[NA][NT];
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int t = 0; t < NT; ++t) lo[a][t] = hi[a][t] = _mm512_setzero_pd();
+  for (int64_t i = 0; i < k; ++i) {
+    BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const uint16_t* p = tile[t] + i * kPackRows;
+      if (i % 2 == 0) prefetch_ahead(p);
+      const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) {
+        const __m512 prod = _mm512_mul_ps(wv, _mm512_set1_ps(x[a][i]));
+        lo[a][t] = _mm512_add_pd(lo[a][t], _mm512_cvtps_pd(_mm512_castps512_ps256(prod)));
+        hi[a][t] = _mm512_add_pd(
+            hi[a][t],
+            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(prod), 1))));
+      }
+    }
+  }
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) {
+    BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      _mm256_storeu_ps(out + (a * NT + t) * 16, _mm512_cvtpd_ps(lo[a][t]));
+      _mm256_storeu_ps(out + (a * NT + t) * 16 + 8, _mm512_cvtpd_ps(hi[a][t]));
+    }
+  }
+}
+
+}  // namespace
+
+void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+                int64_t o_end) {
+  const auto* base = reinterpret_cast<const uint16_t*>(w.packed);
+  auto tile_ptr = [&](int64_t t) { return base + t * w.k * kPackRows; };
+  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
+  alignas(64) float out[4 * kPackRows];
+  // Rows of tiles [t, t + nt) for activation rows [r0, r0 + na), out laid out as f16_tiles does.
+  auto emit = [&](int64_t t, int nt, int64_t r0, int na) {
+    for (int a = 0; a < na; ++a)
+      for (int j = 0; j < nt; ++j)
+        for (int64_t l = 0; l < kPackRows; ++l) {
+          const int64_t o = (t + j) * kPackRows + l;
+          if (o >= o_begin && o < o_end)
+            y[(r0 + a) * w.n_out + o] = out[(a * nt + j) * kPackRows + l];
+        }
+  };
+  int64_t r = 0;
+  // Prompts (all logits): four activation rows per pass over a tile.
+  for (; r + 4 <= rows; r += 4) {
+    const float* xr[4] = {x + r * w.k, x + (r + 1) * w.k, x + (r + 2) * w.k, x + (r + 3) * w.k};
+    for (int64_t t = t0; t < t1; ++t) {
+      const uint16_t* tp[1] = {tile_ptr(t)};
+      f16_tiles<4, 1>(tp, xr, w.k, out);
+      emit(t, 1, r, 4);
+    }
+  }
+  // Decode: four tiles per pass.
+  for (; r < rows; ++r) {
+    const float* xr[1] = {x + r * w.k};
+    int64_t t = t0;
+    for (; t + 4 <= t1; t += 4) {
+      const uint16_t* tp[4] = {tile_ptr(t), tile_ptr(t + 1), tile_ptr(t + 2), tile_ptr(t + 3)};
+      f16_tiles<1, 4>(tp, xr, w.k, out);
+      emit(t, 4, r, 1);
+    }
+    for (; t < t1; ++t) {
+      const uint16_t* tp[1] = {tile_ptr(t)};
+      f16_tiles<1, 1>(tp, xr, w.k, out);
+      emit(t, 1, r, 1);
+    }
+  }
+}
+
+}  // namespace bitnet::kernels::avx512
