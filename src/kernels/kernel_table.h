@@ -3,6 +3,7 @@
 // ranges [o_begin, o_end) of output rows let the caller split work over threads.
 #pragma once
 
+#include "kernels/attention.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 
@@ -10,11 +11,14 @@ namespace bitnet::kernels {
 
 struct KernelTable {
   Variant variant;
-  void (*quantize)(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedActivations* out);
+  void (*quantize)(ActQuant kind, const float* x, int64_t rows, int64_t k,
+                   QuantizedActivations* out);
   void (*ternary)(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                   int64_t o_end);
   void (*flt)(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
               int64_t o_end);
+  void (*scores)(const AttentionHead& a, float* s);
+  void (*values)(const AttentionHead& a, const float* p, float* out);
 };
 
 const KernelTable& scalar_table();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/fp16.h"
+#include "kernels/attention.h"
 #include "kernels/ggml_math.h"
 #include "kernels/matmul.h"
 #include "kernels/verify.h"
@@ -28,7 +29,8 @@ Numerics numerics_for(const Model& m, bool kv_f16) {
 
 Result<std::unique_ptr<Session>> Session::create(const Model& model, const SessionOptions& o) {
   if (o.n_ctx < 0) return make_error("context length %d must not be negative", o.n_ctx);
-  if (o.n_threads < 1 || o.n_threads > 512) return make_error("thread count %d is out of range (1..512)", o.n_threads);
+  if (o.n_threads < 1 || o.n_threads > 512)
+    return make_error("thread count %d is out of range (1..512)", o.n_threads);
   if (o.verify_kernels_every < 0) return make_error("--verify-kernels must not be negative");
   BITNET_ASSIGN_OR_RETURN(auto perturb, test_perturbation_from_env());
   auto s = std::unique_ptr<Session>(new Session(model, o));
@@ -59,8 +61,10 @@ Result<std::optional<Session::TestPerturbation>> Session::test_perturbation_from
   p.layer = layer;
   p.op = *op;
   p.factor = static_cast<float>(1.0 + eps);
-  std::fprintf(stderr, "bitnet: warning: BITNET_TEST_PERTURB=%s is set: TEST-ONLY fault injection, "
-               "every output of that op is multiplied by %.9g\n", env, static_cast<double>(p.factor));
+  std::fprintf(stderr,
+               "bitnet: warning: BITNET_TEST_PERTURB=%s is set: TEST-ONLY fault injection, "
+               "every output of that op is multiplied by %.9g\n",
+               env, static_cast<double>(p.factor));
   return std::optional<TestPerturbation>(p);
 }
 
@@ -108,7 +112,8 @@ void Session::ensure_capacity(int n) {
   up_.resize(n * f);
 }
 
-void Session::trace_rows(Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos) {
+void Session::trace_rows(Op op, int layer, const float* data, int n_rows, int64_t row_len,
+                         int first_pos) {
   if (perturb_ && perturb_->op == op && perturb_->layer == layer) {
     // TEST-ONLY fault injection (BITNET_TEST_PERTURB): every caller passes the session's own
     // mutable buffer holding the op's final output.
@@ -120,7 +125,8 @@ void Session::trace_rows(Op op, int layer, const float* data, int n_rows, int64_
     const int64_t shape[1] = {row_len};
     for (int r = 0; r < n_rows; ++r) {
       const trace::Point p{first_pos + r, layer, op};
-      if (trace_->wants(p)) trace_->record(p, {data + r * row_len, static_cast<size_t>(row_len)}, shape);
+      if (trace_->wants(p))
+        trace_->record(p, {data + r * row_len, static_cast<size_t>(row_len)}, shape);
     }
   }
 }
@@ -181,8 +187,8 @@ void Session::rms_norm_rows(const float* x, const std::vector<float>& w, int n_r
 }
 
 void Session::project(const float* in, int n_rows,
-                      std::initializer_list<std::pair<const Projection*, float*>> outs, int first_pos,
-                      int layer, Op input_op) {
+                      std::initializer_list<std::pair<const Projection*, float*>> outs,
+                      int first_pos, int layer, Op input_op) {
   const kernels::WeightMatrix& w0 = outs.begin()->first->w;
   const int64_t k = w0.k;
   if (kernels::is_ternary(w0.type)) {
@@ -195,9 +201,10 @@ void Session::project(const float* in, int n_rows,
         for (int r = 0; r < n_rows; ++r) {
           const trace::Point p{first_pos + r, layer, input_op};
           if (!trace_->wants(p)) continue;
-          trace_->record_codes(p, per_token ? trace::QuantGrouping::kPerToken : trace::QuantGrouping::kQ8K,
-                               {qa_.row(r), static_cast<size_t>(k)},
-                               {qa_.scales.data() + r * n_scales, static_cast<size_t>(n_scales)});
+          trace_->record_codes(
+              p, per_token ? trace::QuantGrouping::kPerToken : trace::QuantGrouping::kQ8K,
+              {qa_.row(r), static_cast<size_t>(k)},
+              {qa_.scales.data() + r * n_scales, static_cast<size_t>(n_scales)});
         }
       }
     }
@@ -249,32 +256,42 @@ void Session::rope_rows(float* x, int n_rows, int n_heads, int first_pos) const 
   }
 }
 
+// K goes in transposed per layer and KV head ([layer][kv head][element][position]), V by
+// position ([layer][position][n_embd_kv]): the layouts the attention kernels read
+// (kernels/attention.h). Both take the same memory as a by-position cache.
 void Session::store_kv(int layer, const float* k, const float* v, int n_rows, int first_pos) {
-  const size_t dkv = c_.n_embd_kv();
-  const size_t base = (static_cast<size_t>(layer) * n_ctx_ + first_pos) * dkv;
+  const size_t dkv = c_.n_embd_kv(), hd = c_.head_dim(), n_kv_heads = c_.n_kv_heads;
+  const size_t kbase = static_cast<size_t>(layer) * n_kv_heads * hd * n_ctx_;
+  const size_t vbase = (static_cast<size_t>(layer) * n_ctx_ + first_pos) * dkv;
+  for (int r = 0; r < n_rows; ++r) {
+    const size_t pos = static_cast<size_t>(first_pos + r);
+    for (size_t e = 0; e < dkv; ++e) {  // e = g * hd + i: row (g * hd + i) of the layer's K
+      const size_t at = kbase + e * n_ctx_ + pos;
+      if (kv_f16_) {
+        k16_[at] = fp32_to_fp16(k[r * dkv + e]);
+      } else {
+        k32_[at] = k[r * dkv + e];
+      }
+    }
+  }
   const size_t n = static_cast<size_t>(n_rows) * dkv;
   if (kv_f16_) {
-    for (size_t i = 0; i < n; ++i) {
-      k16_[base + i] = fp32_to_fp16(k[i]);
-      v16_[base + i] = fp32_to_fp16(v[i]);
-    }
+    for (size_t i = 0; i < n; ++i) v16_[vbase + i] = fp32_to_fp16(v[i]);
   } else {
-    std::memcpy(k32_.data() + base, k, n * 4);
-    std::memcpy(v32_.data() + base, v, n * 4);
+    std::memcpy(v32_.data() + vbase, v, n * 4);
   }
 }
 
 // Causal GQA attention for rows at positions first_pos + r, over the cache [0, pos], with
-// ggml's portable numerics: s_j = (float)(sum_i q_i k_ji in double) * (1/sqrt(hd)); softmax
-// with ggml's exp and sum (ggml_math.h), p_j = e_j * (float)(1/sum); out_i = (float)(sum_j p_j v_ji in
-// double). With an F16 cache, q and p are rounded to f16 first, as ggml's F16 matrix product
-// does (f16 x f16 products are exact in float).
+// ggml's portable numerics: s_j = (float)(sum_i q_i k_ji in double) * (1/sqrt(hd)) (kernel);
+// softmax with ggml's exp and sum (ggml_math.h), p_j = e_j * (float)(1/sum); out_i =
+// (float)(sum_j p_j v_ji in double) (kernel). With an F16 cache, q and p are rounded to f16
+// first, as ggml's F16 matrix product does (f16 x f16 products are exact in float).
 void Session::attention(int layer, const float* q, int n_rows, int first_pos, float* out) {
   const int hd = static_cast<int>(c_.head_dim());
   const int n_heads = static_cast<int>(c_.n_heads);
   const int group = n_heads / static_cast<int>(c_.n_kv_heads);
   const size_t dkv = c_.n_embd_kv();
-  const size_t layer_base = static_cast<size_t>(layer) * n_ctx_ * dkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool round = numerics_.f16_attention_operands;
 
@@ -282,41 +299,35 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
   // in the head's scratch row until the next call for that head.
   auto attend = [&](int r, int h) {
     const int n_kv = first_pos + r + 1;
-    const int g = h / group;
+    const size_t g = static_cast<size_t>(h / group);
     float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
     float qh[kMaxHeadDim];
-    double acc[kMaxHeadDim];
     const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
     for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
+    kernels::AttentionHead a;
+    a.q = qh;
+    a.f16 = kv_f16_;
+    a.head_dim = hd;
+    a.n_kv = n_kv;
+    a.scale = scale;
+    const size_t kbase = ((static_cast<size_t>(layer) * c_.n_kv_heads + g) * hd) * n_ctx_;
+    const size_t vbase = static_cast<size_t>(layer) * n_ctx_ * dkv + g * hd;
+    a.k = kv_f16_ ? static_cast<const void*>(k16_.data() + kbase)
+                  : static_cast<const void*>(k32_.data() + kbase);
+    a.v = kv_f16_ ? static_cast<const void*>(v16_.data() + vbase)
+                  : static_cast<const void*>(v32_.data() + vbase);
+    a.k_stride = n_ctx_;
+    a.v_stride = static_cast<int64_t>(dkv);
+    kernels::attention_scores(a, s);
     float max = -INFINITY;
-    for (int j = 0; j < n_kv; ++j) {
-      const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
-      double dot = 0.0;
-      if (kv_f16_) {
-        for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * fp16_to_fp32(k16_[off + i]));
-      } else {
-        for (int i = 0; i < hd; ++i) dot += static_cast<double>(qh[i] * k32_[off + i]);
-      }
-      s[j] = static_cast<float>(dot) * scale;
-      max = std::max(max, s[j]);
-    }
+    for (int j = 0; j < n_kv; ++j) max = std::max(max, s[j]);
     const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
     const float inv = static_cast<float>(1.0 / sum);
     for (int j = 0; j < n_kv; ++j) {
       s[j] *= inv;
       if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
     }
-    std::fill(acc, acc + hd, 0.0);
-    for (int j = 0; j < n_kv; ++j) {
-      const size_t off = layer_base + static_cast<size_t>(j) * dkv + static_cast<size_t>(g) * hd;
-      if (kv_f16_) {
-        for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * fp16_to_fp32(v16_[off + i]));
-      } else {
-        for (int i = 0; i < hd; ++i) acc[i] += static_cast<double>(s[j] * v32_[off + i]);
-      }
-    }
-    float* o = out + (static_cast<size_t>(r) * n_heads + h) * hd;
-    for (int i = 0; i < hd; ++i) o[i] = static_cast<float>(acc[i]);
+    kernels::attention_values(a, s, out + (static_cast<size_t>(r) * n_heads + h) * hd);
   };
 
   // Each (row, head) is computed the same way whatever the grouping, so both schedules below give

@@ -59,7 +59,9 @@ inline float hsum8(__m256 v) {
   return _mm_cvtss_f32(x);
 }
 
-inline __m256 abs_ps(__m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+inline __m256 abs_ps(__m256 v) {
+  return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)));
+}
 
 // The low byte of each int32 lane of a, b, c, d (in that order) -> 32 bytes, i.e. the C++
 // conversion int -> int8_t.
@@ -68,7 +70,8 @@ inline __m256i low_bytes(__m256i a, __m256i b, __m256i c, __m256i d) {
   const __m256i ab = _mm256_packus_epi32(_mm256_and_si256(a, ff), _mm256_and_si256(b, ff));
   const __m256i cd = _mm256_packus_epi32(_mm256_and_si256(c, ff), _mm256_and_si256(d, ff));
   // Per 128-bit lane: a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 (dwords).
-  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  return _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd),
+                                     _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
 // 4 KiB software prefetch ahead of each weight row's read position (see avx512_kernels.cpp).
@@ -85,7 +88,8 @@ void quant32_per_token(const float* x, __m256 vs, int8_t* q) {
   __m256i v[4];
   BITNET_UNROLL
   for (int j = 0; j < 4; ++j) {
-    __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), vs),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     r = _mm256_max_ps(lo, _mm256_min_ps(hi, r));  // NaN stays NaN (second operand)
     v[j] = _mm256_cvttps_epi32(r);
   }
@@ -135,7 +139,8 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   const __m256 va = _mm256_set1_ps(amax);
   BITNET_UNROLL
   for (int j = 0; j < 256; j += 8) {
-    const int eq = _mm256_movemask_ps(_mm256_cmp_ps(abs_ps(_mm256_loadu_ps(x + j)), va, _CMP_EQ_OQ));
+    const int eq =
+        _mm256_movemask_ps(_mm256_cmp_ps(abs_ps(_mm256_loadu_ps(x + j)), va, _CMP_EQ_OQ));
     if (eq != 0) {
       max = x[j + __builtin_ctz(static_cast<unsigned>(eq))];
       break;
@@ -150,7 +155,9 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
     BITNET_UNROLL
     for (int t = 0; t < 4; ++t) {
       const __m256 p = _mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 8 * t));
-      v[t] = _mm256_min_epi32(_mm256_cvttps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), c127);
+      v[t] = _mm256_min_epi32(
+          _mm256_cvttps_epi32(_mm256_round_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)),
+          c127);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + j), low_bytes(v[0], v[1], v[2], v[3]));
     BITNET_UNROLL
@@ -196,9 +203,12 @@ inline __m256i reduce8(const __m256i* v) {
     t[i] = _mm256_add_epi32(_mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
                             _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
   }
-  const __m256i u0 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[0], t[1]), _mm256_unpackhi_epi64(t[0], t[1]));
-  const __m256i u1 = _mm256_add_epi32(_mm256_unpacklo_epi64(t[2], t[3]), _mm256_unpackhi_epi64(t[2], t[3]));
-  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20), _mm256_permute2x128_si256(u0, u1, 0x31));
+  const __m256i u0 =
+      _mm256_add_epi32(_mm256_unpacklo_epi64(t[0], t[1]), _mm256_unpackhi_epi64(t[0], t[1]));
+  const __m256i u1 =
+      _mm256_add_epi32(_mm256_unpacklo_epi64(t[2], t[3]), _mm256_unpackhi_epi64(t[2], t[3]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                          _mm256_permute2x128_si256(u0, u1, 0x31));
 }
 
 template <int N, class Fn>
@@ -207,7 +217,9 @@ inline void tile_rows(int64_t first, int64_t n, const Fn& row, const uint8_t* (&
   for (int i = 0; i < N; ++i) out[i] = row(first + (i < n ? i : n - 1));
 }
 
-inline __m256i load32(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
 
 // ------------------------------------------------------------------ I2_S
 
@@ -223,9 +235,10 @@ inline void i2s_decode(const uint8_t* p, __m256i* c) {
 
 // sum_g c[g] . q[32 g ..] as 8 int32 lanes.
 inline __m256i dot128(const __m256i* c, const int8_t* q) {
-  const __m256i s = _mm256_add_epi16(
-      _mm256_add_epi16(_mm256_maddubs_epi16(c[0], load32(q)), _mm256_maddubs_epi16(c[1], load32(q + 32))),
-      _mm256_add_epi16(_mm256_maddubs_epi16(c[2], load32(q + 64)), _mm256_maddubs_epi16(c[3], load32(q + 96))));
+  const __m256i s = _mm256_add_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(c[0], load32(q)),
+                                                      _mm256_maddubs_epi16(c[1], load32(q + 32))),
+                                     _mm256_add_epi16(_mm256_maddubs_epi16(c[2], load32(q + 64)),
+                                                      _mm256_maddubs_epi16(c[3], load32(q + 96))));
   return widen16(s);
 }
 
@@ -233,9 +246,8 @@ template <int NA, int NW>
 inline void i2s_tile(const uint8_t* const* w, int64_t k, const int8_t* const* q, int32_t* out) {
   __m256i acc[NA][NW];
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_si256();
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int r = 0; r < NW; ++r) acc[a][r] = _mm256_setzero_si256();
   for (int64_t b = 0; b < k / 128; ++b) {
     BITNET_UNROLL
     for (int r = 0; r < NW; ++r) {
@@ -243,19 +255,20 @@ inline void i2s_tile(const uint8_t* const* w, int64_t k, const int8_t* const* q,
       if (b % 2 == 0) prefetch_ahead(w[r] + 32 * b);
       i2s_decode(w[r] + 32 * b, c);
       BITNET_UNROLL
-      for (int a = 0; a < NA; ++a) acc[a][r] = _mm256_add_epi32(acc[a][r], dot128(c, q[a] + 128 * b));
+      for (int a = 0; a < NA; ++a)
+        acc[a][r] = _mm256_add_epi32(acc[a][r], dot128(c, q[a] + 128 * b));
     }
   }
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
-    BITNET_UNROLL
-    for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8_epi32(acc[a][r]);
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum8_epi32(acc[a][r]);
 }
 
 void i2s_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                 int64_t o_end) {
   const int64_t k = w.k, m = a.rows;
-  int32_t* sums = static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m) * sizeof(int32_t)));
+  int32_t* sums =
+      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m) * sizeof(int32_t)));
   for (int64_t r = 0; r < m; ++r) {
     int32_t s = 0;
     for (int64_t i = 0; i < k; i += 32) s += sum_bytes(a.row(r) + i);
@@ -306,12 +319,14 @@ struct Tq2Format {
     for (int h = 0; h < 2; ++h) {
       const __m256i v = load32(blk + 32 * h);
       const __m256i c[4] = {_mm256_and_si256(v, m3), _mm256_and_si256(_mm256_srli_epi16(v, 2), m3),
-                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m3), _mm256_and_si256(_mm256_srli_epi16(v, 6), m3)};
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m3),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 6), m3)};
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         const int8_t* q = act[a] + 128 * h;
         BITNET_UNROLL
-        for (int g = 0; g < 4; ++g) s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(c[g], load32(q + 32 * g)));
+        for (int g = 0; g < 4; ++g)
+          s[a] = _mm256_add_epi16(s[a], _mm256_maddubs_epi16(c[g], load32(q + 32 * g)));
       }
     }
     BITNET_UNROLL
@@ -338,17 +353,20 @@ struct Tq1Format {
   }
   static inline __m256i trit(__m256i v) {
     const __m256i one = _mm256_set1_epi8(1);
-    return _mm256_add_epi8(_mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(85)), one),
-                           _mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(static_cast<char>(170))), one));
+    return _mm256_add_epi8(
+        _mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(85)), one),
+        _mm256_min_epu8(_mm256_subs_epu8(v, _mm256_set1_epi8(static_cast<char>(170))), one));
   }
   // act[a]: the block's 256 codes; prepared[a]: its part-B vectors.
   template <int NA>
-  static inline void dot(const uint8_t* blk, const int8_t* const* act, const int8_t* const* prepared, __m256i* out) {
+  static inline void dot(const uint8_t* blk, const int8_t* const* act,
+                         const int8_t* const* prepared, __m256i* out) {
     __m256i s[NA];
     BITNET_UNROLL
     for (int a = 0; a < NA; ++a) s[a] = _mm256_setzero_si256();
     __m256i va = load32(blk);
-    __m256i vb = _mm256_maskload_epi32(reinterpret_cast<const int*>(blk + 32), _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0));
+    __m256i vb = _mm256_maskload_epi32(reinterpret_cast<const int*>(blk + 32),
+                                       _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0));
     BITNET_UNROLL
     for (int t = 0; t < 5; ++t) {
       if (t > 0) {
@@ -368,7 +386,7 @@ struct Tq1Format {
 };
 
 struct TqPrepared {
-  const int8_t* q;     // a.q: [row][k]
+  const int8_t* q;  // a.q: [row][k]
   int64_t k;
   const int8_t* vec;   // [row][block][kVecBytes] (TQ1_0 only)
   const int32_t* sum;  // [row][block]
@@ -376,7 +394,8 @@ struct TqPrepared {
 };
 
 template <class F, int NA, int NW>
-inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, const int64_t* arow, float* out) {
+inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, const int64_t* arow,
+                    float* out) {
   static_assert(NA * NW <= 8);
   __m256 sumf = _mm256_setzero_ps();
   alignas(32) int32_t woff[8], aoff[8];
@@ -422,8 +441,10 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
     }
     const __m256i iv = _mm256_sub_epi32(reduce8(acc), sums);
     const __m256i dbits = _mm256_srli_epi32(
-        _mm256_i32gather_epi32(reinterpret_cast<const int*>(w[0] + b * F::kBlockBytes), vwoff, 1), 16);
-    const __m128i h = _mm_packus_epi32(_mm256_castsi256_si128(dbits), _mm256_extracti128_si256(dbits, 1));
+        _mm256_i32gather_epi32(reinterpret_cast<const int*>(w[0] + b * F::kBlockBytes), vwoff, 1),
+        16);
+    const __m128i h =
+        _mm_packus_epi32(_mm256_castsi256_si128(dbits), _mm256_extracti128_si256(dbits, 1));
     const __m256 dw = _mm256_cvtph_ps(h);
     // sum += (float)acc * (d_act * d_w), lane-wise, blocks in order.
     sumf = _mm256_add_ps(sumf, _mm256_mul_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(dact, dw)));
@@ -432,11 +453,14 @@ inline void tq_tile(const uint8_t* const* w, int64_t nb, const TqPrepared& pa, c
 }
 
 template <class F>
-void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin, int64_t o_end) {
+void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+               int64_t o_end) {
   const int64_t m = a.rows, nb = w.k / kQ8KBlock;
   int8_t* vec = nullptr;
-  if constexpr (F::kVecBytes > 0) vec = static_cast<int8_t*>(detail::scratch(0, static_cast<size_t>(m * nb * F::kVecBytes)));
-  int32_t* sum = static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
+  if constexpr (F::kVecBytes > 0)
+    vec = static_cast<int8_t*>(detail::scratch(0, static_cast<size_t>(m * nb * F::kVecBytes)));
+  int32_t* sum =
+      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
   for (int64_t r = 0; r < m; ++r) {
     for (int64_t b = 0; b < nb; ++b) {
       const int8_t* q = a.row(r) + b * kQ8KBlock;
@@ -473,7 +497,8 @@ void tq_matmul(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
   if (r < m) run.template operator()<1, 8>(r);
 }
 
-void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin, int64_t o_end) {
+void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+             int64_t o_end) {
   if (o_begin >= o_end || a.rows == 0) return;
   if (w.k > detail::kMaxSimdK) return matmul_ternary_ref(w, a, y, o_begin, o_end);
   switch (w.type) {
@@ -497,7 +522,8 @@ inline __m256 load_w8(const uint8_t* p) {
   } else if constexpr (T == TensorType::F16) {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   } else {
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(
+        _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
   }
 }
 
@@ -531,9 +557,8 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
   __m256d lo[NA][G], hi[NA][G];
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a)
-    BITNET_UNROLL
-    for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm256_setzero_pd();
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm256_setzero_pd();
   auto block = [&](int64_t i, int n) {
     BITNET_UNROLL
     for (int g = 0; g < G; ++g) {
@@ -581,7 +606,8 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
 }
 
 template <TensorType T>
-void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {
+void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+                  int64_t o_end) {
   auto row = [&](int64_t o) { return w.row(o); };
   auto run = [&]<int NA, int G>(int64_t r0) {
     constexpr int kRows = 8 * G;
@@ -604,7 +630,8 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
   for (; r < rows; ++r) run.template operator()<1, 2>(r);
 }
 
-void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin, int64_t o_end) {
+void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+         int64_t o_end) {
   if (o_begin >= o_end || rows == 0) return;
   switch (w.type) {
     case TensorType::F32:
@@ -621,7 +648,9 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
 }  // namespace
 
 const KernelTable* avx2_table() {
-  static const KernelTable t{Variant::kAvx2, quantize, ternary, flt};
+  // Attention: the scalar references (the AVX-512 variant has SIMD ones).
+  static const KernelTable t{Variant::kAvx2,      quantize, ternary, flt, attention_scores_ref,
+                             attention_values_ref};
   return &t;
 }
 

@@ -48,7 +48,7 @@
 
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
-#include "kernels/x86/avx512_packed.h"
+#include "kernels/x86/avx512_units.h"
 
 // Register arrays (accumulators, decoded codes) only stay in registers when the small
 // constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
@@ -705,7 +705,8 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{Variant::kAvx512, quantize, ternary, flt};
+  static const KernelTable t{
+      Variant::kAvx512, quantize, ternary, flt, avx512::attention_scores, avx512::attention_values};
   return &t;
 }
 

@@ -15,9 +15,9 @@
 //   sum = 0.0 (double); for i in order: sum += (double)(w_i * x_i)  (product rounded to float)
 // in two 8-lane double vectors. Several tiles (decode) or activation rows (prompts) keep eight
 // independent add chains in flight.
-#include "kernels/x86/avx512_packed.h"
-
 #include <immintrin.h>
+
+#include "kernels/x86/avx512_units.h"
 
 // GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
 // wherever an extract is inlined; the value is never read.

@@ -1,10 +1,11 @@
-// AVX-512 kernels over the packed weight layouts of kernels/packed.h. Called by the AVX-512
-// variant (avx512_kernels.cpp) for matrices that have a packed copy; bit-exact with the scalar
-// reference on the file layout, like every variant.
+// Parts of the AVX-512 variant defined outside avx512_kernels.cpp (which holds its table):
+// kernels over the packed weight layouts of kernels/packed.h (for matrices with a packed copy)
+// and the attention products of kernels/attention.h. Bit-exact with the scalar references.
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 
 namespace bitnet::kernels::avx512 {
@@ -15,5 +16,8 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
 // F16 with w.packed set.
 void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
                 int64_t o_end);
+
+void attention_scores(const AttentionHead& a, float* s);
+void attention_values(const AttentionHead& a, const float* p, float* out);
 
 }  // namespace bitnet::kernels::avx512

@@ -1,0 +1,39 @@
+// The two products of attention for one query row of one head, with ggml's portable numerics
+// (the x64 CPU variant of the pinned llama.cpp):
+//   scores:  s_j = (float)(sum_i (double)(q_i * k_ji)) * scale          j < n_kv
+//   values:  out_i = (float)(sum_j (double)(p_j * v_ji))                 i < head_dim
+// products rounded to float, sums in double in index order. With an F16 cache the caller has
+// rounded q and p to f16, as ggml's F16 matrix product does (the products are then exact).
+//
+// Cache layouts (both per layer and KV head): K transposed, element i of position j at
+// k[i * k_stride + j], so that 16 positions are one vector and a lane can run the reference's
+// sequential sum; V by position, element i of position j at v[j * v_stride + i].
+//
+// Scalar references (ref/attention_ref.cpp) are the specification; the AVX-512 variant is
+// bit-exact with them (tests/kernels/attention_test.cpp).
+#pragma once
+
+#include <cstdint>
+
+namespace bitnet::kernels {
+
+struct AttentionHead {
+  const float* q = nullptr;  // head_dim values
+  const void* k = nullptr;   // uint16_t (f16) or float, transposed (see above)
+  const void* v = nullptr;   // uint16_t (f16) or float, by position
+  int64_t k_stride = 0;      // elements between consecutive i of K
+  int64_t v_stride = 0;      // elements between consecutive positions of V
+  bool f16 = true;
+  int head_dim = 0;
+  int n_kv = 0;
+  float scale = 1.0f;
+};
+
+void attention_scores_ref(const AttentionHead& a, float* s);
+void attention_values_ref(const AttentionHead& a, const float* p, float* out);
+
+// Dispatched (active variant).
+void attention_scores(const AttentionHead& a, float* s);
+void attention_values(const AttentionHead& a, const float* p, float* out);
+
+}  // namespace bitnet::kernels

@@ -1,0 +1,125 @@
+// AVX-512 attention products (kernels/attention.h), bit-exact with ref/attention_ref.cpp.
+// Compiled with the AVX-512 flags (src/kernels/CMakeLists.txt), under kernel_support.h's rules.
+//
+// Scores: lanes are 16 cache positions (K is stored transposed, so they are one load); each lane
+// adds its float products in double in element order, in two 8-lane double vectors. Four blocks
+// of 16 positions go together: eight independent add chains.
+// Values: lanes are head dimensions (V by position); for each position in order, every lane adds
+// (double)(p_j * v_ji): the reference's loop with the dimensions side by side.
+#include <immintrin.h>
+
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <cstdint>
+
+#include "kernels/attention.h"
+#include "kernels/x86/avx512_units.h"
+
+#define BITNET_UNROLL _Pragma("GCC unroll 16")
+
+namespace bitnet::kernels::avx512 {
+namespace {
+
+inline __mmask16 mask_of(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+template <bool F16>
+inline __m512 load16(const void* base, int64_t at, __mmask16 m) {
+  if constexpr (F16) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(base) + at));
+  } else {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(base) + at);
+  }
+}
+
+// 16 floats from two 8-lane double vectors (AVX512F only: no DQ insert).
+inline __m512 join(__m512d lo, __m512d hi) {
+  return _mm512_castpd_ps(
+      _mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo))),
+                         _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
+}
+
+inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+inline __m512d hi_pd(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+// NB blocks of 16 positions starting at j0.
+template <bool F16, int NB>
+inline void score_blocks(const AttentionHead& a, int64_t j0, float* s) {
+  __m512d lo[NB], hi[NB];
+  __mmask16 m[NB];
+  BITNET_UNROLL
+  for (int b = 0; b < NB; ++b) {
+    lo[b] = hi[b] = _mm512_setzero_pd();
+    m[b] = mask_of(a.n_kv - (j0 + 16 * b));
+  }
+  for (int i = 0; i < a.head_dim; ++i) {
+    const __m512 qi = _mm512_set1_ps(a.q[i]);
+    BITNET_UNROLL
+    for (int b = 0; b < NB; ++b) {
+      const __m512 prod = _mm512_mul_ps(load16<F16>(a.k, i * a.k_stride + j0 + 16 * b, m[b]), qi);
+      lo[b] = _mm512_add_pd(lo[b], lo_pd(prod));
+      hi[b] = _mm512_add_pd(hi[b], hi_pd(prod));
+    }
+  }
+  const __m512 scale = _mm512_set1_ps(a.scale);
+  BITNET_UNROLL
+  for (int b = 0; b < NB; ++b) {
+    const __m512 dot = join(lo[b], hi[b]);
+    _mm512_mask_storeu_ps(s + j0 + 16 * b, m[b], _mm512_mul_ps(dot, scale));
+  }
+}
+
+template <bool F16>
+void scores(const AttentionHead& a, float* s) {
+  int64_t j = 0;
+  for (; j + 64 <= a.n_kv; j += 64) score_blocks<F16, 4>(a, j, s);
+  for (; j < a.n_kv; j += 16) score_blocks<F16, 1>(a, j, s);
+}
+
+// Dimensions [d0, d0 + 16 * ND) (masked past head_dim).
+template <bool F16, int ND>
+inline void value_dims(const AttentionHead& a, const float* p, int64_t d0, float* out) {
+  __m512d lo[ND], hi[ND];
+  __mmask16 m[ND];
+  BITNET_UNROLL
+  for (int c = 0; c < ND; ++c) {
+    lo[c] = hi[c] = _mm512_setzero_pd();
+    const int64_t left = a.head_dim - (d0 + 16 * c);
+    m[c] = left > 0 ? mask_of(left) : static_cast<__mmask16>(0);
+  }
+  for (int j = 0; j < a.n_kv; ++j) {
+    const __m512 pj = _mm512_set1_ps(p[j]);
+    BITNET_UNROLL
+    for (int c = 0; c < ND; ++c) {
+      const __m512 prod = _mm512_mul_ps(load16<F16>(a.v, j * a.v_stride + d0 + 16 * c, m[c]), pj);
+      lo[c] = _mm512_add_pd(lo[c], lo_pd(prod));
+      hi[c] = _mm512_add_pd(hi[c], hi_pd(prod));
+    }
+  }
+  BITNET_UNROLL
+  for (int c = 0; c < ND; ++c) {
+    const __m512 r = join(lo[c], hi[c]);
+    _mm512_mask_storeu_ps(out + d0 + 16 * c, m[c], r);
+  }
+}
+
+template <bool F16>
+void values(const AttentionHead& a, const float* p, float* out) {
+  // 128 dimensions (16 double vectors) per pass over the positions.
+  for (int64_t d = 0; d < a.head_dim; d += 128) value_dims<F16, 8>(a, p, d, out);
+}
+
+}  // namespace
+
+void attention_scores(const AttentionHead& a, float* s) {
+  a.f16 ? scores<true>(a, s) : scores<false>(a, s);
+}
+void attention_values(const AttentionHead& a, const float* p, float* out) {
+  a.f16 ? values<true>(a, p, out) : values<false>(a, p, out);
+}
+
+}  // namespace bitnet::kernels::avx512
