@@ -3,8 +3,10 @@
 // the ratio ours / llama.cpp for prompt processing (whole prompt as one batch) and token
 // generation, per thread count.
 //
-//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2]
+//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|q8_0]
 //
+// With head-type q8_0 our LM head is quantized at load (model::HeadType) while llama.cpp keeps
+// the file's F16 head: faster, but not the same logits; the output says so on every line.
 // The reference loads its best CPU variant for this machine (not the portable one the parity
 // tests use). Its timings include copying logits out of llama.cpp (all positions for pp, one per
 // step for tg): a few ms at most, noted, not subtracted.
@@ -50,7 +52,8 @@ double load_average() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2]");
+  if (argc < 2)
+    die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|q8_0]");
   const std::string path = argv[1];
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   std::vector<int> thread_counts = {1, 2};
@@ -63,10 +66,18 @@ int main(int argc, char** argv) {
     }
   }
   const double load = load_average();
-  std::printf("load average %.2f%s\n", load, load > 0.5 ? "  (WARNING: machine not idle, ratios are noisy)" : "");
+  std::printf("load average %.2f%s\n", load,
+              load > 0.5 ? "  (WARNING: machine not idle, ratios are noisy)" : "");
 
-  auto model = model::Model::load(path);
+  model::LoadOptions load_options;
+  const std::string head_name = argc > 4 ? argv[4] : "file";
+  auto head = model::head_type_from_name(head_name);
+  if (!head) die(head.message());
+  load_options.head = *head;
+  auto model = model::Model::load(path, load_options);
   if (!model) die(model.message());
+  const std::string head_note =
+      *head == model::HeadType::kFile ? "" : " (ours: " + head_name + " head)";
   const uint32_t n_vocab = (*model)->config().n_vocab;
   SplitMix64 rng(99);
   std::vector<int32_t> tokens(129);
@@ -79,8 +90,10 @@ int main(int argc, char** argv) {
     rs.n_threads = threads;
     auto ref = reference::LlamaReference::load(path, rs);
     if (!ref) die(ref.message());
-    if (threads == thread_counts.front()) std::printf("reference: %s\n", (*ref)->description().c_str());
-    auto session = model::Session::create(**model, {.n_ctx = 256, .kv_f16 = true, .n_threads = threads});
+    if (threads == thread_counts.front())
+      std::printf("reference: %s\n", (*ref)->description().c_str());
+    auto session =
+        model::Session::create(**model, {.n_ctx = 256, .kv_f16 = true, .n_threads = threads});
     if (!session) die(session.message());
     model::Session& s = **session;
     std::vector<float> logits;
@@ -90,7 +103,8 @@ int main(int argc, char** argv) {
       int n;
       bool prompt;
     };
-    for (const Test& t : {Test{"pp64", 64, true}, Test{"pp128", 128, true}, Test{"tg64", 64, false}}) {
+    for (const Test& t :
+         {Test{"pp64", 64, true}, Test{"pp128", 128, true}, Test{"tg64", 64, false}}) {
       std::vector<double> ours, theirs;
       const std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + (t.prompt ? t.n : 1));
       for (int r = 0; r < reps; ++r) {
@@ -126,8 +140,8 @@ int main(int argc, char** argv) {
         }
       }
       const double a = median(ours), b = median(theirs);
-      std::printf("%-6s threads %d: ours %8.2f tok/s | llama.cpp %8.2f tok/s | ratio %.2f\n", t.name.c_str(), threads, a,
-                  b, a / b);
+      std::printf("%-6s threads %d: ours %8.2f tok/s | llama.cpp %8.2f tok/s | ratio %.2f%s\n",
+                  t.name.c_str(), threads, a, b, a / b, head_note.c_str());
       std::fflush(stdout);
     }
   }

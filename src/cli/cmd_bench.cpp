@@ -25,6 +25,7 @@ struct BenchFlags {
   int reps = 5;
   bool json = false;
   std::string kernels;
+  std::string head_type = "file";
 };
 
 struct Stats {
@@ -59,15 +60,22 @@ int run_bench(const BenchFlags& f) {
   for (int n : f.prompt_sizes) {
     if (n < 1) return fail("prompt sizes must be positive");
   }
-  auto m = model::Model::load(f.model);
+  model::LoadOptions load_options;
+  if (auto h = model::head_type_from_name(f.head_type); !h) {
+    return fail(h.error());
+  } else {
+    load_options.head = *h;
+  }
+  auto m = model::Model::load(f.model, load_options);
   if (!m) return fail(m.error());
   const auto& c = (*m)->config();
-  uint64_t weight_bytes = 0;
-  for (const auto& t : (*m)->file().tensors()) weight_bytes += t.n_bytes;
+  // What a decode step reads: every block matrix and the LM head in the precision in use.
+  const uint64_t weight_bytes = (*m)->decode_weight_bytes();
   int max_ctx = 1;
   for (int p : f.prompt_sizes) max_ctx = std::max(max_ctx, p);
   for (int g : f.gen_sizes) max_ctx = std::max(max_ctx, g + 1);
-  if (max_ctx > static_cast<int>(c.n_ctx_train)) return fail("test sizes exceed the model's context length");
+  if (max_ctx > static_cast<int>(c.n_ctx_train))
+    return fail("test sizes exceed the model's context length");
 
   SplitMix64 rng(1234);
   std::vector<int32_t> tokens(static_cast<size_t>(max_ctx));
@@ -75,12 +83,13 @@ int run_bench(const BenchFlags& f) {
 
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   if (!f.json) {
-    std::printf("model %s: %s, %s weights, %.2f GB of tensors; kernels %s\n", f.model.c_str(),
-                std::string(model::arch_name(c.arch)).c_str(),
-                std::string(gguf::tensor_type_name((*m)->weight_type())).c_str(), weight_bytes / 1e9,
+    std::printf("model %s: %s, %s weights, %s head, %.2f GB read per token; kernels %s\n",
+                f.model.c_str(), std::string(model::arch_name(c.arch)).c_str(),
+                std::string(gguf::tensor_type_name((*m)->weight_type())).c_str(),
+                std::string(gguf::tensor_type_name((*m)->head().type)).c_str(), weight_bytes / 1e9,
                 std::string(kernels::variant_name(kernels::active_variant())).c_str());
-    std::printf("%-8s %7s %12s %12s %12s %10s %9s\n", "test", "threads", "t/s median", "t/s min", "t/s max",
-                "read GB/s", "roofline");
+    std::printf("%-8s %7s %12s %12s %12s %10s %9s\n", "test", "threads", "t/s median", "t/s min",
+                "t/s max", "read GB/s", "roofline");
   }
   for (int threads : f.threads) {
     // Measured (in a forked child) before this thread count's session starts its workers.
@@ -89,10 +98,14 @@ int run_bench(const BenchFlags& f) {
     if (!s) return fail(s.error());
     std::vector<float> logits;
     auto emit = [&](const std::string& test, const Stats& st, double roofline) {
-      nlohmann::ordered_json j = {{"test", test},          {"threads", threads},
-                                  {"tok_s_median", st.median}, {"tok_s_min", st.min},
-                                  {"tok_s_max", st.max},   {"reps", f.reps},
+      nlohmann::ordered_json j = {{"test", test},
+                                  {"threads", threads},
+                                  {"tok_s_median", st.median},
+                                  {"tok_s_min", st.min},
+                                  {"tok_s_max", st.max},
+                                  {"reps", f.reps},
                                   {"kernels", kernels::variant_name(kernels::active_variant())},
+                                  {"head_type", gguf::tensor_type_name((*m)->head().type)},
                                   {"read_bandwidth_gbs", bw}};
       if (roofline > 0) {
         j["bytes_per_token"] = weight_bytes;
@@ -101,8 +114,11 @@ int run_bench(const BenchFlags& f) {
       j["peak_rss_bytes"] = peak_rss_bytes();
       results.push_back(j);
       if (!f.json) {
-        std::printf("%-8s %7d %12.2f %12.2f %12.2f %10.1f %8s\n", test.c_str(), threads, st.median, st.min,
-                    st.max, bw, roofline > 0 ? (std::to_string(static_cast<int>(roofline * 100 + 0.5)) + "%").c_str() : "");
+        std::printf("%-8s %7d %12.2f %12.2f %12.2f %10.1f %8s\n", test.c_str(), threads, st.median,
+                    st.min, st.max, bw,
+                    roofline > 0
+                        ? (std::to_string(static_cast<int>(roofline * 100 + 0.5)) + "%").c_str()
+                        : "");
       }
     };
     for (int p : f.prompt_sizes) {
@@ -110,7 +126,8 @@ int run_bench(const BenchFlags& f) {
       for (int r = 0; r < f.reps; ++r) {
         (*s)->reset();
         const auto t0 = std::chrono::steady_clock::now();
-        if (auto st = (*s)->eval(std::span(tokens).first(p), false, &logits); !st) return fail(st.error());
+        if (auto st = (*s)->eval(std::span(tokens).first(p), false, &logits); !st)
+          return fail(st.error());
         rates.push_back(p / seconds_since(t0));
       }
       emit("pp" + std::to_string(p), stats(rates), 0);
@@ -120,20 +137,26 @@ int run_bench(const BenchFlags& f) {
       std::vector<double> rates;
       for (int r = 0; r < f.reps; ++r) {
         (*s)->reset();
-        if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits); !st) return fail(st.error());
+        if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits); !st)
+          return fail(st.error());
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < g; ++i) {
-          if (auto st = (*s)->eval(std::span(tokens).subspan(1 + i, 1), false, &logits); !st) return fail(st.error());
+          if (auto st = (*s)->eval(std::span(tokens).subspan(1 + i, 1), false, &logits); !st)
+            return fail(st.error());
         }
         rates.push_back(g / seconds_since(t0));
       }
       const Stats st = stats(rates);
       // Fraction of the roofline: bytes each token must read, over the measured bandwidth.
-      emit("tg" + std::to_string(g), st, bw > 0 ? st.median * static_cast<double>(weight_bytes) / (bw * 1e9) : 0);
+      emit("tg" + std::to_string(g), st,
+           bw > 0 ? st.median * static_cast<double>(weight_bytes) / (bw * 1e9) : 0);
     }
   }
-  if (f.json) std::puts(results.dump(2).c_str());
-  else std::printf("peak RSS %.2f GB (file %.2f GB)\n", peak_rss_bytes() / 1e9, (*m)->file().file_size() / 1e9);
+  if (f.json)
+    std::puts(results.dump(2).c_str());
+  else
+    std::printf("peak RSS %.2f GB (file %.2f GB)\n", peak_rss_bytes() / 1e9,
+                (*m)->file().file_size() / 1e9);
   return kExitOk;
 }
 
@@ -143,11 +166,22 @@ std::vector<Command> register_bench(CLI::App& app) {
   auto* sub = app.add_subcommand("bench", "Prompt and generation speed, bandwidth roofline");
   auto f = std::make_shared<BenchFlags>();
   sub->add_option("-m,--model", f->model, "GGUF model file")->required();
-  sub->add_option("-p,--n-prompt", f->prompt_sizes, "Prompt sizes, e.g. 64,128")->delimiter(',')->capture_default_str();
-  sub->add_option("-n,--n-gen", f->gen_sizes, "Generated token counts (0: none)")->delimiter(',')->capture_default_str();
-  sub->add_option("-t,--threads", f->threads, "Thread counts, e.g. 1,2")->delimiter(',')->capture_default_str();
+  sub->add_option("-p,--n-prompt", f->prompt_sizes, "Prompt sizes, e.g. 64,128")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("-n,--n-gen", f->gen_sizes, "Generated token counts (0: none)")
+      ->delimiter(',')
+      ->capture_default_str();
+  sub->add_option("-t,--threads", f->threads, "Thread counts, e.g. 1,2")
+      ->delimiter(',')
+      ->capture_default_str();
   sub->add_option("-r,--repetitions", f->reps, "Repetitions per test")->capture_default_str();
   sub->add_option("--kernels", f->kernels, "Force a kernel variant: scalar | avx2 | avx512");
+  sub->add_option(
+         "--head-type", f->head_type,
+         "LM head precision: file (as stored: exact, the default) | q8_0 (quantized at load: reads "
+         "half the bytes, logits change; crossval --head-type q8_0 reports by how much)")
+      ->capture_default_str();
   sub->add_flag("--json", f->json, "Print a JSON array, one object per test");
   return {Command{sub, [f] { return run_bench(*f); }}};
 }

@@ -36,7 +36,8 @@ int chat(ChatFlags f) {
     tmpl = tokenizer::detect_chat_template(v && v->as_string() ? *v->as_string() : "");
   }
   const bool tty = isatty(STDIN_FILENO) == 1;
-  std::fprintf(stderr, "bitnet chat: %s, template %s, kernels %s. /reset clears, /exit or EOF quits.\n",
+  std::fprintf(stderr,
+               "bitnet chat: %s, template %s, kernels %s. /reset clears, /exit or EOF quits.\n",
                f.model.model.c_str(), std::string(tokenizer::chat_template_name(tmpl)).c_str(),
                active_kernels().c_str());
 
@@ -61,14 +62,15 @@ int chat(ChatFlags f) {
     messages.push_back({"user", line});
     auto text = tokenizer::apply_chat_template(tmpl, messages, true);
     if (!text) return fail(text.error());
-    std::vector<int32_t> ids = lm->tokenizer.encode(*text, {.add_special = true, .parse_special = true});
+    std::vector<int32_t> ids =
+        lm->tokenizer.encode(*text, {.add_special = true, .parse_special = true});
     // Reuse the cached prefix; at least one token must be evaluated for fresh logits.
     size_t common = 0;
     while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) ++common;
     if (common == ids.size()) --common;
     if (static_cast<int>(ids.size()) + f.sampling.max_tokens > lm->session->n_ctx()) {
-      return fail("the conversation no longer fits the context (" + std::to_string(lm->session->n_ctx()) +
-                  " tokens); /reset or raise --ctx");
+      return fail("the conversation no longer fits the context (" +
+                  std::to_string(lm->session->n_ctx()) + " tokens); /reset or raise --ctx");
     }
     lm->session->truncate(static_cast<int>(common));
     generate::GenerateOptions go;
@@ -79,13 +81,13 @@ int chat(ChatFlags f) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     };
-    auto r = generate::generate(*lm->session, lm->tokenizer,
-                                std::span(ids).subspan(common), go);
+    auto r = generate::generate(*lm->session, lm->tokenizer, std::span(ids).subspan(common), go);
     if (!r) return fail(r.error());
     std::fputc('\n', stdout);
     cached = ids;
     // Every generated token but the last was evaluated and sits in the cache.
-    if (!r->generated.empty()) cached.insert(cached.end(), r->generated.begin(), r->generated.end() - 1);
+    if (!r->generated.empty())
+      cached.insert(cached.end(), r->generated.begin(), r->generated.end() - 1);
     messages.push_back({"assistant", r->text});
     if (f.model.verbose) {
       std::fprintf(stderr, "[%d prompt tokens (%zu reused), %.1f tok/s decode, stop: %s]\n",
@@ -103,8 +105,9 @@ std::vector<Command> register_chat(CLI::App& app) {
   f->model.add_to(sub);
   f->sampling.add_to(sub);
   sub->add_option("--system", f->system, "System prompt");
-  sub->add_option("--chat-template", f->chat_template,
-                  "Template: " + tokenizer::chat_template_names() + " (default: from the model, else bitnet)");
+  sub->add_option(
+      "--chat-template", f->chat_template,
+      "Template: " + tokenizer::chat_template_names() + " (default: from the model, else bitnet)");
   return {Command{sub, [f] { return chat(*f); }}};
 }
 

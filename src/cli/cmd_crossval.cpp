@@ -31,8 +31,10 @@ int error(const std::string& msg) {
 std::string shell_quote(const std::string& s) {
   std::string o = "'";
   for (char c : s) {
-    if (c == '\'') o += "'\\''";
-    else o += c;
+    if (c == '\'')
+      o += "'\\''";
+    else
+      o += c;
   }
   return o + "'";
 }
@@ -46,6 +48,7 @@ struct XvalFlags {
   int threads = 0;
   int ref_threads = 0;
   std::string kv_type = "f16";
+  std::string head_type = "file";
   std::string kernels;
   std::string json_path;
   std::string report;
@@ -62,24 +65,34 @@ struct XvalFlags {
                     "Another llama.cpp / bitnet.cpp tree (llama.h + shared libs) as the reference "
                     "(also BITNET_CPP_DIR); a helper is built for it once")
         ->envname("BITNET_CPP_DIR");
-    app->add_option("--reference-helper", reference_helper, "A prebuilt bitnet-reference helper to run");
+    app->add_option("--reference-helper", reference_helper,
+                    "A prebuilt bitnet-reference helper to run");
     app->add_option("--cpu-variant", cpu_variant,
                     "Reference CPU backend variant: x64 (portable, bit-exact with ours), haswell, "
                     "zen4, ... or 'best'")
         ->capture_default_str();
     app->add_option("-t,--threads", threads, "Threads for our engine (default: min(4, cores))");
     app->add_option("--ref-threads", ref_threads, "Threads for the reference (default: --threads)");
-    app->add_option("--kv-type", kv_type, "KV cache type on both sides: f16 | f32")->capture_default_str();
+    app->add_option("--kv-type", kv_type, "KV cache type on both sides: f16 | f32")
+        ->capture_default_str();
+    app->add_option(
+           "--head-type", head_type,
+           "Our LM head: file (exact) | q8_0 (the reference keeps its F16 head, so the logits "
+           "metrics measure what Q8_0 costs: KL, top-1, cosine)")
+        ->capture_default_str();
     app->add_option("--kernels", kernels, "Force our kernel variant: scalar | avx2 | avx512");
     app->add_option("--json", json_path, "Receipt (JSON) to write")->capture_default_str();
-    app->add_option("--report", report, "Report to write: .md (Markdown) or .html (with the divergence chart)");
-    app->add_option("--trace-dir", trace_dir,
-                    "Keep both traces: DIR/<case>/ours and DIR/<case>/reference (for bitnet trace-diff)");
+    app->add_option("--report", report,
+                    "Report to write: .md (Markdown) or .html (with the divergence chart)");
+    app->add_option(
+        "--trace-dir", trace_dir,
+        "Keep both traces: DIR/<case>/ours and DIR/<case>/reference (for bitnet trace-diff)");
     app->add_option("--work-dir", work_dir, "Keep the reference's raw files here");
     app->add_flag("--no-ops", no_ops, "Compare logits only (no per-op tracing)");
-    app->add_option("--tol", tol,
-                    "Override a tolerance, e.g. op.proj.max_rel=1e-3, logits.min_cosine=0.9999, "
-                    "logits.max_kl=1e-4, logits.top1=0, flip.max_codes=16, flip.allow=0 (repeatable)");
+    app->add_option(
+        "--tol", tol,
+        "Override a tolerance, e.g. op.proj.max_rel=1e-3, logits.min_cosine=0.9999, "
+        "logits.max_kl=1e-4, logits.top1=0, flip.max_codes=16, flip.allow=0 (repeatable)");
     app->add_flag("-q,--quiet", quiet, "Only the verdict line on stdout");
   }
 
@@ -90,6 +103,7 @@ struct XvalFlags {
     if (threads < 0 || ref_threads < 0) return make_error("--threads must not be negative");
     o.n_threads = threads > 0 ? threads : std::min(4, hw);
     o.kv_type = kv_type;
+    o.head_type = head_type;
     o.kernels = kernels;
     o.reference.helper = reference_helper;
     o.reference.reference_dir = reference_dir;
@@ -108,12 +122,14 @@ struct XvalFlags {
   // The flags of a replay command (everything but the cases).
   std::string replay_flags() const {
     std::error_code ec;
-    std::string s = " --model " + shell_quote(fs::absolute(model, ec).string()) + " --cpu-variant " + cpu_variant;
+    std::string s = " --model " + shell_quote(fs::absolute(model, ec).string()) +
+                    " --cpu-variant " + cpu_variant;
     if (!reference_dir.empty()) s += " --reference-dir " + shell_quote(reference_dir);
     if (!reference_helper.empty()) s += " --reference-helper " + shell_quote(reference_helper);
     if (threads > 0) s += " --threads " + std::to_string(threads);
     if (ref_threads > 0) s += " --ref-threads " + std::to_string(ref_threads);
     if (kv_type != "f16") s += " --kv-type " + kv_type;
+    if (head_type != "file") s += " --head-type " + head_type;
     if (!kernels.empty()) s += " --kernels " + kernels;
     if (no_ops) s += " --no-ops";
     for (const auto& t : tol) s += " --tol " + t;
@@ -125,8 +141,9 @@ Status write_outputs(const XvalFlags& f, const ordered_json& receipt) {
   BITNET_TRY(crossval::write_json_file(f.json_path, receipt));
   if (!f.report.empty()) {
     const std::string ext = fs::path(f.report).extension().string();
-    const std::string text = (ext == ".html" || ext == ".htm") ? crossval::html_report(json(receipt))
-                                                               : crossval::markdown_report(json(receipt));
+    const std::string text = (ext == ".html" || ext == ".htm")
+                                 ? crossval::html_report(json(receipt))
+                                 : crossval::markdown_report(json(receipt));
     std::ofstream out(f.report);
     out << text;
     out.close();
@@ -145,7 +162,8 @@ int finish(const XvalFlags& f, const crossval::RunResult& run, const crossval::T
   crossval::seal_receipt(&receipt);
   if (auto st = write_outputs(f, receipt); !st.ok()) return error(st.message());
   if (!run.test_perturbation.empty()) {
-    std::fprintf(stderr, "bitnet: warning: BITNET_TEST_PERTURB=%s was active (recorded in the receipt)\n",
+    std::fprintf(stderr,
+                 "bitnet: warning: BITNET_TEST_PERTURB=%s was active (recorded in the receipt)\n",
                  run.test_perturbation.c_str());
   }
   if (!f.quiet) {
@@ -153,8 +171,9 @@ int finish(const XvalFlags& f, const crossval::RunResult& run, const crossval::T
   } else {
     for (const auto& c : run.cases) std::printf("%s: %s\n", c.id.c_str(), c.verdict.c_str());
   }
-  std::fprintf(stderr, "bitnet: %s %s; receipt: %s%s%s\n", kind.c_str(), run.passed() ? "passed" : "FAILED",
-               f.json_path.c_str(), f.report.empty() ? "" : "; report: ", f.report.c_str());
+  std::fprintf(stderr, "bitnet: %s %s; receipt: %s%s%s\n", kind.c_str(),
+               run.passed() ? "passed" : "FAILED", f.json_path.c_str(),
+               f.report.empty() ? "" : "; report: ", f.report.c_str());
   return run.passed() ? kExitOk : kExitDivergence;
 }
 
@@ -211,39 +230,47 @@ std::vector<Command> register_crossval(CLI::App& app) {
 
   // crossval
   {
-    auto* sub = app.add_subcommand("crossval", "Compare our logits and intermediate tensors with a reference llama.cpp");
+    auto* sub = app.add_subcommand(
+        "crossval", "Compare our logits and intermediate tensors with a reference llama.cpp");
     auto f = std::make_shared<XvalFlags>();
     auto prompt = std::make_shared<std::string>();
     auto max_tokens = std::make_shared<int>(4);
     f->add_to(sub, "crossval-receipt.json");
     sub->add_option("-p,--prompt", *prompt, "Prompt text")->required();
-    sub->add_option("-n,--max-tokens", *max_tokens, "Greedy tokens to compare")->capture_default_str();
+    sub->add_option("-n,--max-tokens", *max_tokens, "Greedy tokens to compare")
+        ->capture_default_str();
     cmds.push_back({sub, [f, prompt, max_tokens]() {
                       auto o = f->options();
                       if (!o.ok()) return error(o.message());
                       o->cases = {{*prompt, *max_tokens}};
                       auto run = crossval::run_crossval(*o);
                       if (!run.ok()) return error(run.message());
-                      const std::string replay = "bitnet crossval" + f->replay_flags() + " --prompt " +
-                                                 shell_quote(*prompt) + " --max-tokens " + std::to_string(*max_tokens);
+                      const std::string replay = "bitnet crossval" + f->replay_flags() +
+                                                 " --prompt " + shell_quote(*prompt) +
+                                                 " --max-tokens " + std::to_string(*max_tokens);
                       return finish(*f, *run, o->tol, "crossval", replay);
                     }});
   }
 
   // sweep
   {
-    auto* sub = app.add_subcommand("sweep", "Run crossval over a prompt suite (deterministic settings) and aggregate");
+    auto* sub = app.add_subcommand(
+        "sweep", "Run crossval over a prompt suite (deterministic settings) and aggregate");
     auto f = std::make_shared<XvalFlags>();
     auto prompts = std::make_shared<std::string>();
     auto max_tokens = std::make_shared<int>(4);
     f->add_to(sub, "sweep-receipt.json");
     sub->add_option("--prompts", *prompts,
-                    "Prompt suite: JSON [{prompt, max_tokens}] or text lines ('N<TAB>prompt'); default: built-in suite");
-    sub->add_option("-n,--max-tokens", *max_tokens, "Greedy tokens for prompts that do not say")->capture_default_str();
+                    "Prompt suite: JSON [{prompt, max_tokens}] or text lines ('N<TAB>prompt'); "
+                    "default: built-in suite");
+    sub->add_option("-n,--max-tokens", *max_tokens, "Greedy tokens for prompts that do not say")
+        ->capture_default_str();
     cmds.push_back({sub, [f, prompts, max_tokens]() {
                       auto o = f->options();
                       if (!o.ok()) return error(o.message());
-                      if (f->kv_type != "f16") return error("sweep enforces deterministic settings: --kv-type must be f16");
+                      if (f->kv_type != "f16")
+                        return error(
+                            "sweep enforces deterministic settings: --kv-type must be f16");
                       if (prompts->empty()) {
                         o->cases = default_suite();
                       } else {
@@ -267,7 +294,8 @@ std::vector<Command> register_crossval(CLI::App& app) {
   {
     auto* sub = app.add_subcommand("receipt", "Receipts of crossval / sweep runs");
     sub->require_subcommand(1);
-    auto* verify = sub->add_subcommand("verify", "Check a receipt: schema, integrity digest, consistency");
+    auto* verify =
+        sub->add_subcommand("verify", "Check a receipt: schema, integrity digest, consistency");
     auto file = std::make_shared<std::string>();
     auto check_model = std::make_shared<bool>(false);
     verify->add_option("file", *file, "Receipt JSON")->required();
@@ -279,18 +307,23 @@ std::vector<Command> register_crossval(CLI::App& app) {
                       try {
                         r = json::parse(in);
                       } catch (const std::exception& e) {
-                        std::fprintf(stderr, "bitnet: receipt %s: INVALID: not JSON (%s)\n", file->c_str(), e.what());
+                        std::fprintf(stderr, "bitnet: receipt %s: INVALID: not JSON (%s)\n",
+                                     file->c_str(), e.what());
                         return kExitDivergence;
                       }
                       const auto v = crossval::verify_receipt(r, *check_model);
-                      for (const auto& n : v.notes) std::fprintf(stderr, "bitnet: note: %s\n", n.c_str());
+                      for (const auto& n : v.notes)
+                        std::fprintf(stderr, "bitnet: note: %s\n", n.c_str());
                       if (!v.ok) {
-                        for (const auto& p : v.problems) std::fprintf(stderr, "bitnet: receipt %s: %s\n", file->c_str(), p.c_str());
-                        std::printf("INVALID %s (%zu problem%s)\n", file->c_str(), v.problems.size(),
-                                    v.problems.size() == 1 ? "" : "s");
+                        for (const auto& p : v.problems)
+                          std::fprintf(stderr, "bitnet: receipt %s: %s\n", file->c_str(),
+                                       p.c_str());
+                        std::printf("INVALID %s (%zu problem%s)\n", file->c_str(),
+                                    v.problems.size(), v.problems.size() == 1 ? "" : "s");
                         return kExitDivergence;
                       }
-                      std::printf("OK %s (%s, %s, passed=%s)\n", file->c_str(), r.value("kind", std::string()).c_str(),
+                      std::printf("OK %s (%s, %s, passed=%s)\n", file->c_str(),
+                                  r.value("kind", std::string()).c_str(),
                                   r.value("created_at", std::string()).c_str(),
                                   r["summary"].value("passed", false) ? "true" : "false");
                       return kExitOk;

@@ -55,20 +55,21 @@ std::string human_bytes(uint64_t n) {
 }
 
 json model_json(const model::ModelConfig& c, const gguf::File& f) {
-  return json{{"arch", model::arch_name(c.arch)},
-              {"ffn_activation",
-               model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "silu" : "relu_squared"},
-              {"n_embd", c.n_embd},
-              {"n_layers", c.n_layers},
-              {"n_heads", c.n_heads},
-              {"n_kv_heads", c.n_kv_heads},
-              {"head_dim", c.head_dim()},
-              {"n_ff", c.n_ff},
-              {"n_vocab", c.n_vocab},
-              {"context_length", c.n_ctx_train},
-              {"rope_freq_base", c.rope_freq_base},
-              {"rms_eps", c.rms_eps},
-              {"tied_head", f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) == nullptr}};
+  return json{
+      {"arch", model::arch_name(c.arch)},
+      {"ffn_activation",
+       model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "silu" : "relu_squared"},
+      {"n_embd", c.n_embd},
+      {"n_layers", c.n_layers},
+      {"n_heads", c.n_heads},
+      {"n_kv_heads", c.n_kv_heads},
+      {"head_dim", c.head_dim()},
+      {"n_ff", c.n_ff},
+      {"n_vocab", c.n_vocab},
+      {"context_length", c.n_ctx_train},
+      {"rope_freq_base", c.rope_freq_base},
+      {"rms_eps", c.rms_eps},
+      {"tied_head", f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) == nullptr}};
 }
 
 int run_inspect(const std::string& path, bool as_json) {
@@ -146,14 +147,15 @@ int run_inspect(const std::string& path, bool as_json) {
   }
   if (config) {
     const auto& c = *config;
-    std::printf("  model: %s (%s FFN), d=%u layers=%u heads=%u kv_heads=%u head_dim=%u ff=%u "
-                "vocab=%u ctx=%u rope_base=%g eps=%g, head %s\n",
-                std::string(model::arch_name(c.arch)).c_str(),
-                model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "SiLU" : "ReLU^2",
-                c.n_embd, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim(), c.n_ff, c.n_vocab,
-                c.n_ctx_train, c.rope_freq_base, c.rms_eps,
-                f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) ? "output.weight"
-                                                                              : "tied to token_embd");
+    std::printf(
+        "  model: %s (%s FFN), d=%u layers=%u heads=%u kv_heads=%u head_dim=%u ff=%u "
+        "vocab=%u ctx=%u rope_base=%g eps=%g, head %s\n",
+        std::string(model::arch_name(c.arch)).c_str(),
+        model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "SiLU" : "ReLU^2", c.n_embd,
+        c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim(), c.n_ff, c.n_vocab, c.n_ctx_train,
+        c.rope_freq_base, c.rms_eps,
+        f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) ? "output.weight"
+                                                                      : "tied to token_embd");
   } else {
     std::printf("  model: not a BitNet model (%s)\n", config.message().c_str());
   }
@@ -163,7 +165,8 @@ int run_inspect(const std::string& path, bool as_json) {
 }  // namespace
 
 std::vector<Command> register_inspect(CLI::App& app) {
-  auto* sub = app.add_subcommand("inspect", "Show a GGUF file's metadata, tensors and model summary");
+  auto* sub =
+      app.add_subcommand("inspect", "Show a GGUF file's metadata, tensors and model summary");
   auto path = std::make_shared<std::string>();
   auto as_json = std::make_shared<bool>(false);
   sub->add_option("file", *path, "GGUF file")->required();

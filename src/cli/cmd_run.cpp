@@ -28,15 +28,16 @@ int run(const RunFlags& f) {
   if (!lm) return fail(lm.error());
   if (f.model.verbose) {
     std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d\n",
-                 lm->tokenizer.describe().c_str(), active_kernels().c_str(), lm->session->n_threads(),
-                 f.model.kv_type.c_str(), lm->session->n_ctx());
+                 lm->tokenizer.describe().c_str(), active_kernels().c_str(),
+                 lm->session->n_threads(), f.model.kv_type.c_str(), lm->session->n_ctx());
   }
   const std::vector<int32_t> prompt =
       lm->tokenizer.encode(f.prompt, {.add_special = !f.no_bos, .parse_special = f.special});
   if (prompt.empty()) return fail("the prompt gives no tokens (empty prompt with --no-bos?)");
   if (static_cast<int>(prompt.size()) > lm->session->n_ctx()) {
-    return fail("the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context length " +
-                std::to_string(lm->session->n_ctx()) + " (see --ctx)");
+    return fail("the prompt has " + std::to_string(prompt.size()) +
+                " tokens, more than the context length " + std::to_string(lm->session->n_ctx()) +
+                " (see --ctx)");
   }
   generate::GenerateOptions go;
   go.max_tokens = f.sampling.max_tokens;
@@ -105,10 +106,12 @@ std::vector<Command> register_run(CLI::App& app) {
   f->sampling.add_to(sub);
   sub->add_option("-p,--prompt", f->prompt, "Prompt text")->required();
   sub->add_flag("--no-bos", f->no_bos, "Do not add the BOS token");
-  sub->add_flag("--special", f->special, "Parse special-token text (e.g. <|eot_id|>) in the prompt");
+  sub->add_flag("--special", f->special,
+                "Parse special-token text (e.g. <|eot_id|>) in the prompt");
   sub->add_flag("--json", f->json, "Print one JSON object instead of streaming text");
-  sub->add_option("--dump-logits", f->dump_logits,
-                  "Write the logits of every evaluated position to a NumPy .npy file [rows, n_vocab]");
+  sub->add_option(
+      "--dump-logits", f->dump_logits,
+      "Write the logits of every evaluated position to a NumPy .npy file [rows, n_vocab]");
   f->trace.add_to(sub);
   return {Command{sub, [f] { return run(*f); }}};
 }

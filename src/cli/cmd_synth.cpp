@@ -53,7 +53,8 @@ class Progress {
 int run_synth(const SynthFlags& f) {
   auto arch = model::arch_from_name(f.arch);
   if (!arch) {
-    return fail("--arch '" + f.arch + "' is not one of " + std::string(model::supported_arch_names()));
+    return fail("--arch '" + f.arch + "' is not one of " +
+                std::string(model::supported_arch_names()));
   }
   auto config = synth::preset_config(f.preset, *arch);
   if (!config) return fail(config.error());
@@ -109,17 +110,20 @@ std::vector<Command> register_synth(CLI::App& app) {
   auto* sub = app.add_subcommand("synth", "Write a deterministic synthetic BitNet model");
   auto f = std::make_shared<SynthFlags>();
   sub->add_option("-o,--output", f->output, "Output GGUF file")->required();
-  sub->add_option("--arch", f->arch, "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25")
+  sub->add_option("--arch", f->arch,
+                  "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25")
       ->capture_default_str();
   sub->add_option("--preset", f->preset, "tiny (d=256, 2 blocks) | 2b4t (official shape)")
       ->capture_default_str();
   sub->add_option("--weights", f->weights, "Projection format: i2_s | tq2_0 | tq1_0 | f16 | f32")
       ->capture_default_str();
   sub->add_option("--embd", f->embd, "token_embd format: f16 | f32")->capture_default_str();
-  sub->add_option("--vocab", f->vocab, "GGUF whose tokenizer.* keys are copied (default: the "
-                                       "reference's ggml-vocab-llama-bpe.gguf)");
-  sub->add_option("--pre", f->pre, "tokenizer.ggml.pre to write, or 'none' (default: keep the "
-                                   "vocabulary's for bitnet, none for bitnet-b1.58 as in 2B4T)");
+  sub->add_option("--vocab", f->vocab,
+                  "GGUF whose tokenizer.* keys are copied (default: the "
+                  "reference's ggml-vocab-llama-bpe.gguf)");
+  sub->add_option("--pre", f->pre,
+                  "tokenizer.ggml.pre to write, or 'none' (default: keep the "
+                  "vocabulary's for bitnet, none for bitnet-b1.58 as in 2B4T)");
   sub->add_option("--seed", f->seed, "Seed of the weights")->capture_default_str();
   sub->add_option("--n-embd", f->n_embd, "Override d (embedding length)");
   sub->add_option("--layers", f->layers, "Override the number of blocks");
@@ -129,7 +133,8 @@ std::vector<Command> register_synth(CLI::App& app) {
   sub->add_option("--ctx", f->ctx, "Override the context length");
   sub->add_option("--rope-base", f->rope_base, "Override the RoPE frequency base");
   sub->add_option("--eps", f->eps, "Override the RMSNorm epsilon");
-  sub->add_flag("--scale-tensors", f->scale_tensors, "Write blk.N.<proj>.scale tensors (bitnet arch)");
+  sub->add_flag("--scale-tensors", f->scale_tensors,
+                "Write blk.N.<proj>.scale tensors (bitnet arch)");
   sub->add_flag("--untied-head", f->untied_head, "Write output.weight instead of tying the head");
   sub->add_flag("-q,--quiet", f->quiet, "No progress or summary on stderr");
   return {Command{sub, [f] { return run_synth(*f); }}};

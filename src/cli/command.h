@@ -5,7 +5,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,8 +14,8 @@
 namespace bitnet::cli {
 
 struct Command {
-  CLI::App* app;               // the subcommand
-  std::function<int()> run;    // called when it was chosen on the command line
+  CLI::App* app;             // the subcommand
+  std::function<int()> run;  // called when it was chosen on the command line
 };
 
 constexpr int kExitOk = 0;
@@ -33,7 +32,7 @@ std::vector<Command> register_run(CLI::App& app);
 std::vector<Command> register_chat(CLI::App& app);
 std::vector<Command> register_tokenize(CLI::App& app);
 std::vector<Command> register_bench(CLI::App& app);
-std::vector<Command> register_trace(CLI::App& app);  // trace-diff, trace-show
+std::vector<Command> register_trace(CLI::App& app);     // trace-diff, trace-show
 std::vector<Command> register_crossval(CLI::App& app);  // crossval, sweep, receipt verify
 
 }  // namespace bitnet::cli

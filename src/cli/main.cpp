@@ -21,7 +21,8 @@ int run_main(int argc, char** argv) {
   app.set_version_flag("--version", "bitnet 0.1.0");
 
   std::vector<Command> commands;
-  for (auto reg : {register_inspect, register_synth, register_run, register_chat, register_tokenize, register_bench, register_trace, register_crossval}) {
+  for (auto reg : {register_inspect, register_synth, register_run, register_chat, register_tokenize,
+                   register_bench, register_trace, register_crossval}) {
     auto cmds = reg(app);
     commands.insert(commands.end(), cmds.begin(), cmds.end());
   }

@@ -10,29 +10,44 @@ namespace bitnet::cli {
 
 void ModelFlags::add_to(CLI::App* app) {
   app->add_option("-m,--model", model, "GGUF model file")->required();
-  app->add_option("--tokenizer", tokenizer, "Tokenizer: a Hugging Face tokenizer.json or a GGUF (default: the model)");
-  app->add_option("--pre-tokenizer", pre_tokenizer, "Force a byte-level BPE pre-tokenizer (e.g. default, llama-bpe)");
+  app->add_option("--tokenizer", tokenizer,
+                  "Tokenizer: a Hugging Face tokenizer.json or a GGUF (default: the model)");
+  app->add_option("--pre-tokenizer", pre_tokenizer,
+                  "Force a byte-level BPE pre-tokenizer (e.g. default, llama-bpe)");
   app->add_option("-t,--threads", threads, "Threads (default: all cores)");
   app->add_option("-c,--ctx", ctx, "Context length (default: the model's)");
   app->add_option("--kv-type", kv_type, "KV cache type: f16 | f32")->capture_default_str();
-  app->add_option("--kernels", kernels, "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
-  app->add_option("--verify-kernels", verify_kernels,
-                  "Every N tokens, recompute sampled rows of every product with the scalar reference and "
-                  "stop on any difference (0: off)");
+  app->add_option(
+         "--head-type", head_type,
+         "LM head precision: file (as stored: exact, the default) | q8_0 (quantized at load: reads "
+         "half the bytes, logits change; crossval --head-type q8_0 reports by how much)")
+      ->capture_default_str();
+  app->add_option("--kernels", kernels,
+                  "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
+  app->add_option(
+      "--verify-kernels", verify_kernels,
+      "Every N tokens, recompute sampled rows of every product with the scalar reference and "
+      "stop on any difference (0: off)");
   app->add_flag("-v,--verbose", verbose, "Report the tokenizer, kernels and settings on stderr");
 }
 
 void SamplingFlags::add_to(CLI::App* app) {
-  app->add_option("-n,--max-tokens", max_tokens, "Tokens to generate at most")->capture_default_str();
+  app->add_option("-n,--max-tokens", max_tokens, "Tokens to generate at most")
+      ->capture_default_str();
   app->add_flag("--greedy", greedy, "Always take the most likely token");
-  app->add_option("--temperature", temperature, "Sampling temperature (0: greedy)")->capture_default_str();
-  app->add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)")->capture_default_str();
+  app->add_option("--temperature", temperature, "Sampling temperature (0: greedy)")
+      ->capture_default_str();
+  app->add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)")
+      ->capture_default_str();
   app->add_option("--top-p", top_p, "Nucleus sampling threshold (1: off)")->capture_default_str();
-  app->add_option("--min-p", min_p, "Drop tokens below min-p x the top probability (0: off)")->capture_default_str();
-  app->add_option("--repeat-penalty", repeat_penalty, "Penalty for recent tokens (1: off)")->capture_default_str();
+  app->add_option("--min-p", min_p, "Drop tokens below min-p x the top probability (0: off)")
+      ->capture_default_str();
+  app->add_option("--repeat-penalty", repeat_penalty, "Penalty for recent tokens (1: off)")
+      ->capture_default_str();
   app->add_option("--seed", seed, "Sampling seed (default: from the clock)");
-  app->add_flag("--deterministic", deterministic,
-                "Fixed seed (BITNET_SEED, default 42) and reproducible results; also BITNET_DETERMINISTIC=1");
+  app->add_flag(
+      "--deterministic", deterministic,
+      "Fixed seed (BITNET_SEED, default 42) and reproducible results; also BITNET_DETERMINISTIC=1");
   app->add_option("--stop", stop, "Stop when this text is generated (repeatable)");
 }
 
@@ -66,7 +81,9 @@ Result<generate::SamplerOptions> SamplingFlags::resolve() const {
   return o;
 }
 
-std::string active_kernels() { return std::string(kernels::variant_name(kernels::active_variant())); }
+std::string active_kernels() {
+  return std::string(kernels::variant_name(kernels::active_variant()));
+}
 
 Result<LoadedModel> load_model(const ModelFlags& f) {
   if (!f.kernels.empty()) {
@@ -79,13 +96,15 @@ Result<LoadedModel> load_model(const ModelFlags& f) {
     return make_error("--kv-type '%s' is not one of f16, f32", f.kv_type.c_str());
   }
   if (f.threads < 0 || f.ctx < 0) return make_error("--threads and --ctx must not be negative");
+  model::LoadOptions load_options;
+  BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(f.head_type));
   LoadedModel lm;
-  BITNET_ASSIGN_OR_RETURN(lm.model, model::Model::load(f.model));
+  BITNET_ASSIGN_OR_RETURN(lm.model, model::Model::load(f.model, load_options));
   tokenizer::LoadOptions lo;
   if (!f.pre_tokenizer.empty()) lo.pre_tokenizer = f.pre_tokenizer;
-  BITNET_ASSIGN_OR_RETURN(lm.tokenizer,
-                          f.tokenizer.empty() ? tokenizer::Tokenizer::from_gguf(lm.model->file(), lo)
-                                              : tokenizer::Tokenizer::load(f.tokenizer, lo));
+  BITNET_ASSIGN_OR_RETURN(lm.tokenizer, f.tokenizer.empty()
+                                            ? tokenizer::Tokenizer::from_gguf(lm.model->file(), lo)
+                                            : tokenizer::Tokenizer::load(f.tokenizer, lo));
   if (lm.tokenizer.n_tokens() > lm.model->config().n_vocab) {
     return make_error("the tokenizer has %zu tokens but the model only %u", lm.tokenizer.n_tokens(),
                       lm.model->config().n_vocab);
@@ -94,7 +113,9 @@ Result<LoadedModel> load_model(const ModelFlags& f) {
   so.n_ctx = f.ctx;
   so.kv_f16 = f.kv_type == "f16";
   so.verify_kernels_every = f.verify_kernels;
-  so.n_threads = f.threads > 0 ? f.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  so.n_threads = f.threads > 0
+                     ? f.threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   BITNET_ASSIGN_OR_RETURN(lm.session, model::Session::create(*lm.model, so));
   return lm;
 }

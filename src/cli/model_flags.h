@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,11 +20,12 @@ struct ModelFlags {
   std::string model;
   std::string tokenizer;  // tokenizer.json or GGUF; default: the model file
   std::string pre_tokenizer;
-  int threads = 0;        // 0: all cores
-  int ctx = 0;            // 0: the model's
+  int threads = 0;  // 0: all cores
+  int ctx = 0;      // 0: the model's
   std::string kv_type = "f16";
-  std::string kernels;    // force a kernel variant
-  int verify_kernels = 0; // check sampled rows against the scalar reference every N tokens
+  std::string head_type = "file";  // LM head precision (model::HeadType)
+  std::string kernels;             // force a kernel variant
+  int verify_kernels = 0;          // check sampled rows against the scalar reference every N tokens
   bool verbose = false;
 
   void add_to(CLI::App* app);

@@ -33,7 +33,8 @@ inline void backoff(uint32_t spins) {
 
 ThreadPool::ThreadPool(int n_threads, int spin_micros)
     : n_threads_(n_threads < 1 ? 1 : n_threads), spin_micros_(spin_micros < 0 ? 0 : spin_micros) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  shares_.reset(new Share[static_cast<size_t>(n_threads_)]);
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -45,12 +46,15 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::drain() {
+void ThreadPool::drain(int index) {
   const auto& fn = *job_;
-  for (;;) {
-    const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-    if (c >= n_chunks_) break;
-    fn(c);
+  for (int k = 0; k < n_threads_; ++k) {
+    Share& s = shares_[static_cast<size_t>((index + k) % n_threads_)];
+    for (;;) {
+      const int64_t c = s.next.fetch_add(1, std::memory_order_relaxed);
+      if (c >= s.end) break;
+      fn(c);
+    }
   }
 }
 
@@ -64,7 +68,7 @@ uint32_t ThreadPool::wait_for_job(uint32_t seen) {
   }
 }
 
-void ThreadPool::worker_loop() {
+void ThreadPool::worker_loop(int index) {
   uint32_t seen = 0;
   for (;;) {
     uint32_t g = wait_for_job(seen);
@@ -72,14 +76,15 @@ void ThreadPool::worker_loop() {
       std::unique_lock<std::mutex> lock(mu_);
       ++sleeping_;
       start_cv_.wait(lock, [&] {
-        return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+        return stop_.load(std::memory_order_relaxed) ||
+               generation_.load(std::memory_order_acquire) != seen;
       });
       --sleeping_;
       g = generation_.load(std::memory_order_acquire);
     }
     if (stop_.load(std::memory_order_relaxed)) return;
     seen = g;
-    drain();
+    drain(index);
     pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -92,16 +97,21 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& fn) {
   }
   job_ = &fn;
   n_chunks_ = n_chunks;
-  next_chunk_.store(0, std::memory_order_relaxed);
+  for (int i = 0; i < n_threads_; ++i) {
+    Share& s = shares_[static_cast<size_t>(i)];
+    s.next.store(n_chunks * i / n_threads_, std::memory_order_relaxed);
+    s.end = n_chunks * (i + 1) / n_threads_;
+  }
   pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (sleeping_ > 0) start_cv_.notify_all();
   }
-  drain();
+  drain(0);
   // Every worker takes part (possibly finding no chunk left) and checks out.
-  for (uint32_t spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins) backoff(spins);
+  for (uint32_t spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins)
+    backoff(spins);
   job_ = nullptr;
 }
 

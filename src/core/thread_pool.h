@@ -13,6 +13,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -33,11 +34,15 @@ class ThreadPool {
 
   // Calls fn(chunk) for chunk in [0, n_chunks), spread over the threads (the caller takes part);
   // returns when all are done. Not reentrant (fn must not call run), one caller at a time.
+  // Thread i first takes the chunks of the i-th contiguous share, in order, then helps with the
+  // others' shares: the kernels' chunks are consecutive weight rows, so each thread reads one
+  // long sequential stream (the hardware prefetchers keep running across chunk boundaries)
+  // instead of hopping between chunks interleaved with the other threads'.
   void run(int64_t n_chunks, const std::function<void(int64_t chunk)>& fn);
 
  private:
-  void worker_loop();
-  void drain();
+  void worker_loop(int index);
+  void drain(int index);
   // Spins until generation_ != seen or the spin time runs out; returns the generation seen.
   uint32_t wait_for_job(uint32_t seen);
 
@@ -49,7 +54,12 @@ class ThreadPool {
   // after they observe the new generation (acquire).
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t n_chunks_ = 0;
-  alignas(64) std::atomic<int64_t> next_chunk_{0};
+  // Per thread: the next chunk of its share and the share's end (one cache line each).
+  struct alignas(64) Share {
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+  std::unique_ptr<Share[]> shares_;
   alignas(64) std::atomic<uint32_t> generation_{0};
   alignas(64) std::atomic<int> pending_workers_{0};  // workers not yet done with the job
   std::atomic<bool> stop_{false};

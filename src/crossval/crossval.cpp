@@ -89,7 +89,8 @@ const model::Projection& projection_of(const model::LayerWeights& L, Op op) {
 }
 
 std::string op_label(int layer, Op op) {
-  return (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) + std::string(trace::op_name(op));
+  return (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) +
+         std::string(trace::op_name(op));
 }
 
 // Classifies the first op beyond tolerance (see crossval.h).
@@ -114,7 +115,8 @@ void classify(const model::Model& m, const Tolerances& tol, const std::vector<fl
   kernels::quantize_activations_ref(kind, our_in->data(), 1, k, &qo);
   int differ = 0, max_step = 0;
   for (int64_t i = 0; i < k; ++i) {
-    const int step = std::abs(int(qr.q[static_cast<size_t>(i)]) - int(qo.q[static_cast<size_t>(i)]));
+    const int step =
+        std::abs(int(qr.q[static_cast<size_t>(i)]) - int(qo.q[static_cast<size_t>(i)]));
     differ += step != 0;
     max_step = std::max(max_step, step);
   }
@@ -128,13 +130,15 @@ void classify(const model::Model& m, const Tolerances& tol, const std::vector<fl
   const std::string in_name(trace::op_name(projection_input(d->op)));
   char buf[320];
   if (differ == 0) {
-    std::snprintf(buf, sizeof(buf), "input %s quantizes to identical int8 codes on both sides, yet "
+    std::snprintf(buf, sizeof(buf),
+                  "input %s quantizes to identical int8 codes on both sides, yet "
                   "the outputs differ (our projection of the reference input: rel %.3g)",
                   in_name.c_str(), explained.rel);
   } else {
-    std::snprintf(buf, sizeof(buf), "%d of %lld int8 codes of %s differ (max step %d); our "
-                  "projection of the reference input: rel %.3g", differ,
-                  static_cast<long long>(k), in_name.c_str(), max_step, explained.rel);
+    std::snprintf(buf, sizeof(buf),
+                  "%d of %lld int8 codes of %s differ (max step %d); our "
+                  "projection of the reference input: rel %.3g",
+                  differ, static_cast<long long>(k), in_name.c_str(), max_step, explained.rel);
   }
   d->detail = buf;
   if (differ > 0 && max_step == 1 && differ <= tol.flip_max_codes &&
@@ -143,9 +147,12 @@ void classify(const model::Model& m, const Tolerances& tol, const std::vector<fl
   }
 }
 
-ordered_json divergence_json(int position, int layer, const std::string& op, const std::string& kind,
-                             const std::string& classification) {
-  return {{"position", position}, {"layer", layer}, {"op", op}, {"kind", kind},
+ordered_json divergence_json(int position, int layer, const std::string& op,
+                             const std::string& kind, const std::string& classification) {
+  return {{"position", position},
+          {"layer", layer},
+          {"op", op},
+          {"kind", kind},
           {"classification", classification}};
 }
 
@@ -189,7 +196,9 @@ Result<RunResult> run_crossval(const Options& o) {
   RunResult run;
   if (const char* p = std::getenv("BITNET_TEST_PERTURB"); p != nullptr) run.test_perturbation = p;
 
-  BITNET_ASSIGN_OR_RETURN(auto model, model::Model::load(o.model));
+  model::LoadOptions load_options;
+  BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(o.head_type));
+  BITNET_ASSIGN_OR_RETURN(auto model, model::Model::load(o.model, load_options));
   BITNET_ASSIGN_OR_RETURN(auto tok, tokenizer::Tokenizer::from_gguf(model->file()));
   const model::ModelConfig& cfg = model->config();
   BITNET_ASSIGN_OR_RETURN(std::string model_sha, sha256_file_hex(o.model));
@@ -213,20 +222,22 @@ Result<RunResult> run_crossval(const Options& o) {
                    {"pre_tokenizer_origin", ti.pre_tokenizer_origin},
                    {"n_tokens", ti.n_tokens},
                    {"vocab_sha256", tokenizer_hash(tok)}};
-  run.ours = {{"engine", "bitnet"},
-              {"n_threads", o.n_threads},
-              {"kv_type", o.kv_type},
-              {"kernels", std::string(kernels::variant_name(kernels::active_variant()))},
-              {"batch_layout", "prompt in one batch (logits at every position), then one token per eval"},
-              {"trace_ops", o.trace_ops}};
+  run.ours = {
+      {"engine", "bitnet"},
+      {"n_threads", o.n_threads},
+      {"kv_type", o.kv_type},
+      {"head_type", o.head_type},
+      {"kernels", std::string(kernels::variant_name(kernels::active_variant()))},
+      {"batch_layout", "prompt in one batch (logits at every position), then one token per eval"},
+      {"trace_ops", o.trace_ops}};
   if (!run.test_perturbation.empty()) run.ours["test_perturbation"] = run.test_perturbation;
 
   // Our token ids, then the reference run (all cases in one helper process).
   std::vector<std::vector<int32_t>> ids(o.cases.size());
   json req;
   req["model"] = fs::absolute(o.model, ec).string();
-  req["settings"] = {{"n_threads", o.reference.n_threads},   {"n_batch", o.reference.n_batch},
-                     {"kv_type", o.reference.kv_type},       {"flash_attn", false},
+  req["settings"] = {{"n_threads", o.reference.n_threads},     {"n_batch", o.reference.n_batch},
+                     {"kv_type", o.reference.kv_type},         {"flash_attn", false},
                      {"cpu_variant", o.reference.cpu_variant}, {"verbose", o.reference.verbose}};
   req["trace"] = o.trace_ops;
   req["cases"] = json::array();
@@ -271,7 +282,8 @@ Result<RunResult> run_crossval(const Options& o) {
                      {"description", resp.value("description", std::string())}};
   }
   if (resp.value("n_vocab", 0) != static_cast<int>(cfg.n_vocab)) {
-    return make_error("reference n_vocab %d differs from the model's %u", resp.value("n_vocab", 0), cfg.n_vocab);
+    return make_error("reference n_vocab %d differs from the model's %u", resp.value("n_vocab", 0),
+                      cfg.n_vocab);
   }
 
   ThreadPool pool(std::max(1, o.n_threads));
@@ -290,17 +302,21 @@ Result<RunResult> run_crossval(const Options& o) {
       while (i < n && cr.ids_ours[i] == cr.ids_ref[i]) ++i;
       cr.first_token_mismatch = static_cast<int>(i);
       cr.verdict = "token ids differ at index " + std::to_string(i);
-      cr.first_divergence = divergence_json(static_cast<int>(i), -1, "tokens", "tokens", "real divergence");
+      cr.first_divergence =
+          divergence_json(static_cast<int>(i), -1, "tokens", "tokens", "real divergence");
       run.cases.push_back(std::move(cr));
       continue;
     }
     cr.generated_ref = rc.value("generated", std::vector<int32_t>{});
-    BITNET_ASSIGN_OR_RETURN(NpyArray ref_logits, read_npy_f32((fs::path(work) / rc.at("logits").get<std::string>()).string()));
+    BITNET_ASSIGN_OR_RETURN(
+        NpyArray ref_logits,
+        read_npy_f32((fs::path(work) / rc.at("logits").get<std::string>()).string()));
     const int n_prompt = static_cast<int>(cr.ids_ours.size());
     const int n_gen = cr.c.max_tokens;
     const int n_rows = n_prompt + std::max(n_gen - 1, 0);
     if (static_cast<int64_t>(ref_logits.data.size()) != n_rows * nv) {
-      return make_error("reference returned %zu logits for %d positions", ref_logits.data.size(), n_rows);
+      return make_error("reference returned %zu logits for %d positions", ref_logits.data.size(),
+                        n_rows);
     }
 
     // Our run: same tokens, same batch layout.
@@ -330,8 +346,11 @@ Result<RunResult> run_crossval(const Options& o) {
     }
     session->set_trace(nullptr);
     if (writer) {
-      ordered_json meta = {{"engine", "bitnet"}, {"model", run.model["path"]}, {"token_ids", evaluated},
-                           {"n_prompt", n_prompt}, {"settings", run.ours}};
+      ordered_json meta = {{"engine", "bitnet"},
+                           {"model", run.model["path"]},
+                           {"token_ids", evaluated},
+                           {"n_prompt", n_prompt},
+                           {"settings", run.ours}};
       BITNET_TRY(writer->finish(meta));
       if (rc.contains("trace")) {
         BITNET_TRY(copy_dir(fs::path(work) / rc["trace"].get<std::string>(),
@@ -348,8 +367,8 @@ Result<RunResult> run_crossval(const Options& o) {
       row.token = evaluated[static_cast<size_t>(r)];
       row.m = compare_logits({ours.data() + r * nv, static_cast<size_t>(nv)},
                              {ref_logits.data.data() + r * nv, static_cast<size_t>(nv)});
-      row.passed = (row.m.top1_match || !o.tol.logits_top1) && row.m.cosine >= o.tol.logits_min_cosine &&
-                   row.m.kl <= o.tol.logits_max_kl;
+      row.passed = (row.m.top1_match || !o.tol.logits_top1) &&
+                   row.m.cosine >= o.tol.logits_min_cosine && row.m.kl <= o.tol.logits_max_kl;
       if (!row.passed && !first_bad_row) first_bad_row = r;
       cr.rows.push_back(row);
     }
@@ -418,32 +437,40 @@ Result<RunResult> run_crossval(const Options& o) {
         const Key out_key{d.position, d.layer, static_cast<int>(d.op)};
         const Key in_key{d.position, d.layer, static_cast<int>(projection_input(d.op))};
         const std::vector<float>* ref_in = ref_values.count(in_key) ? &ref_values[in_key] : nullptr;
-        const std::vector<float>* our_in = sink.tensors.count(in_key) ? &sink.tensors[in_key].values : nullptr;
-        classify(*model, o.tol, ref_values[out_key], is_projection(d.op) ? ref_in : nullptr, our_in, &d, &pool);
+        const std::vector<float>* our_in =
+            sink.tensors.count(in_key) ? &sink.tensors[in_key].values : nullptr;
+        classify(*model, o.tol, ref_values[out_key], is_projection(d.op) ? ref_in : nullptr, our_in,
+                 &d, &pool);
       }
     }
 
     // Verdict.
-    const bool op_fail = cr.first_op && !(o.tol.flip_allow && cr.first_op->classification == "activation rounding flip");
+    const bool op_fail = cr.first_op && !(o.tol.flip_allow && cr.first_op->classification ==
+                                                                  "activation rounding flip");
     cr.passed = !first_bad_row && cr.greedy_parts_at < 0 && !op_fail;
     char buf[400];
     if (cr.first_op) {
       const OpDivergence& d = *cr.first_op;
-      cr.first_divergence = divergence_json(d.position, d.layer, std::string(trace::op_name(d.op)), "op", d.classification);
+      cr.first_divergence = divergence_json(d.position, d.layer, std::string(trace::op_name(d.op)),
+                                            "op", d.classification);
       cr.first_divergence["rel"] = d.rel;
       cr.first_divergence["tolerance"] = d.tolerance;
       cr.first_divergence["detail"] = d.detail;
       std::snprintf(buf, sizeof(buf), "first divergence at position %d, %s (rel %.3g > %.3g): %s",
-                    d.position, op_label(d.layer, d.op).c_str(), d.rel, d.tolerance, d.classification.c_str());
+                    d.position, op_label(d.layer, d.op).c_str(), d.rel, d.tolerance,
+                    d.classification.c_str());
       cr.verdict = buf;
     } else if (first_bad_row) {
       const PositionRow& row = cr.rows[static_cast<size_t>(*first_bad_row)];
-      cr.first_divergence = divergence_json(row.position, -1, "logits", "logits", "real divergence");
-      std::snprintf(buf, sizeof(buf), "logits diverge at position %d (cosine %.6f, KL %.3g, top-1 %s)",
-                    row.position, row.m.cosine, row.m.kl, row.m.top1_match ? "agrees" : "differs");
+      cr.first_divergence =
+          divergence_json(row.position, -1, "logits", "logits", "real divergence");
+      std::snprintf(buf, sizeof(buf),
+                    "logits diverge at position %d (cosine %.6f, KL %.3g, top-1 %s)", row.position,
+                    row.m.cosine, row.m.kl, row.m.top1_match ? "agrees" : "differs");
       cr.verdict = buf;
     } else if (cr.greedy_parts_at >= 0) {
-      cr.first_divergence = divergence_json(n_prompt - 1 + cr.greedy_parts_at, -1, "greedy", "greedy", "real divergence");
+      cr.first_divergence = divergence_json(n_prompt - 1 + cr.greedy_parts_at, -1, "greedy",
+                                            "greedy", "real divergence");
       cr.verdict = "greedy choices part at generated token " + std::to_string(cr.greedy_parts_at);
     }
     if (cr.passed) {
@@ -452,9 +479,11 @@ Result<RunResult> run_crossval(const Options& o) {
         min_cos = std::min(min_cos, row.m.cosine);
         max_abs = std::max(max_abs, row.m.max_abs);
       }
-      std::snprintf(buf, sizeof(buf), "pass: %d positions, min cosine %.9f, max |diff| %.3g, %d/%d ops bit-identical%s",
-                    n_rows, min_cos, max_abs, cr.ops_identical, cr.ops_compared,
-                    cr.first_op ? " (first op divergence is an activation rounding flip)" : "");
+      std::snprintf(
+          buf, sizeof(buf),
+          "pass: %d positions, min cosine %.9f, max |diff| %.3g, %d/%d ops bit-identical%s", n_rows,
+          min_cos, max_abs, cr.ops_identical, cr.ops_compared,
+          cr.first_op ? " (first op divergence is an activation rounding flip)" : "");
       cr.verdict = buf;
     }
     run.cases.push_back(std::move(cr));
@@ -463,10 +492,18 @@ Result<RunResult> run_crossval(const Options& o) {
 }
 
 ordered_json to_json(const PositionRow& r) {
-  return {{"position", r.position},     {"decode", r.decode},         {"token", r.token},
-          {"cosine", r.m.cosine},       {"l2", r.m.l2},               {"max_abs", r.m.max_abs},
-          {"mse", r.m.mse},             {"kl", r.m.kl},               {"top1_match", r.m.top1_match},
-          {"top1_ours", r.m.top1_ours}, {"top1_ref", r.m.top1_ref},   {"top5_overlap", r.m.top5_overlap},
+  return {{"position", r.position},
+          {"decode", r.decode},
+          {"token", r.token},
+          {"cosine", r.m.cosine},
+          {"l2", r.m.l2},
+          {"max_abs", r.m.max_abs},
+          {"mse", r.m.mse},
+          {"kl", r.m.kl},
+          {"top1_match", r.m.top1_match},
+          {"top1_ours", r.m.top1_ours},
+          {"top1_ref", r.m.top1_ref},
+          {"top5_overlap", r.m.top5_overlap},
           {"passed", r.passed}};
 }
 
@@ -476,14 +513,19 @@ ordered_json to_json(const CaseResult& c) {
   j["prompt"] = c.c.prompt;
   j["max_tokens"] = c.c.max_tokens;
   j["token_ids"] = {{"ours", c.ids_ours}, {"reference", c.ids_ref}, {"match", c.tokens_match}};
-  j["generated"] = {{"reference", c.generated_ref}, {"ours_greedy", c.greedy_ours},
-                    {"parts_at", c.greedy_parts_at < 0 ? ordered_json(nullptr) : ordered_json(c.greedy_parts_at)}};
+  j["generated"] = {{"reference", c.generated_ref},
+                    {"ours_greedy", c.greedy_ours},
+                    {"parts_at", c.greedy_parts_at < 0 ? ordered_json(nullptr)
+                                                       : ordered_json(c.greedy_parts_at)}};
   j["positions"] = ordered_json::array();
   for (const auto& r : c.rows) j["positions"].push_back(to_json(r));
-  j["ops"] = {{"compared", c.ops_compared}, {"identical", c.ops_identical}, {"beyond", c.ops_beyond},
+  j["ops"] = {{"compared", c.ops_compared},
+              {"identical", c.ops_identical},
+              {"beyond", c.ops_beyond},
               {"only_ours", c.ops_only_ours}};
   ordered_json heat = ordered_json::array();
-  for (const auto& [k, v] : c.heat) heat.push_back({{"position", k.first}, {"layer", k.second}, {"max_rel", v}});
+  for (const auto& [k, v] : c.heat)
+    heat.push_back({{"position", k.first}, {"layer", k.second}, {"max_rel", v}});
   j["op_heat"] = heat;
   j["first_divergence"] = c.first_divergence.is_null() ? ordered_json(nullptr) : c.first_divergence;
   j["passed"] = c.passed;

@@ -42,20 +42,21 @@ struct Options {
   // Ours.
   int n_threads = 1;
   std::string kv_type = "f16";
-  std::string kernels;        // force a kernel variant ("" = best)
+  std::string head_type = "file";  // ours: LM head precision (q8_0: its cost shows as KL)
+  std::string kernels;             // force a kernel variant ("" = best)
   // Reference.
   ReferenceOptions reference;
   // What to compare and how.
-  bool trace_ops = true;      // per-op comparison (both engines traced)
+  bool trace_ops = true;  // per-op comparison (both engines traced)
   Tolerances tol;
-  std::string work_dir;       // reference files; "" = a temporary folder removed afterwards
-  std::string trace_dir;      // keep both traces: <trace_dir>/<case id>/{ours,reference}
+  std::string work_dir;   // reference files; "" = a temporary folder removed afterwards
+  std::string trace_dir;  // keep both traces: <trace_dir>/<case id>/{ours,reference}
 };
 
 struct PositionRow {
   int position = 0;
-  bool decode = false;   // a greedy decode step (else a prompt position)
-  int32_t token = 0;     // the token evaluated at this position
+  bool decode = false;  // a greedy decode step (else a prompt position)
+  int32_t token = 0;    // the token evaluated at this position
   RowMetrics m;
   bool passed = true;
 };
@@ -75,7 +76,7 @@ struct CaseResult {
   bool tokens_match = false;
   int first_token_mismatch = -1;
   std::vector<int32_t> generated_ref, greedy_ours;  // greedy choices (ours: argmax of our rows)
-  int greedy_parts_at = -1;   // index into generated where they differ, -1 = identical
+  int greedy_parts_at = -1;  // index into generated where they differ, -1 = identical
   std::vector<PositionRow> rows;
   int ops_compared = 0, ops_identical = 0, ops_beyond = 0, ops_only_ours = 0;
   std::optional<OpDivergence> first_op;

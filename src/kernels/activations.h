@@ -19,15 +19,16 @@ namespace bitnet::kernels {
 enum class ActQuant {
   kPerTokenInt8,
   kQ8K,
+  kQ8_0,  // the optional Q8_0 LM head only (q8_0_head.h has its own quantizer)
 };
 
 inline constexpr int64_t kQ8KBlock = 256;
 
 struct QuantizedActivations {
   ActQuant kind = ActQuant::kPerTokenInt8;
-  int64_t rows = 0;  // m: activation rows (tokens)
-  int64_t k = 0;     // row length
-  std::vector<int8_t> q;       // rows * k codes
+  int64_t rows = 0;       // m: activation rows (tokens)
+  int64_t k = 0;          // row length
+  std::vector<int8_t> q;  // rows * k codes
   // kPerTokenInt8: rows entries, s = 127 / max (the multiplier). kQ8K: rows * k/256 entries, d.
   std::vector<float> scales;
   std::vector<int16_t> bsums;  // kQ8K only: rows * k/16 sums of 16 consecutive codes

@@ -18,15 +18,16 @@ namespace bitnet::kernels {
 
 // One lane of ggml's SSE2 ggml_v_expf.
 inline float ggml_vexpf(float x) {
-  const float r = 0x1.8p23f;  // 1.5 * 2^23: adding it rounds to an integer
+  const float r = 0x1.8p23f;               // 1.5 * 2^23: adding it rounds to an integer
   const float z = x * 0x1.715476p+0f + r;  // x / ln2 + r
   const float n = z - r;
   const float b = (x - n * 0x1.62e4p-1f) - n * 0x1.7f7d1cp-20f;  // x - n ln2, in two parts
   const uint32_t e = std::bit_cast<uint32_t>(z) << 23;
   const float k = std::bit_cast<float>(e + std::bit_cast<uint32_t>(1.0f));  // 2^n
   const float u = b * b;
-  const float j = ((0x1.0e4020p-7f * b + 0x1.573e2ep-5f) * u + (0x1.555e66p-3f * b + 0x1.fffdb6p-2f)) * u +
-                  0x1.ffffecp-1f * b;  // e^b - 1
+  const float j =
+      ((0x1.0e4020p-7f * b + 0x1.573e2ep-5f) * u + (0x1.555e66p-3f * b + 0x1.fffdb6p-2f)) * u +
+      0x1.ffffecp-1f * b;  // e^b - 1
   if (!(std::fabs(n) > 126.0f)) return j * k + k;
   // |n| > 126: 2^n is split in two factors to avoid overflow / premature underflow.
   const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;

@@ -6,6 +6,7 @@
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
+#include "kernels/q8_0_head.h"
 
 namespace bitnet::kernels {
 
@@ -17,6 +18,8 @@ struct KernelTable {
                   int64_t o_end);
   void (*flt)(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
               int64_t o_end);
+  void (*q8_0_head)(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+                    int64_t o_end);
   void (*scores)(const AttentionHead& a, float* s);
   void (*values)(const AttentionHead& a, const float* p, float* out);
 };

@@ -53,4 +53,11 @@ void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y,
   split_rows(w, pool, [&](int64_t b, int64_t e) { t.flt(w, x, rows, y, b, e); });
 }
 
+void matmul_q8_0_head(const WeightMatrix& w, const float* x, int64_t rows, float* y,
+                      ThreadPool* pool, QuantizedActivations* scratch) {
+  quantize_q8_0_ref(x, rows, w.k, scratch);  // k values per row: small next to the matrix
+  const KernelTable& t = active_table();
+  split_rows(w, pool, [&](int64_t b, int64_t e) { t.q8_0_head(w, *scratch, y, b, e); });
+}
+
 }  // namespace bitnet::kernels

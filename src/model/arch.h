@@ -40,20 +40,20 @@ std::string hp_key(std::string_view arch, std::string_view suffix);
 
 // Tensors, in the order the official file stores them within a block.
 enum class TensorRole {
-  kTokenEmbd,   // token_embd.weight        [d, vocab]
-  kOutputNorm,  // output_norm.weight       [d]
-  kOutput,      // output.weight            [d, vocab] (absent when tied)
-  kAttnNorm,    // blk.N.attn_norm.weight   [d]
-  kAttnQ,       // blk.N.attn_q.weight      [d, d]
-  kAttnK,       // blk.N.attn_k.weight      [d, d_kv]
-  kAttnV,       // blk.N.attn_v.weight      [d, d_kv]
-  kAttnOutput,  // blk.N.attn_output.weight [d, d]
-  kAttnSubNorm, // blk.N.attn_sub_norm.weight [d]
-  kFfnNorm,     // blk.N.ffn_norm.weight    [d]
-  kFfnGate,     // blk.N.ffn_gate.weight    [d, f]
-  kFfnUp,       // blk.N.ffn_up.weight      [d, f]
-  kFfnSubNorm,  // blk.N.ffn_sub_norm.weight [f]
-  kFfnDown,     // blk.N.ffn_down.weight    [f, d]
+  kTokenEmbd,    // token_embd.weight        [d, vocab]
+  kOutputNorm,   // output_norm.weight       [d]
+  kOutput,       // output.weight            [d, vocab] (absent when tied)
+  kAttnNorm,     // blk.N.attn_norm.weight   [d]
+  kAttnQ,        // blk.N.attn_q.weight      [d, d]
+  kAttnK,        // blk.N.attn_k.weight      [d, d_kv]
+  kAttnV,        // blk.N.attn_v.weight      [d, d_kv]
+  kAttnOutput,   // blk.N.attn_output.weight [d, d]
+  kAttnSubNorm,  // blk.N.attn_sub_norm.weight [d]
+  kFfnNorm,      // blk.N.ffn_norm.weight    [d]
+  kFfnGate,      // blk.N.ffn_gate.weight    [d, f]
+  kFfnUp,        // blk.N.ffn_up.weight      [d, f]
+  kFfnSubNorm,   // blk.N.ffn_sub_norm.weight [f]
+  kFfnDown,      // blk.N.ffn_down.weight    [f, d]
 };
 
 // "blk.3.attn_q.weight"; layer is ignored for global tensors.

@@ -54,15 +54,18 @@ Result<ModelConfig> read_config(const gguf::File& f) {
     return make_error("%s: head dimension %u is odd (RoPE needs pairs)", f.path().c_str(),
                       c.head_dim());
   }
-  BITNET_ASSIGN_OR_RETURN(c.rope_dims, read_u32(f, key(hp::kRopeDimensionCount), false, c.head_dim()));
+  BITNET_ASSIGN_OR_RETURN(c.rope_dims,
+                          read_u32(f, key(hp::kRopeDimensionCount), false, c.head_dim()));
   if (c.rope_dims != c.head_dim()) {
-    return make_error("%s: rope.dimension_count %u differs from the head dimension %u "
-                      "(partial rotary embeddings are not part of any BitNet model)",
-                      f.path().c_str(), c.rope_dims, c.head_dim());
+    return make_error(
+        "%s: rope.dimension_count %u differs from the head dimension %u "
+        "(partial rotary embeddings are not part of any BitNet model)",
+        f.path().c_str(), c.rope_dims, c.head_dim());
   }
   if (f.find(key(hp::kRopeFreqBase))) {
     BITNET_ASSIGN_OR_RETURN(double base, f.get_number(key(hp::kRopeFreqBase)));
-    if (!(base > 0)) return make_error("%s: rope.freq_base %g must be positive", f.path().c_str(), base);
+    if (!(base > 0))
+      return make_error("%s: rope.freq_base %g must be positive", f.path().c_str(), base);
     c.rope_freq_base = static_cast<float>(base);
   }
   if (f.find(key(hp::kRmsEps))) {
@@ -83,8 +86,10 @@ Result<ModelConfig> read_config(const gguf::File& f) {
     c.n_vocab = static_cast<uint32_t>(e->dims[1]);
   }
   if (c.n_vocab == 0) {
-    return make_error("%s: cannot tell the vocabulary size (no %s, tokenizer.ggml.tokens or "
-                      "token_embd.weight)", f.path().c_str(), key(hp::kVocabSize).c_str());
+    return make_error(
+        "%s: cannot tell the vocabulary size (no %s, tokenizer.ggml.tokens or "
+        "token_embd.weight)",
+        f.path().c_str(), key(hp::kVocabSize).c_str());
   }
   return c;
 }

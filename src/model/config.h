@@ -16,14 +16,14 @@ inline constexpr uint32_t kMaxHeadDim = 256;
 
 struct ModelConfig {
   Arch arch = Arch::kBitnetB158;
-  uint32_t n_embd = 0;      // d
+  uint32_t n_embd = 0;  // d
   uint32_t n_layers = 0;
   uint32_t n_heads = 0;
   uint32_t n_kv_heads = 0;
-  uint32_t n_ff = 0;        // f
+  uint32_t n_ff = 0;  // f
   uint32_t n_vocab = 0;
-  uint32_t n_ctx_train = 0; // context length from the file
-  uint32_t rope_dims = 0;   // = head_dim for every BitNet model
+  uint32_t n_ctx_train = 0;  // context length from the file
+  uint32_t rope_dims = 0;    // = head_dim for every BitNet model
   float rope_freq_base = 10000.0f;
   float rms_eps = 1e-5f;
 

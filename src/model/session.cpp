@@ -11,6 +11,7 @@
 #include "kernels/attention.h"
 #include "kernels/ggml_math.h"
 #include "kernels/matmul.h"
+#include "kernels/q8_0_head.h"
 #include "kernels/verify.h"
 
 namespace bitnet::model {
@@ -165,6 +166,10 @@ void round_to_f16(float* x, size_t n) {
 
 void Session::apply_head(float* fin, int n_rows, float* out) {
   const kernels::WeightMatrix& head = model_.head();
+  if (head.type == gguf::TensorType::Q8_0) {  // --head-type q8_0: quantizes its input itself
+    kernels::matmul_q8_0_head(head, fin, n_rows, out, &pool_, &qa_head_);
+    return;
+  }
   if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
     round_to_f16(fin, static_cast<size_t>(n_rows) * c_.n_embd);
   }

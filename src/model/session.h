@@ -18,8 +18,8 @@
 namespace bitnet::model {
 
 struct SessionOptions {
-  int n_ctx = 0;        // 0: the model's context length
-  bool kv_f16 = true;   // F16 KV cache (as both reference engines); false: F32
+  int n_ctx = 0;       // 0: the model's context length
+  bool kv_f16 = true;  // F16 KV cache (as both reference engines); false: F32
   int n_threads = 1;
   // --verify-kernels N: on every N-th position (and every prompt), recompute sample rows of each
   // product with the scalar reference and fail eval() on any bit difference. 0: off.
@@ -57,14 +57,17 @@ class Session {
  private:
   Session(const Model& model, const SessionOptions& o);
   void ensure_capacity(int n_rows);
-  void rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim, float* out) const;
+  void rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim,
+                     float* out) const;
   // Applies projections sharing one input (q/k/v or gate/up): quantizes once, then each matmul.
-  void project(const float* in, int n_rows, std::initializer_list<std::pair<const Projection*, float*>> outs,
-               int first_pos, int layer, trace::Op input_op);
+  void project(const float* in, int n_rows,
+               std::initializer_list<std::pair<const Projection*, float*>> outs, int first_pos,
+               int layer, trace::Op input_op);
   void rope_rows(float* x, int n_rows, int n_heads, int first_pos) const;
   void store_kv(int layer, const float* k, const float* v, int n_rows, int first_pos);
   void attention(int layer, const float* q, int n_rows, int first_pos, float* out);
-  void trace_rows(trace::Op op, int layer, const float* data, int n_rows, int64_t row_len, int first_pos);
+  void trace_rows(trace::Op op, int layer, const float* data, int n_rows, int64_t row_len,
+                  int first_pos);
   // Traces final_norm / logits of rows whose logits eval() does not compute, on the side.
   void trace_head_rows(const float* x, int n_rows, int first_pos);
   // LM head over final-norm rows: rounds them in place to f16 where the reference does, then
@@ -107,7 +110,7 @@ class Session {
   int cap_rows_ = 0;
   std::vector<float> x_, h_, q_, k_, v_, att_, tmp_, gate_, up_, final_;
   std::vector<float> scores_;  // per head: n_ctx
-  kernels::QuantizedActivations qa_;
+  kernels::QuantizedActivations qa_, qa_head_;
 };
 
 }  // namespace bitnet::model

@@ -14,6 +14,7 @@
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
 #include "kernels/packed.h"
+#include "kernels/q8_0_head.h"
 #include "quant/i2s.h"
 
 namespace bitnet::model {
@@ -164,8 +165,33 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
       }
     }
   }
+  if (o.head == HeadType::kQ8_0) {
+    if (!kernels::q8_0_head_supported(static_cast<int64_t>(d))) {
+      return make_error(
+          "%s: --head-type q8_0 needs an embedding length that is a multiple of 32 (it is %" PRIu64
+          ")",
+          path.c_str(), d);
+    }
+    m->build_q8_0_head();
+  }
   if (o.repack && kernels::active_variant() == kernels::Variant::kAvx512) m->repack();
   return m;
+}
+
+Result<HeadType> head_type_from_name(const std::string& name) {
+  if (name == "file") return HeadType::kFile;
+  if (name == "q8_0") return HeadType::kQ8_0;
+  return make_error("--head-type '%s' is not one of file, q8_0", name.c_str());
+}
+
+uint64_t Model::decode_weight_bytes() const {
+  uint64_t n = 0;
+  for (const LayerWeights& L : layers_) {
+    for (const Projection* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
+      n += static_cast<uint64_t>(p->w.row_bytes() * p->w.n_out);
+    }
+  }
+  return n + static_cast<uint64_t>(head_.row_bytes() * head_.n_out);
 }
 
 namespace {
@@ -192,7 +218,9 @@ void Model::repack() {
       if (kernels::packable(p->w)) mats.push_back(&p->w);
     }
   }
-  if (kernels::packable(token_embd_)) mats.push_back(&token_embd_);
+  // With a Q8_0 head, token_embd only serves embedding lookups (a few rows per token): it stays
+  // in the mapping, where only the rows used become resident.
+  if (head_type_ == HeadType::kFile && kernels::packable(token_embd_)) mats.push_back(&token_embd_);
   if (mats.empty()) return;
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: whole huge pages if asked for
   std::vector<size_t> offset;
@@ -229,7 +257,28 @@ void Model::repack() {
     release_pages(w.data, static_cast<size_t>(w.row_bytes() * w.n_out));
     w.packed = dst;
   }
-  head_ = token_embd_;
+  if (head_type_ == HeadType::kFile) head_ = token_embd_;
+}
+
+void Model::build_q8_0_head() {
+  const kernels::WeightMatrix& src = token_embd_;
+  const size_t total = kernels::q8_0_head_size(src.k, src.n_out);
+  void* mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return;  // keep the file's head
+  auto* buf = static_cast<uint8_t*>(mem);
+  q8_0_head_ = std::unique_ptr<uint8_t, PackedUnmap>(buf, PackedUnmap{total});
+  const int n_threads =
+      std::max(1, std::min(8, static_cast<int>(std::thread::hardware_concurrency())));
+  ThreadPool pool(n_threads, /*spin_micros=*/0);
+  const int64_t tiles = (src.n_out + 15) / 16, per_chunk = 16;
+  pool.run((tiles + per_chunk - 1) / per_chunk, [&](int64_t c) {
+    const int64_t t0 = c * per_chunk, t1 = std::min(tiles, (c + 1) * per_chunk);
+    kernels::q8_0_head_pack_tiles(src, buf, t0, t1);
+    const int64_t r0 = t0 * 16, r1 = std::min(src.n_out, t1 * 16);
+    release_pages(src.row(r0), static_cast<size_t>((r1 - r0) * src.row_bytes()));
+  });
+  head_ = kernels::q8_0_head_view(buf, src.k, src.n_out);
+  head_type_ = HeadType::kQ8_0;
 }
 
 void Model::embedding_row(int32_t token, float* out) const {

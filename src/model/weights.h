@@ -39,8 +39,14 @@ struct PackedUnmap {
   void operator()(uint8_t* p) const;
 };
 
+// The LM head's precision: as stored in the file (the exact default), or ggml's Q8_0 made at
+// load (kernels/q8_0_head.h: about half the bytes per token, logits change; see crossval).
+enum class HeadType { kFile, kQ8_0 };
+Result<HeadType> head_type_from_name(const std::string& name);  // "file" | "q8_0"
+
 struct LoadOptions {
   bool repack = true;  // repack for the active kernels where they have a packed layout
+  HeadType head = HeadType::kFile;
 };
 
 class Model {
@@ -61,17 +67,22 @@ class Model {
   void embedding_row(int32_t token, float* out) const;
   // Bytes of packed weight copies (0: none, the kernels read the mapped file).
   size_t packed_bytes() const { return packed_bytes_; }
+  HeadType head_type() const { return head_type_; }
+  // Weight bytes one decode step reads: every block matrix and the LM head (in its precision).
+  uint64_t decode_weight_bytes() const;
 
  private:
   explicit Model(gguf::File f) : file_(std::move(f)) {}
   void repack();
+  void build_q8_0_head();
   gguf::File file_;
   ModelConfig config_;
   kernels::WeightMatrix token_embd_, head_;
   bool head_tied_ = true;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
-  std::unique_ptr<uint8_t, PackedUnmap> packed_;
+  std::unique_ptr<uint8_t, PackedUnmap> packed_, q8_0_head_;
+  HeadType head_type_ = HeadType::kFile;
   size_t packed_bytes_ = 0;
 };
 

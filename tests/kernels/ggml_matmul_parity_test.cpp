@@ -35,19 +35,26 @@ TEST(GgmlParity, Q8KQuantizationBytes) {
   for (const auto& in : test::activation_sets(4, 2560, 7)) {
     const int64_t nb = 4 * 2560 / 256;
     std::vector<block_q8_K_layout> ggml_blocks(static_cast<size_t>(nb));
-    std::memset(ggml_blocks.data(), 0, ggml_blocks.size() * sizeof(block_q8_K_layout));  // ggml skips bsums of all-zero blocks
+    std::memset(
+        ggml_blocks.data(), 0,
+        ggml_blocks.size() * sizeof(block_q8_K_layout));  // ggml skips bsums of all-zero blocks
     quantize_row_q8_K_ref(in.x.data(), ggml_blocks.data(), 4 * 2560);
     for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
       if (!cpu_supports(v)) continue;
-      const KernelTable& t = v == Variant::kScalar ? scalar_table() : v == Variant::kAvx2 ? *avx2_table() : *avx512_table();
+      const KernelTable& t = v == Variant::kScalar ? scalar_table()
+                             : v == Variant::kAvx2 ? *avx2_table()
+                                                   : *avx512_table();
       QuantizedActivations a;
       t.quantize(ActQuant::kQ8K, in.x.data(), 4, 2560, &a);
       for (int64_t b = 0; b < nb; ++b) {
         const auto& g = ggml_blocks[static_cast<size_t>(b)];
-        ASSERT_EQ(std::memcmp(g.qs, a.q.data() + b * 256, 256), 0) << variant_name(v) << " " << in.name << " block " << b;
-        ASSERT_EQ(std::bit_cast<uint32_t>(g.d), std::bit_cast<uint32_t>(a.scales[static_cast<size_t>(b)]))
+        ASSERT_EQ(std::memcmp(g.qs, a.q.data() + b * 256, 256), 0)
             << variant_name(v) << " " << in.name << " block " << b;
-        ASSERT_EQ(std::memcmp(g.bsums, a.bsums.data() + b * 16, 32), 0) << variant_name(v) << " " << in.name << " block " << b;
+        ASSERT_EQ(std::bit_cast<uint32_t>(g.d),
+                  std::bit_cast<uint32_t>(a.scales[static_cast<size_t>(b)]))
+            << variant_name(v) << " " << in.name << " block " << b;
+        ASSERT_EQ(std::memcmp(g.bsums, a.bsums.data() + b * 16, 32), 0)
+            << variant_name(v) << " " << in.name << " block " << b;
       }
     }
   }
@@ -103,7 +110,9 @@ Magnitudes magnitudes(const WeightMatrix& w, const QuantizedActivations& a, int6
   std::vector<int8_t> vals(static_cast<size_t>(w.k));
   const size_t n = static_cast<size_t>(w.k);
   const bool tq2 = w.type == TensorType::TQ2_0;
-  if (!(tq2 ? quant::unpack_tq2_0(w.row(o), n, vals.data()) : quant::unpack_tq1_0(w.row(o), n, vals.data())).ok()) {
+  if (!(tq2 ? quant::unpack_tq2_0(w.row(o), n, vals.data())
+            : quant::unpack_tq1_0(w.row(o), n, vals.data()))
+           .ok()) {
     std::abort();
   }
   Magnitudes out{0, 0};
@@ -125,17 +134,20 @@ Magnitudes magnitudes(const WeightMatrix& w, const QuantizedActivations& a, int6
 
 TEST(GgmlParity, TernaryMulMat) {
   GgmlCpu ggml;
-  ASSERT_NE(ggml.get(), nullptr) << "could not load ggml's CPU backend from " BITNET_REFERENCE_DIR "/lib";
+  ASSERT_NE(ggml.get(), nullptr) << "could not load ggml's CPU backend from " BITNET_REFERENCE_DIR
+                                    "/lib";
   const Variant before = active_variant();
   for (TensorType type : {TensorType::TQ2_0, TensorType::TQ1_0}) {
     const ggml_type gtype = type == TensorType::TQ2_0 ? GGML_TYPE_TQ2_0 : GGML_TYPE_TQ1_0;
     for (int64_t k : {256, 2560, 6912}) {
       const int64_t n = 48;
       // Weights as llama.cpp's own quantizer writes them (quantize_tq*_0 is byte-identical).
-      const std::vector<float> wf = test::gaussian(static_cast<size_t>(k * n), 17 + static_cast<uint32_t>(k), 0.02f);
+      const std::vector<float> wf =
+          test::gaussian(static_cast<size_t>(k * n), 17 + static_cast<uint32_t>(k), 0.02f);
       std::vector<uint8_t> bytes(test::matrix_bytes(type, k, n));
-      ASSERT_TRUE((type == TensorType::TQ2_0 ? quant::quantize_tq2_0(wf.data(), wf.size(), bytes.data())
-                                             : quant::quantize_tq1_0(wf.data(), wf.size(), bytes.data()))
+      ASSERT_TRUE((type == TensorType::TQ2_0
+                       ? quant::quantize_tq2_0(wf.data(), wf.size(), bytes.data())
+                       : quant::quantize_tq1_0(wf.data(), wf.size(), bytes.data()))
                       .ok());
       const WeightMatrix w{type, bytes.data(), k, n, 1.0f};
       for (int64_t rows : {1, 3}) {
@@ -169,14 +181,17 @@ TEST(GgmlParity, TernaryMulMat) {
                 // Ours: a rounded product per block and k/256 additions, error <= (k/256 + 1) u M;
                 // ggml: a rounded product per lane and block, k/256 additions per lane and 3 to
                 // add the lanes, error <= (k/256 + 4) u M (u = 2^-24, first order).
-                const double bound = static_cast<double>(2 * (k / 256) + 8) * std::ldexp(1.0, -24) * mag;
-                ASSERT_LE(diff, bound) << variant_name(v) << " " << in.name << " k=" << k << " r=" << r << " o=" << o
-                                       << ": " << got[i] << " vs ggml " << want[i];
+                const double bound =
+                    static_cast<double>(2 * (k / 256) + 8) * std::ldexp(1.0, -24) * mag;
+                ASSERT_LE(diff, bound)
+                    << variant_name(v) << " " << in.name << " k=" << k << " r=" << r << " o=" << o
+                    << ": " << got[i] << " vs ggml " << want[i];
                 max_diff = std::max(max_diff, diff);
                 if (mag > 0) max_rel = std::max(max_rel, diff / mag);
                 if (mg.exact != 0) {
                   ours_err = std::max(ours_err, std::fabs(got[i] - mg.exact) / std::fabs(mg.exact));
-                  ggml_err = std::max(ggml_err, std::fabs(want[i] - mg.exact) / std::fabs(mg.exact));
+                  ggml_err =
+                      std::max(ggml_err, std::fabs(want[i] - mg.exact) / std::fabs(mg.exact));
                 }
               }
             }
@@ -184,12 +199,18 @@ TEST(GgmlParity, TernaryMulMat) {
           if (in.name != "max magnitude" && in.name != "huge") {
             EXPECT_EQ(overflowed, 0) << in.name;
           }
-          if (overflowed > 0) std::printf("%s k=%lld %s: %d outputs (over all variants) overflow on one side\n", type == TensorType::TQ2_0 ? "TQ2_0" : "TQ1_0", static_cast<long long>(k), in.name.c_str(), overflowed);
-          if (in.name == "gaussian") {
-            std::printf("%s k=%lld rows=%lld %s: max |ours - ggml| = %.3g (%.3g of M); max relative error vs "
-                        "exact: ours %.3g, ggml %.3g\n",
+          if (overflowed > 0)
+            std::printf("%s k=%lld %s: %d outputs (over all variants) overflow on one side\n",
                         type == TensorType::TQ2_0 ? "TQ2_0" : "TQ1_0", static_cast<long long>(k),
-                        static_cast<long long>(rows), in.name.c_str(), max_diff, max_rel, ours_err, ggml_err);
+                        in.name.c_str(), overflowed);
+          if (in.name == "gaussian") {
+            std::printf(
+                "%s k=%lld rows=%lld %s: max |ours - ggml| = %.3g (%.3g of M); max relative error "
+                "vs "
+                "exact: ours %.3g, ggml %.3g\n",
+                type == TensorType::TQ2_0 ? "TQ2_0" : "TQ1_0", static_cast<long long>(k),
+                static_cast<long long>(rows), in.name.c_str(), max_diff, max_rel, ours_err,
+                ggml_err);
           }
         }
       }

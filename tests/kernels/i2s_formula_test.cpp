@@ -26,7 +26,8 @@ std::vector<Variant> runnable_variants() {
 }
 
 // Runs the dispatched quantize + matmul under variant v.
-std::vector<float> project(Variant v, const WeightMatrix& w, const std::vector<float>& x, int64_t rows) {
+std::vector<float> project(Variant v, const WeightMatrix& w, const std::vector<float>& x,
+                           int64_t rows) {
   const Variant before = active_variant();
   EXPECT_TRUE(set_variant(v).ok());
   QuantizedActivations a;
@@ -50,7 +51,8 @@ TEST(I2sFormula, KnownAnswer) {
   // even), 3.5 -> 4, -2.5 -> -2, -127, 64, 0.5 -> 0, 1.5 -> 2.
   const int64_t k = 128;
   std::vector<float> x(k, 0.0f);
-  const float xs[] = {1.984375f, 2.5f / 64, 3.5f / 64, -2.5f / 64, -1.984375f, 1.0f, 0.5f / 64, 1.5f / 64};
+  const float xs[] = {1.984375f,  2.5f / 64, 3.5f / 64, -2.5f / 64,
+                      -1.984375f, 1.0f,      0.5f / 64, 1.5f / 64};
   for (size_t i = 0; i < 8; ++i) x[i] = xs[i];
   // Row 0: w = [1, 1, -1, 1, -1, 0, 1, 1]: acc = 127 + 2 - 4 - 2 + 127 + 0 + 0 + 2 = 252.
   // Row 1: w = [0, 0, 0, 0, 1, 1, 0, -1] (and w[127] = 1, x = 0 there): acc = -127 + 64 - 2 = -65.
@@ -84,8 +86,9 @@ TEST(I2sFormula, FloorOfMax) {
 }
 
 // The formula, written out from FACTS.md (not from the reference kernel).
-std::vector<float> bitnet_formula(const std::vector<int8_t>& tern, float scale, const std::vector<float>& x,
-                                  int64_t rows, int64_t k, int64_t n_out) {
+std::vector<float> bitnet_formula(const std::vector<int8_t>& tern, float scale,
+                                  const std::vector<float>& x, int64_t rows, int64_t k,
+                                  int64_t n_out) {
   EXPECT_EQ(std::fegetround(), FE_TONEAREST);
   std::vector<float> y(static_cast<size_t>(rows * n_out));
   for (int64_t r = 0; r < rows; ++r) {
@@ -96,11 +99,13 @@ std::vector<float> bitnet_formula(const std::vector<int8_t>& tern, float scale, 
     std::vector<int> q(static_cast<size_t>(k));
     for (int64_t i = 0; i < k; ++i) {
       const float p = xr[i] * s;
-      q[static_cast<size_t>(i)] = static_cast<int>(std::fmin(127.0f, std::fmax(-128.0f, std::rint(p))));
+      q[static_cast<size_t>(i)] =
+          static_cast<int>(std::fmin(127.0f, std::fmax(-128.0f, std::rint(p))));
     }
     for (int64_t o = 0; o < n_out; ++o) {
       int32_t acc = 0;
-      for (int64_t i = 0; i < k; ++i) acc += tern[static_cast<size_t>(o * k + i)] * q[static_cast<size_t>(i)];
+      for (int64_t i = 0; i < k; ++i)
+        acc += tern[static_cast<size_t>(o * k + i)] * q[static_cast<size_t>(i)];
       y[static_cast<size_t>(r * n_out + o)] = (static_cast<float>(acc) / s) * scale;
     }
   }

@@ -39,7 +39,8 @@ void expect_same_quantized(const QuantizedActivations& got, const QuantizedActiv
 
 TEST(Kernels, VariantsAvailable) {
   // This suite only means something if the SIMD variants run; say which ones did.
-  for (const KernelTable* t : simd_tables()) std::printf("testing variant %s\n", name_of(t).c_str());
+  for (const KernelTable* t : simd_tables())
+    std::printf("testing variant %s\n", name_of(t).c_str());
   EXPECT_EQ(best_variant(), cpu_supports(Variant::kAvx512) ? Variant::kAvx512
                             : cpu_supports(Variant::kAvx2) ? Variant::kAvx2
                                                            : Variant::kScalar);
@@ -86,7 +87,8 @@ TEST(Kernels, QuantizeNonFiniteMatchesReference) {
       QuantizedActivations want, got;
       quantize_activations_ref(kind, x.data(), 3, 512, &want);
       t->quantize(kind, x.data(), 3, 512, &got);
-      expect_same_quantized(got, want, name_of(t) + (kind == ActQuant::kQ8K ? " q8k" : " per-token"));
+      expect_same_quantized(got, want,
+                            name_of(t) + (kind == ActQuant::kQ8K ? " q8k" : " per-token"));
     }
   }
 }
@@ -103,13 +105,17 @@ std::vector<TernaryCase> ternary_cases() {
 }
 
 std::string type_name(TensorType t) {
-  return t == TensorType::I2_S ? "I2_S" : t == TensorType::TQ2_0 ? "TQ2_0" : t == TensorType::TQ1_0 ? "TQ1_0" : "float";
+  return t == TensorType::I2_S    ? "I2_S"
+         : t == TensorType::TQ2_0 ? "TQ2_0"
+         : t == TensorType::TQ1_0 ? "TQ1_0"
+                                  : "float";
 }
 
 // y for all rows and output rows [o_begin, o_end) through one table; other outputs stay NaN.
-std::vector<float> run_ternary(const KernelTable& t, const WeightMatrix& w, const QuantizedActivations& a,
-                               int64_t o_begin, int64_t o_end) {
-  std::vector<float> y(static_cast<size_t>(a.rows * w.n_out), std::numeric_limits<float>::quiet_NaN());
+std::vector<float> run_ternary(const KernelTable& t, const WeightMatrix& w,
+                               const QuantizedActivations& a, int64_t o_begin, int64_t o_end) {
+  std::vector<float> y(static_cast<size_t>(a.rows * w.n_out),
+                       std::numeric_limits<float>::quiet_NaN());
   t.ternary(w, a, y.data(), o_begin, o_end);
   return y;
 }
@@ -148,13 +154,18 @@ TEST(Kernels, TernaryAllByteValues) {
       const int64_t k = 256, n_out = 256;
       auto m = make_ternary(type, k, n_out, 5);
       const int64_t rb = m.w.row_bytes();
-      const int64_t code_bytes = type == TensorType::I2_S ? 64 : type == TensorType::TQ2_0 ? 64 : 52;
+      const int64_t code_bytes = type == TensorType::I2_S    ? 64
+                                 : type == TensorType::TQ2_0 ? 64
+                                                             : 52;
       for (int64_t o = 0; o < n_out; ++o)
-        for (int64_t j = 0; j < code_bytes; ++j) m.bytes[static_cast<size_t>(o * rb + j)] = static_cast<uint8_t>(o + 7 * j);
+        for (int64_t j = 0; j < code_bytes; ++j)
+          m.bytes[static_cast<size_t>(o * rb + j)] = static_cast<uint8_t>(o + 7 * j);
       for (const auto& in : activation_sets(2, k, 41)) {
         QuantizedActivations a;
         quantize_activations_ref(act_quant_for(type), in.x.data(), 2, k, &a);
-        ASSERT_EQ(first_bit_mismatch(run_ternary(*t, m.w, a, 0, n_out), run_ternary(scalar_table(), m.w, a, 0, n_out)), "")
+        ASSERT_EQ(first_bit_mismatch(run_ternary(*t, m.w, a, 0, n_out),
+                                     run_ternary(scalar_table(), m.w, a, 0, n_out)),
+                  "")
             << name_of(t) << " " << type_name(type) << " " << in.name;
       }
     }
@@ -166,8 +177,9 @@ TEST(Kernels, TernaryAllByteValues) {
 TEST(Kernels, TernaryThreadAndBatchIndependent) {
   ThreadPool pool1(1), pool2(2);
   const Variant before = active_variant();
-  for (const TernaryCase& c : {TernaryCase{TensorType::I2_S, 2560}, TernaryCase{TensorType::TQ2_0, 2560},
-                               TernaryCase{TensorType::TQ1_0, 2560}}) {
+  for (const TernaryCase& c :
+       {TernaryCase{TensorType::I2_S, 2560}, TernaryCase{TensorType::TQ2_0, 2560},
+        TernaryCase{TensorType::TQ1_0, 2560}}) {
     const int64_t n_out = 333, rows = 7;
     const auto m = make_ternary(c.type, c.k, n_out, 77);
     const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * c.k), 78, 1.0f);
@@ -214,7 +226,8 @@ TEST(Kernels, FloatBitExact) {
             scalar_table().flt(m.w, in.x.data(), rows, want.data(), 0, n_out);
             t->flt(m.w, in.x.data(), rows, got.data(), 0, n_out);
             ASSERT_EQ(first_bit_mismatch(got, want), "")
-                << name_of(t) << " " << type_name(type) << " k=" << k << " rows=" << rows << " " << in.name;
+                << name_of(t) << " " << type_name(type) << " k=" << k << " rows=" << rows << " "
+                << in.name;
             // A sub-range, as a thread's chunk sees it.
             std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
             scalar_table().flt(m.w, in.x.data(), rows, want_part.data(), 3, 20);

@@ -6,12 +6,16 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 
 #include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernel_test_util.h"
+#include "kernels/q8_0_head.h"
 
 namespace bitnet::kernels {
 namespace {
@@ -176,6 +180,82 @@ TEST(Packed, ThreadedEntryPointsMatch) {
   matmul_ternary_ref(m.w, a, want.data(), 0, 700);
   matmul_ternary(m.w, a, got.data(), &pool);
   EXPECT_EQ(first_bit_mismatch(got, want), "");
+}
+
+// ---------------------------------------------------------------- the optional Q8_0 head
+
+struct Q8Head {
+  std::unique_ptr<uint8_t, decltype(&std::free)> buf{nullptr, &std::free};
+  WeightMatrix w;
+};
+
+Q8Head make_q8_head(const test::OwnedMatrix& src) {
+  Q8Head h;
+  const size_t n = kernels::q8_0_head_size(src.w.k, src.w.n_out);
+  h.buf.reset(static_cast<uint8_t*>(std::aligned_alloc(64, (n + 63) / 64 * 64)));
+  const int64_t tiles = (src.w.n_out + 15) / 16;
+  q8_0_head_pack_tiles(src.w, h.buf.get(), 0, 1);  // in pieces, as threads do
+  q8_0_head_pack_tiles(src.w, h.buf.get(), 1, tiles);
+  h.w = q8_0_head_view(h.buf.get(), src.w.k, src.w.n_out);
+  return h;
+}
+
+// ggml's Q8_0 per block: d = amax / 127 stored as f16, codes roundf(w / d); reading the layout
+// back gives each weight within half a step of d.
+TEST(Q8_0Head, QuantizesAsGgmlAndLaysOutAsDocumented) {
+  const auto src = test::make_float(TensorType::F16, 96, 21, 31);
+  const Q8Head h = make_q8_head(src);
+  for (int64_t r = 0; r < 21; ++r) {
+    for (int64_t b = 0; b < 3; ++b) {
+      float amax = 0.0f, w[32];
+      for (int64_t e = 0; e < 32; ++e) {
+        uint16_t x;
+        std::memcpy(&x, src.w.row(r) + 2 * (32 * b + e), 2);
+        w[e] = fp16_to_fp32(x);
+        amax = std::max(amax, std::fabs(w[e]));
+      }
+      const float d = amax / 127.0f;
+      ASSERT_EQ(q8_0_scales(h.w, r / 16)[b * 16 + r % 16], fp32_to_fp16(d));
+      for (int64_t e = 0; e < 32; ++e) {
+        const int code =
+            q8_0_codes(h.w, r / 16)[b * 512 + (e / 4) * 64 + (r % 16) * 4 + e % 4] - 128;
+        ASSERT_EQ(code, static_cast<int>(std::round(w[e] * (1.0f / d))))
+            << "row " << r << " element " << 32 * b + e;
+      }
+    }
+  }
+}
+
+TEST(Q8_0Head, KernelsBitExactWithReference) {
+  const auto src = test::make_float(TensorType::F16, 2560, 53, 32);
+  const Q8Head h = make_q8_head(src);
+  for (const KernelTable* t : test::simd_tables()) {
+    for (int64_t rows : {1, 2, 4, 5}) {
+      for (const auto& in : test::activation_sets(rows, 2560, 33)) {
+        QuantizedActivations a;
+        quantize_q8_0_ref(in.x.data(), rows, 2560, &a);
+        std::vector<float> want(static_cast<size_t>(rows * 53)), got(want.size(), -1.0f);
+        matmul_q8_0_head_ref(h.w, a, want.data(), 0, 53);
+        t->q8_0_head(h.w, a, got.data(), 0, 53);
+        ASSERT_EQ(first_bit_mismatch(got, want), "")
+            << test::name_of(t) << " rows=" << rows << " " << in.name;
+        std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
+        matmul_q8_0_head_ref(h.w, a, want_part.data(), 7, 40);
+        t->q8_0_head(h.w, a, part.data(), 7, 40);
+        ASSERT_EQ(first_bit_mismatch(part, want_part), "") << "sub-range rows=" << rows;
+      }
+    }
+  }
+  // Threaded entry point, and close to the F16 product it approximates.
+  ThreadPool pool(2);
+  const auto x = test::gaussian(2560, 34, 1.0f);
+  QuantizedActivations scratch;
+  std::vector<float> y(53), exact(53);
+  matmul_q8_0_head(h.w, x.data(), 1, y.data(), &pool, &scratch);
+  matmul_float_ref(src.w, x.data(), 1, exact.data(), 0, 53);
+  // Products have a spread of about 0.05 * sqrt(2560) = 2.5; both quantizations together add an
+  // error of about 0.025 (half a step of each, summed over 2560 products): 0.15 is six of those.
+  for (int64_t o = 0; o < 53; ++o) EXPECT_NEAR(y[o], exact[o], 0.15f) << o;
 }
 
 }  // namespace

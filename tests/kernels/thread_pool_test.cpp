@@ -52,7 +52,8 @@ TEST(ThreadPool, UsesWorkers) {
   pool.run(2, [&](int64_t) {
     arrived.fetch_add(1);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+    while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
   });
   EXPECT_EQ(arrived.load(), 2);
 }

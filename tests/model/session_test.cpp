@@ -1,5 +1,7 @@
 // The forward pass on its own: architecture-selected FFN activation, .scale tensors, thread
 // count independence, determinism, I2_S vs TQ2_0 encodings, and errors for bad models/inputs.
+#include "model/session.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,17 +11,18 @@
 #include <tuple>
 
 #include "generate/sampler.h"
+#include "gguf_edit.h"
 #include "kernels/ggml_math.h"
 #include "kernels/verify.h"
-#include "gguf_edit.h"
-#include "model/session.h"
 #include "synth/synth.h"
 #include "test_util.h"
 
 namespace bitnet::model {
 namespace {
 
-std::string vocab() { return std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf"; }
+std::string vocab() {
+  return std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf";
+}
 
 std::string make_model(const test::TempDir& dir, const std::string& name, Arch arch,
                        gguf::TensorType wt, bool scales = false, uint64_t seed = 3) {
@@ -101,9 +104,12 @@ TEST(Session, LogitsWellConditioned) {
 // weights: logits differ only through activation grouping, so they stay very close.
 TEST(Session, I2sAndTq2SameModelSideBySide) {
   test::TempDir dir;
-  const auto i2s = logits_of(make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S), kIds, 2);
-  const auto tq2 = logits_of(make_model(dir, "b.gguf", Arch::kBitnetB158, gguf::TensorType::TQ2_0), kIds, 2);
-  const auto f32 = logits_of(make_model(dir, "c.gguf", Arch::kBitnetB158, gguf::TensorType::F32), kIds, 2);
+  const auto i2s =
+      logits_of(make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S), kIds, 2);
+  const auto tq2 =
+      logits_of(make_model(dir, "b.gguf", Arch::kBitnetB158, gguf::TensorType::TQ2_0), kIds, 2);
+  const auto f32 =
+      logits_of(make_model(dir, "c.gguf", Arch::kBitnetB158, gguf::TensorType::F32), kIds, 2);
   const int64_t nv = 128256;
   for (size_t p = 0; p < kIds.size(); ++p) {
     double dot = 0, na = 0, nb = 0, mx = 0;
@@ -112,8 +118,8 @@ TEST(Session, I2sAndTq2SameModelSideBySide) {
       dot += a * b, na += a * a, nb += b * b, mx = std::max(mx, std::fabs(a - b));
     }
     const double cos = dot / std::sqrt(na * nb);
-    std::printf("position %zu: I2_S vs TQ2_0 cosine %.6f max|diff| %.4f; argmax %d / %d / f32 %d\n", p, cos, mx,
-                generate::argmax(std::span(i2s.data() + p * nv, nv)),
+    std::printf("position %zu: I2_S vs TQ2_0 cosine %.6f max|diff| %.4f; argmax %d / %d / f32 %d\n",
+                p, cos, mx, generate::argmax(std::span(i2s.data() + p * nv, nv)),
                 generate::argmax(std::span(tq2.data() + p * nv, nv)),
                 generate::argmax(std::span(f32.data() + p * nv, nv)));
     EXPECT_GT(cos, 0.99);
@@ -128,9 +134,12 @@ class CaptureSink : public trace::Sink {
   void record(const trace::Point& p, std::span<const float> v, std::span<const int64_t>) override {
     values[{p.position, p.layer, static_cast<int>(p.op)}].assign(v.begin(), v.end());
   }
-  void record_quantized(const trace::Point&, std::span<const int8_t>, std::span<const float>) override {}
+  void record_quantized(const trace::Point&, std::span<const int8_t>,
+                        std::span<const float>) override {}
   std::map<std::tuple<int, int, int>, std::vector<float>> values;
-  const std::vector<float>& at(int pos, int layer, trace::Op op) { return values[{pos, layer, static_cast<int>(op)}]; }
+  const std::vector<float>& at(int pos, int layer, trace::Op op) {
+    return values[{pos, layer, static_cast<int>(op)}];
+  }
 };
 
 // The same weights under both architecture names: bitnet-b1.58 must apply relu(g)^2 * up and
@@ -140,11 +149,12 @@ TEST(Session, FfnActivationFollowsArchitecture) {
   test::TempDir dir;
   const auto b158 = make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::TQ2_0);
   const auto renamed = dir.path("b.gguf");
-  ASSERT_TRUE(test::rewrite_gguf(b158, renamed, [](const std::string&) { return std::nullopt; },
-                                 [](gguf::Writer& w) {
-                                   w.rename_prefix("bitnet-b1.58.", "bitnet.");
-                                   w.set("general.architecture", gguf::Value(std::string("bitnet")));
-                                 })
+  ASSERT_TRUE(test::rewrite_gguf(
+                  b158, renamed, [](const std::string&) { return std::nullopt; },
+                  [](gguf::Writer& w) {
+                    w.rename_prefix("bitnet-b1.58.", "bitnet.");
+                    w.set("general.architecture", gguf::Value(std::string("bitnet")));
+                  })
                   .ok());
   for (const auto& [path, relu2] : {std::pair{b158, true}, std::pair{renamed, false}}) {
     auto m = Model::load(path);
@@ -172,7 +182,8 @@ TEST(Session, FfnActivationFollowsArchitecture) {
             const double exact = g[i] / (1.0 + std::exp(-double(g[i]))) * u[i];
             ASSERT_NEAR(a[i], exact, 1e-5 * (1.0 + std::fabs(exact)));
           }
-          ASSERT_EQ(a[i], want) << (relu2 ? "relu2" : "silu") << " pos " << pos << " layer " << l << " i " << i;
+          ASSERT_EQ(a[i], want) << (relu2 ? "relu2" : "silu") << " pos " << pos << " layer " << l
+                                << " i " << i;
           ++checked;
         }
       }
@@ -185,8 +196,10 @@ TEST(Session, FfnActivationFollowsArchitecture) {
 // parity test against llama.cpp (which applies them) covers their exact use.
 TEST(Session, ScaleTensorsAreApplied) {
   test::TempDir dir;
-  const auto plain = logits_of(make_model(dir, "a.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, false), kIds, 2);
-  const auto scaled = logits_of(make_model(dir, "b.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, true), kIds, 2);
+  const auto plain =
+      logits_of(make_model(dir, "a.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, false), kIds, 2);
+  const auto scaled =
+      logits_of(make_model(dir, "b.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, true), kIds, 2);
   auto m = Model::load(dir.path("b.gguf"));
   ASSERT_TRUE(m.ok());
   int with_scale = 0, not_one = 0;
@@ -233,25 +246,29 @@ TEST(Session, BadModelsGiveClearErrors) {
          if (n == "blk.1.ffn_up.weight") return test::TensorEdit{.drop = true};
          return std::nullopt;
        },
-       {}, "missing tensor 'blk.1.ffn_up.weight' (expected shape [256, 512])"},
+       {},
+       "missing tensor 'blk.1.ffn_up.weight' (expected shape [256, 512])"},
       {"wrong_shape",
        [](const std::string& n) -> std::optional<test::TensorEdit> {
          if (n == "blk.0.attn_k.weight") return test::TensorEdit{.dims = {256, 256}};
          return std::nullopt;
        },
-       {}, "tensor 'blk.0.attn_k.weight' has shape [256, 256], expected [256, 128]"},
+       {},
+       "tensor 'blk.0.attn_k.weight' has shape [256, 256], expected [256, 128]"},
       {"wrong_type_norm",
        [](const std::string& n) -> std::optional<test::TensorEdit> {
          if (n == "blk.0.attn_norm.weight") return test::TensorEdit{.type = gguf::TensorType::Q8_0};
          return std::nullopt;
        },
-       {}, "tensor 'blk.0.attn_norm.weight' has type Q8_0, expected F32, F16 or BF16"},
+       {},
+       "tensor 'blk.0.attn_norm.weight' has type Q8_0, expected F32, F16 or BF16"},
       {"wrong_type_embd",
        [](const std::string& n) -> std::optional<test::TensorEdit> {
          if (n == "token_embd.weight") return test::TensorEdit{.type = gguf::TensorType::TQ2_0};
          return std::nullopt;
        },
-       {}, "tensor 'token_embd.weight' has type TQ2_0, expected F16, BF16 or F32"},
+       {},
+       "tensor 'token_embd.weight' has type TQ2_0, expected F16, BF16 or F32"},
       {"unknown_arch", none,
        [](gguf::Writer& w) { w.set("general.architecture", gguf::Value(std::string("llama"))); },
        "unknown architecture 'llama' (supported: bitnet, bitnet-b1.58, bitnet-25)"},
@@ -276,7 +293,8 @@ TEST(Session, BadModelsGiveClearErrors) {
 // variants are bit-exact), and a single flipped bit in an output is caught.
 TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
   test::TempDir dir;
-  for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0, gguf::TensorType::F16}) {
+  for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0,
+                  gguf::TensorType::F16}) {
     auto m = Model::load(make_model(dir, "v.gguf", Arch::kBitnetB158, wt));
     ASSERT_TRUE(m.ok());
     auto s = Session::create(**m, {.n_ctx = 32, .n_threads = 2, .verify_kernels_every = 1});
@@ -288,11 +306,51 @@ TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
   const kernels::WeightMatrix& head = (*m)->head();
   std::vector<float> x(head.k, 0.5f), y(head.n_out);
   kernels::matmul_float(head, x.data(), 1, y.data(), nullptr);
-  EXPECT_TRUE(kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3, head.n_out).ok());
+  EXPECT_TRUE(
+      kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3, head.n_out).ok());
   y[777] = std::nextafter(y[777], 1e9f);
-  auto st = kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3, static_cast<int>(head.n_out));
+  auto st = kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3,
+                                        static_cast<int>(head.n_out));
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("kernel verification failed"), std::string::npos) << st.message();
+}
+
+// --head-type q8_0: logits close to the exact F16 head's (same argmax on a tiny model in nearly
+// every position), half the head bytes, kernels verified, and a clear error for a bad name.
+TEST(Session, Q8_0HeadApproximatesTheFileHead) {
+  test::TempDir dir;
+  const auto path = make_model(dir, "q.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0);
+  const auto exact = logits_of(path, kIds, 2);
+  auto m = Model::load(path, {.head = HeadType::kQ8_0});
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ((*m)->head_type(), HeadType::kQ8_0);
+  EXPECT_EQ((*m)->head().type, gguf::TensorType::Q8_0);
+  auto f16m = Model::load(path);
+  EXPECT_LT((*m)->decode_weight_bytes(), (*f16m)->decode_weight_bytes());
+  auto s = Session::create(**m, {.n_ctx = 64, .n_threads = 2, .verify_kernels_every = 1});
+  std::vector<float> q8;
+  ASSERT_TRUE((*s)->eval(kIds, true, &q8).ok());
+  ASSERT_EQ(q8.size(), exact.size());
+  const size_t nv = (*m)->config().n_vocab;
+  int same_top1 = 0;
+  double max_rel = 0;
+  for (size_t p = 0; p < kIds.size(); ++p) {
+    const auto* a = exact.data() + p * nv;
+    const auto* b = q8.data() + p * nv;
+    same_top1 += std::max_element(a, a + nv) - a == std::max_element(b, b + nv) - b;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < nv; ++i) {
+      num += (a[i] - b[i]) * (a[i] - b[i]);
+      den += a[i] * a[i];
+    }
+    max_rel = std::max(max_rel, std::sqrt(num / den));
+  }
+  EXPECT_LT(max_rel, 0.02);
+  EXPECT_GE(same_top1, static_cast<int>(kIds.size()) - 1);
+  EXPECT_NE(0, std::memcmp(q8.data(), exact.data(), q8.size() * 4));  // it is not the exact head
+  auto bad = head_type_from_name("q4");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message().find("not one of file, q8_0"), std::string::npos);
 }
 
 }  // namespace

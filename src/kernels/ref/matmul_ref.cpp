@@ -21,6 +21,8 @@ int64_t WeightMatrix::row_bytes() const {
       return k / kQ8KBlock * static_cast<int64_t>(quant::kTq2BlockBytes);
     case TensorType::TQ1_0:
       return k / kQ8KBlock * static_cast<int64_t>(quant::kTq1BlockBytes);
+    case TensorType::Q8_0:  // the optional head (q8_0_head.h): 32 codes + an f16 scale per block
+      return k / 32 * 34;
     case TensorType::F16:
     case TensorType::BF16:
       return 2 * k;
@@ -61,7 +63,8 @@ float tq_row(const WeightMatrix& w, int64_t o, const int8_t* q, const float* d_a
   float sum = 0.0f;
   for (int64_t b = 0; b < w.k / kQ8KBlock; ++b) {
     const uint8_t* blk = blocks + b * block_bytes;
-    const uint16_t dw = tq2 ? quant::tq2_0_unpack_block(blk, vals) : quant::tq1_0_unpack_block(blk, vals);
+    const uint16_t dw =
+        tq2 ? quant::tq2_0_unpack_block(blk, vals) : quant::tq1_0_unpack_block(blk, vals);
     const int8_t* qb = q + b * kQ8KBlock;
     int32_t acc = 0;
     for (int64_t i = 0; i < kQ8KBlock; ++i) acc += vals[i] * qb[i];
@@ -78,9 +81,8 @@ void matmul_ternary_ref(const WeightMatrix& w, const QuantizedActivations& a, fl
   for (int64_t r = 0; r < a.rows; ++r) {
     const int8_t* q = a.row(r);
     for (int64_t o = o_begin; o < o_end; ++o) {
-      y[r * w.n_out + o] = w.type == TensorType::I2_S
-                               ? i2s_row(w, o, q, a.scales[r])
-                               : tq_row(w, o, q, a.scales.data() + r * nb);
+      y[r * w.n_out + o] = w.type == TensorType::I2_S ? i2s_row(w, o, q, a.scales[r])
+                                                      : tq_row(w, o, q, a.scales.data() + r * nb);
     }
   }
 }

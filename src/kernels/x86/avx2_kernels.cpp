@@ -648,9 +648,10 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
 }  // namespace
 
 const KernelTable* avx2_table() {
-  // Attention: the scalar references (the AVX-512 variant has SIMD ones).
-  static const KernelTable t{Variant::kAvx2,      quantize, ternary, flt, attention_scores_ref,
-                             attention_values_ref};
+  // The Q8_0 head and attention: the scalar references (the AVX-512 variant has SIMD ones).
+  static const KernelTable t{
+      Variant::kAvx2,      quantize, ternary, flt, matmul_q8_0_head_ref, attention_scores_ref,
+      attention_values_ref};
   return &t;
 }
 

@@ -706,7 +706,8 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
 
 const KernelTable* avx512_table() {
   static const KernelTable t{
-      Variant::kAvx512, quantize, ternary, flt, avx512::attention_scores, avx512::attention_values};
+      Variant::kAvx512,        quantize, ternary, flt, avx512::q8_0_head, avx512::attention_scores,
+      avx512::attention_values};
   return &t;
 }
 

@@ -28,6 +28,7 @@
 
 #include "kernels/kernel_support.h"
 #include "kernels/packed.h"
+#include "kernels/q8_0_head.h"
 
 #define BITNET_UNROLL _Pragma("GCC unroll 16")
 
@@ -220,6 +221,97 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
     if (r < m) {
       const ActRows ar = rows_of(r, 1);
       i2s ? i2s_tile<1>(w, t, ar, out) : tq2_tile<1>(w, t, ar, out);
+      emit(r, 1);
+    }
+  }
+}
+
+// ------------------------------------------------------------------ Q8_0 head
+
+namespace {
+
+// One tile of the Q8_0 head (q8_0_head.h) for NA activation rows: per block, 8 VPDPBUSD of the
+// biased codes (q + 128) with broadcast activation dwords give sum (q + 128) qx per lane (four
+// chains, added at the end of the block); minus 128 sum(qx) that is the exact int32 block sum.
+template <int NA>
+inline void q8_0_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
+  const int64_t nb = w.k / kQ8_0Block;
+  const uint8_t* codes = q8_0_codes(w, tile);
+  const uint16_t* scales = q8_0_scales(w, tile);
+  __m512 sumf[NA];
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) sumf[a] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = codes + b * kQ8_0TileBlockBytes;
+    __m512i acc[NA][4];
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) BITNET_UNROLL
+    for (int c = 0; c < 4; ++c) acc[a][c] = _mm512_setzero_si512();
+    BITNET_UNROLL
+    for (int v = 0; v < 8; ++v) {
+      prefetch_ahead(blk + 64 * v);
+      const __m512i wv = _mm512_loadu_si512(blk + 64 * v);
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a)
+        acc[a][v % 4] = dpbusd_bcast(acc[a][v % 4], wv, ar.q[a] + b * kQ8_0Block + 4 * v);
+    }
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + 16 * b)));
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) {
+      const __m512i s = _mm512_add_epi32(_mm512_add_epi32(acc[a][0], acc[a][1]),
+                                         _mm512_add_epi32(acc[a][2], acc[a][3]));
+      const __m512i iv = _mm512_sub_epi32(s, _mm512_set1_epi32(128 * ar.sum[a][b]));
+      sumf[a] = _mm512_add_ps(
+          sumf[a],
+          _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(dw, _mm512_set1_ps(ar.d[a][b]))));
+    }
+  }
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) _mm512_storeu_ps(out + 16 * a, sumf[a]);
+}
+
+// Sum of 32 signed bytes.
+inline int32_t sum_32(const int8_t* q) {
+  const __m512i v = _mm512_maskz_loadu_epi8(0xFFFFFFFFull, q);
+  return _mm512_reduce_add_epi32(dpbusd(_mm512_setzero_si512(), _mm512_set1_epi8(1), v));
+}
+
+}  // namespace
+
+void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+               int64_t o_end) {
+  const int64_t m = a.rows, nb = w.k / kQ8_0Block;
+  auto* sums =
+      static_cast<int32_t*>(detail::scratch(0, static_cast<size_t>(m * nb) * sizeof(int32_t)));
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t b = 0; b < nb; ++b) sums[r * nb + b] = sum_32(a.row(r) + b * kQ8_0Block);
+  auto rows_of = [&](int64_t r0, int na) {
+    ActRows ar{};
+    for (int i = 0; i < 4; ++i) {
+      const int64_t r = r0 + (i < na ? i : na - 1);
+      ar.q[i] = a.row(r);
+      ar.d[i] = a.scales.data() + r * nb;
+      ar.sum[i] = sums + r * nb;
+    }
+    return ar;
+  };
+  const int64_t t0 = o_begin / 16, t1 = (o_end + 15) / 16;
+  alignas(64) float out[4 * 16];
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t lo = t * 16 > o_begin ? t * 16 : o_begin;
+    const int64_t hi = (t + 1) * 16 < o_end ? (t + 1) * 16 : o_end;
+    auto emit = [&](int64_t r0, int na) {
+      for (int i = 0; i < na; ++i)
+        for (int64_t o = lo; o < hi; ++o) y[(r0 + i) * w.n_out + o] = out[i * 16 + (o - t * 16)];
+    };
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+      q8_0_tile<4>(w, t, rows_of(r, 4), out);
+      emit(r, 4);
+    }
+    for (; r < m; ++r) {
+      q8_0_tile<1>(w, t, rows_of(r, 1), out);
       emit(r, 1);
     }
   }

@@ -17,6 +17,10 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
 void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
                 int64_t o_end);
 
+// The Q8_0 head (kernels/q8_0_head.h).
+void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+               int64_t o_end);
+
 void attention_scores(const AttentionHead& a, float* s);
 void attention_values(const AttentionHead& a, const float* p, float* out);
 
