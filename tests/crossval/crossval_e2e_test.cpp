@@ -80,6 +80,32 @@ void expect_clean_pass(const json& r) {
   }
 }
 
+// --head-type q8_0: the reference keeps its F16 head, so the logits metrics measure the Q8_0
+// head's cost (KL above zero but small, top-1 kept on this model); everything before the head
+// stays bit-identical, and the report says which head ran.
+TEST_F(CrossvalE2E, Q8_0HeadCostIsReportedAsKl) {
+  const std::string receipt = dir_->path("q8.json"), md = dir_->path("q8.md");
+  auto r = bitnet("crossval -m " + tiny_ +
+                  " -p 'Hello world' -n 3 --threads 2 --head-type q8_0 --json " + receipt +
+                  " --report " + md);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(receipt);
+  EXPECT_EQ(j["settings"]["ours"]["head_type"], "q8_0");
+  double max_kl = 0;
+  for (const json& p : j["positions"]) {
+    max_kl = std::max(max_kl, p["kl"].get<double>());
+    EXPECT_GT(p["max_abs"].get<double>(), 0.0) << "a Q8_0 head cannot give the F16 head's logits";
+  }
+  EXPECT_GT(max_kl, 0.0);
+  EXPECT_LT(max_kl, 1e-2);
+  for (const json& c : j["cases"])
+    EXPECT_EQ(c["ops"]["identical"].get<int>() + static_cast<int>(c["positions"].size()),
+              c["ops"]["compared"].get<int>());
+  std::ifstream f(md);
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_NE(text.find("q8_0 LM head"), std::string::npos);
+}
+
 TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
   const std::string receipt = dir_->path("tiny.json"), html = dir_->path("tiny.html"),
                     md = dir_->path("tiny.md"), traces = dir_->path("traces");
@@ -118,7 +144,8 @@ TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
   EXPECT_NE(d.out.find("within tolerance"), std::string::npos) << d.out;
 
   // Markdown report from a second run (same result).
-  r = bitnet("crossval -m " + tiny_ + " -p 'Count: ' -n 4 -q --json " + dir_->path("t2.json") + " --report " + md);
+  r = bitnet("crossval -m " + tiny_ + " -p 'Count: ' -n 4 -q --json " + dir_->path("t2.json") +
+             " --report " + md);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   std::ifstream mf(md);
   std::string mdtext((std::istreambuf_iterator<char>(mf)), {});
@@ -128,7 +155,8 @@ TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
   std::ifstream hf(html);
   std::string htmltext((std::istreambuf_iterator<char>(hf)), {});
   EXPECT_NE(htmltext.find("<svg"), std::string::npos);
-  const char* browsers[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"};
+  const char* browsers[] = {"/usr/bin/chromium", "/usr/bin/chromium-browser",
+                            "/usr/bin/google-chrome"};
   std::string browser;
   for (const char* b : browsers) {
     if (fs::exists(b)) browser = b;
@@ -138,17 +166,20 @@ TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
     return;
   }
   const std::string png = dir_->path("tiny.png");
-  auto s = test::run_command(browser + " --headless --no-sandbox --disable-gpu --disable-background-networking "
-                             "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
-                             dir_->path("chromium-profile") + " --window-size=1100,800 --screenshot=" + png +
-                             " file://" + html);
+  auto s = test::run_command(
+      browser +
+      " --headless --no-sandbox --disable-gpu --disable-background-networking "
+      "--disable-component-update --disable-sync --no-first-run --user-data-dir=" +
+      dir_->path("chromium-profile") + " --window-size=1100,800 --screenshot=" + png + " file://" +
+      html);
   ASSERT_TRUE(fs::exists(png)) << s.err;
   EXPECT_GT(fs::file_size(png), 10000u);  // a rendered page, not a blank one
 }
 
 TEST_F(CrossvalE2E, TinySweepPasses) {
   const std::string receipt = dir_->path("sweep.json");
-  auto r = bitnet("sweep -m " + tiny_ + " --threads 2 -q --json " + receipt + " --report " + dir_->path("sweep.html"));
+  auto r = bitnet("sweep -m " + tiny_ + " --threads 2 -q --json " + receipt + " --report " +
+                  dir_->path("sweep.html"));
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   const json j = read_json(receipt);
   EXPECT_EQ(j["kind"], "sweep");
@@ -161,10 +192,10 @@ TEST_F(CrossvalE2E, TinySweepPasses) {
   EXPECT_EQ(bitnet("receipt verify " + receipt).exit_code, 0);
 }
 
-json perturbed_first_divergence(const std::string& model, const std::string& spec, const std::string& receipt,
-                                test::CommandResult* out) {
-  *out = test::run_command("BITNET_TEST_PERTURB=" + spec + " " + test::bitnet_binary() + " crossval -m " + model +
-                           " -p 'Hello world' -n 3 -q --json " + receipt);
+json perturbed_first_divergence(const std::string& model, const std::string& spec,
+                                const std::string& receipt, test::CommandResult* out) {
+  *out = test::run_command("BITNET_TEST_PERTURB=" + spec + " " + test::bitnet_binary() +
+                           " crossval -m " + model + " -p 'Hello world' -n 3 -q --json " + receipt);
   std::ifstream f(receipt);
   return json::parse(f)["summary"]["first_divergence"];
 }
@@ -178,7 +209,8 @@ TEST_F(CrossvalE2E, PerturbedUpProjIsNamed) {
   EXPECT_EQ(d["layer"], 1);
   EXPECT_EQ(d["op"], "up_proj");
   EXPECT_EQ(d["classification"], "real divergence");
-  EXPECT_EQ(read_json(dir_->path("p1.json"))["settings"]["ours"]["test_perturbation"], "blk1/up_proj:1e-3");
+  EXPECT_EQ(read_json(dir_->path("p1.json"))["settings"]["ours"]["test_perturbation"],
+            "blk1/up_proj:1e-3");
 }
 
 TEST_F(CrossvalE2E, PerturbedKProjIsNamed) {
@@ -212,11 +244,12 @@ TEST_F(CrossvalE2E, ErrorsExitTwo) {
   EXPECT_EQ(r.err.rfind("bitnet: error: ", 0), 0u) << r.err;
   r = bitnet("crossval -m " + tiny_ + " -p x --tol bogus=1 --json " + dir_->path("e.json"));
   EXPECT_EQ(r.exit_code, 2);
-  r = bitnet("crossval -m " + tiny_ + " -p x --cpu-variant nosuchcpu --json " + dir_->path("e.json"));
+  r = bitnet("crossval -m " + tiny_ + " -p x --cpu-variant nosuchcpu --json " +
+             dir_->path("e.json"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("nosuchcpu"), std::string::npos) << r.err;
-  r = test::run_command("BITNET_TEST_PERTURB=garbage " + test::bitnet_binary() + " crossval -m " + tiny_ +
-                        " -p x --json " + dir_->path("e.json"));
+  r = test::run_command("BITNET_TEST_PERTURB=garbage " + test::bitnet_binary() + " crossval -m " +
+                        tiny_ + " -p x --json " + dir_->path("e.json"));
   EXPECT_EQ(r.exit_code, 2);
 }
 
@@ -233,7 +266,8 @@ TEST_F(CrossvalE2E, OlderApiReference) {
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   const json j = read_json(receipt);
   EXPECT_EQ(j["reference"]["api"], "old");
-  EXPECT_NE(j["reference"]["helper"].get<std::string>().find("bitnet-reference-oldapi"), std::string::npos);
+  EXPECT_NE(j["reference"]["helper"].get<std::string>().find("bitnet-reference-oldapi"),
+            std::string::npos);
   EXPECT_GE(j["summary"]["min_cosine"].get<double>(), 0.999);
   EXPECT_GT(j["cases"][0]["ops"]["compared"].get<int>(), 0);  // its graph names map too
 }
