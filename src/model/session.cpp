@@ -179,16 +179,24 @@ void Session::apply_head(float* fin, int n_rows, float* out) {
 // RMSNorm as ggml computes it: sum of float squares accumulated in double, mean rounded to
 // float, scale = 1 / sqrtf(mean + eps), y = (x * scale) * w.
 void Session::rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim,
-                            float* out) const {
-  for (int r = 0; r < n_rows; ++r) {
-    const float* xr = x + r * dim;
-    float* yr = out + r * dim;
-    double sum = 0.0;
-    for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i] * xr[i]);
-    const float mean = static_cast<float>(sum / static_cast<double>(dim));
-    const float scale = 1.0f / std::sqrt(mean + c_.rms_eps);
-    for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * scale) * w[i];
-  }
+                            float* out) {
+  for_rows(n_rows, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* yr = out + r * dim;
+      double sum = 0.0;
+      for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i] * xr[i]);
+      const float mean = static_cast<float>(sum / static_cast<double>(dim));
+      const float scale = 1.0f / std::sqrt(mean + c_.rms_eps);
+      for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * scale) * w[i];
+    }
+  });
+}
+
+void Session::add_rows(float* x, const float* y, int n_rows, int64_t dim) {
+  for_rows(n_rows, [&](int r0, int r1) {
+    for (int64_t i = r0 * dim; i < r1 * dim; ++i) x[i] += y[i];
+  });
 }
 
 void Session::project(const float* in, int n_rows,
@@ -397,8 +405,10 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     trace_rows(Op::kQProj, l, q, n, d, p0);
     trace_rows(Op::kKProj, l, k, n, dkv, p0);
     trace_rows(Op::kVProj, l, v, n, dkv, p0);
-    rope_rows(q, n, static_cast<int>(c_.n_heads), p0);
-    rope_rows(k, n, static_cast<int>(c_.n_kv_heads), p0);
+    for_rows(n, [&](int r0, int r1) {
+      rope_rows(q + r0 * d, r1 - r0, static_cast<int>(c_.n_heads), p0 + r0);
+      rope_rows(k + r0 * dkv, r1 - r0, static_cast<int>(c_.n_kv_heads), p0 + r0);
+    });
     trace_rows(Op::kQRope, l, q, n, d, p0);
     trace_rows(Op::kKRope, l, k, n, dkv, p0);
     store_kv(l, k, v, n, p0);
@@ -408,7 +418,7 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     trace_rows(Op::kAttnSubNorm, l, h, n, d, p0);
     project(h, n, {{&L.o, tmp}}, p0, l, Op::kAttnSubNorm);
     trace_rows(Op::kOProj, l, tmp, n, d, p0);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
+    add_rows(x, tmp, n, d);
     trace_rows(Op::kAttnResidual, l, x, n, d, p0);
 
     // Feed-forward.
@@ -417,22 +427,25 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     project(h, n, {{&L.gate, gate}, {&L.up, up}}, p0, l, Op::kFfnNorm);
     trace_rows(Op::kGateProj, l, gate, n, f, p0);
     trace_rows(Op::kUpProj, l, up, n, f, p0);
-    if (relu2) {
-      // relu(g)^2 * up (bitnet-b1.58 / bitnet-25).
-      for (int64_t i = 0; i < n * f; ++i) {
-        const float a = gate[i] > 0.0f ? gate[i] : 0.0f;
-        gate[i] = a * a * up[i];
+    for_rows(n, [&](int r0, int r1) {
+      if (relu2) {
+        // relu(g)^2 * up (bitnet-b1.58 / bitnet-25).
+        for (int64_t i = r0 * f; i < r1 * f; ++i) {
+          const float a = gate[i] > 0.0f ? gate[i] : 0.0f;
+          gate[i] = a * a * up[i];
+        }
+      } else {
+        // silu(g) * up (bitnet), row by row as ggml's fused SwiGLU does.
+        for (int r = r0; r < r1; ++r)
+          kernels::ggml_swiglu(f, gate + r * f, gate + r * f, up + r * f);
       }
-    } else {
-      // silu(g) * up (bitnet), row by row as ggml's fused SwiGLU does.
-      for (int r = 0; r < n; ++r) kernels::ggml_swiglu(f, gate + r * f, gate + r * f, up + r * f);
-    }
+    });
     trace_rows(Op::kFfnAct, l, gate, n, f, p0);
     rms_norm_rows(gate, L.ffn_sub_norm, n, f, up);
     trace_rows(Op::kFfnSubNorm, l, up, n, f, p0);
     project(up, n, {{&L.down, tmp}}, p0, l, Op::kFfnSubNorm);
     trace_rows(Op::kDownProj, l, tmp, n, d, p0);
-    for (int64_t i = 0; i < n * d; ++i) x[i] += tmp[i];
+    add_rows(x, tmp, n, d);
     trace_rows(Op::kFfnResidual, l, x, n, d, p0);
   }
   n_past_ += n;

@@ -3,6 +3,7 @@
 // appending to the cache, and returns logits.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -57,8 +58,21 @@ class Session {
  private:
   Session(const Model& model, const SessionOptions& o);
   void ensure_capacity(int n_rows);
+  // Runs fn(r0, r1) over row ranges covering [0, n_rows): on the pool for prompts (rows are
+  // independent and each is computed the same way, so the split changes nothing), inline for a
+  // single decode row. Not from inside another pool job (the pool is not reentrant).
+  template <class Fn>
+  void for_rows(int n_rows, const Fn& fn) {
+    constexpr int kRowsPerChunk = 4;
+    if (n_rows <= kRowsPerChunk) return fn(0, n_rows);
+    pool_.run((n_rows + kRowsPerChunk - 1) / kRowsPerChunk, [&](int64_t c) {
+      const int r0 = static_cast<int>(c) * kRowsPerChunk;
+      fn(r0, std::min(n_rows, r0 + kRowsPerChunk));
+    });
+  }
   void rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim,
-                     float* out) const;
+                     float* out);
+  void add_rows(float* x, const float* y, int n_rows, int64_t dim);  // x += y, elementwise
   // Applies projections sharing one input (q/k/v or gate/up): quantizes once, then each matmul.
   void project(const float* in, int n_rows,
                std::initializer_list<std::pair<const Projection*, float*>> outs, int first_pos,
