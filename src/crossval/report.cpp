@@ -176,7 +176,11 @@ std::string markdown_report(const json& r) {
     << r["reference"].value("library", std::string()) << "`)\n";
   s << "- ours: kernels " << r["host"].value("kernel_variant", std::string()) << " on "
     << r["host"].value("cpu", std::string()) << "\n";
-  if (const std::string head = r["settings"]["ours"].value("head_type", std::string("file"));
+  // Receipts from before --head-type have no such setting: the file's head.
+  const json ours =
+      r.contains("settings") ? r["settings"].value("ours", json::object()) : json::object();
+  if (const std::string head =
+          ours.is_object() ? ours.value("head_type", std::string("file")) : "file";
       head != "file") {
     s << "- ours: **" << head << " LM head** (lossy, `--head-type " << head
       << "`): the logits metrics below are its accuracy cost against the reference's F16 head; the "

@@ -115,28 +115,48 @@ struct ActRows {
   const int32_t* sum[4];
 };
 
-template <int NA>
-inline void tq2_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
+// One tile for NA activation rows. TQ2_0: per block, lane-wise
+//   sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b);
+// I2_S: the int32 sums of all blocks, then y = ((float)(acc - sum_q) / s) * tensor_scale.
+template <int NA, bool kTq2>
+inline void ternary_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
   const int64_t nb = w.k / 256;
   const uint8_t* codes = packed_codes(w, tile);
-  const uint16_t* scales = packed_block_scales(w, tile);
   __m512 sumf[NA];
+  __m512i tot[NA];
   BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) sumf[a] = _mm512_setzero_ps();
+  for (int a = 0; a < NA; ++a) {
+    sumf[a] = _mm512_setzero_ps();
+    tot[a] = _mm512_setzero_si512();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     const int8_t* qb[NA];
     BITNET_UNROLL
     for (int a = 0; a < NA; ++a) qb[a] = ar.q[a] + 256 * b;
     __m512i s[NA];
     block_dot<NA>(codes + b * kPackedBlockBytes, qb, s);
-    const __m512 dw = _mm512_cvtph_ps(
-        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + kPackRows * b)));
+    if constexpr (kTq2) {
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(
+          reinterpret_cast<const __m256i*>(packed_block_scales(w, tile) + kPackRows * b)));
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) {
+        const __m512i iv = _mm512_sub_epi32(s[a], _mm512_set1_epi32(ar.sum[a][b]));
+        sumf[a] = _mm512_add_ps(
+            sumf[a],
+            _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(_mm512_set1_ps(ar.d[a][b]), dw)));
+      }
+    } else {
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) tot[a] = _mm512_add_epi32(tot[a], s[a]);
+    }
+  }
+  if constexpr (!kTq2) {
+    const __m512 wscale = _mm512_set1_ps(w.tensor_scale);
     BITNET_UNROLL
     for (int a = 0; a < NA; ++a) {
-      const __m512i iv = _mm512_sub_epi32(s[a], _mm512_set1_epi32(ar.sum[a][b]));
-      sumf[a] = _mm512_add_ps(
-          sumf[a],
-          _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(_mm512_set1_ps(ar.d[a][b]), dw)));
+      const __m512i acc = _mm512_sub_epi32(tot[a], _mm512_set1_epi32(ar.sum[a][0]));
+      sumf[a] =
+          _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(ar.d[a][0])), wscale);
     }
   }
   BITNET_UNROLL
@@ -144,29 +164,9 @@ inline void tq2_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, flo
 }
 
 template <int NA>
-inline void i2s_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
-  const int64_t nb = w.k / 256;
-  const uint8_t* codes = packed_codes(w, tile);
-  __m512i tot[NA];
-  BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) tot[a] = _mm512_setzero_si512();
-  for (int64_t b = 0; b < nb; ++b) {
-    const int8_t* qb[NA];
-    BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) qb[a] = ar.q[a] + 256 * b;
-    __m512i s[NA];
-    block_dot<NA>(codes + b * kPackedBlockBytes, qb, s);
-    BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) tot[a] = _mm512_add_epi32(tot[a], s[a]);
-  }
-  const __m512 wscale = _mm512_set1_ps(w.tensor_scale);
-  BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) {
-    const __m512i acc = _mm512_sub_epi32(tot[a], _mm512_set1_epi32(ar.sum[a][0]));
-    _mm512_storeu_ps(
-        out + 16 * a,
-        _mm512_mul_ps(_mm512_div_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(ar.d[a][0])), wscale));
-  }
+inline void ternary_tile(bool i2s, const WeightMatrix& w, int64_t tile, const ActRows& ar,
+                         float* out) {
+  i2s ? ternary_tile<NA, false>(w, tile, ar, out) : ternary_tile<NA, true>(w, tile, ar, out);
 }
 
 }  // namespace
@@ -209,18 +209,18 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
     int64_t r = 0;
     for (; r + 4 <= m; r += 4) {
       const ActRows ar = rows_of(r, 4);
-      i2s ? i2s_tile<4>(w, t, ar, out) : tq2_tile<4>(w, t, ar, out);
+      ternary_tile<4>(i2s, w, t, ar, out);
       emit(r, 4);
     }
     if (m - r >= 2) {
       const ActRows ar = rows_of(r, 2);
-      i2s ? i2s_tile<2>(w, t, ar, out) : tq2_tile<2>(w, t, ar, out);
+      ternary_tile<2>(i2s, w, t, ar, out);
       emit(r, 2);
       r += 2;
     }
     if (r < m) {
       const ActRows ar = rows_of(r, 1);
-      i2s ? i2s_tile<1>(w, t, ar, out) : tq2_tile<1>(w, t, ar, out);
+      ternary_tile<1>(i2s, w, t, ar, out);
       emit(r, 1);
     }
   }
