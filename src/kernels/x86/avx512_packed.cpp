@@ -321,8 +321,28 @@ void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
 
 namespace {
 
-// NT tiles x NA activation rows; out[(a * NT + t) * 16 + lane].
-template <int NA, int NT>
+// Whether every x_i is an f16 value (the head's input after upstream's f16 rounding). Then each
+// product w_i * x_i of two f16 values is exact in float (at most 22 significant bits, exponents
+// far inside float's range), so the reference's sum += (double)(w_i * x_i) is one double FMA
+// with both operands widened exactly.
+bool all_f16_values(const float* x, int64_t k) {
+  for (int64_t i = 0; i < k; i += 16) {
+    const __mmask16 m =
+        k - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (k - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 back =
+        _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    if ((_mm512_cmp_ps_mask(v, back, _CMP_EQ_OQ) & m) != m) return false;
+  }
+  return true;
+}
+
+// NT tiles x NA activation rows; out[(a * NT + t) * 16 + lane]. Weights are widened 8 at a time
+// (256-bit VCVTPH2PS, then VCVTPS2PD into a 512-bit double vector): on the machines measured this
+// runs ~1.4x faster than widening 16 at once and splitting the products, with the same operations
+// per lane. kExact (all_f16_values for every row): sum = fma(w, x, sum) in double; otherwise the
+// float product (VMULPS, 8 lanes) is widened and added.
+template <int NA, int NT, bool kExact>
 inline void f16_tiles(const uint16_t* const* tile, const float* const* x, int64_t k, float* out) {
   __m512d lo[NA][NT], hi[NA][NT];
   BITNET_UNROLL
@@ -333,14 +353,23 @@ inline void f16_tiles(const uint16_t* const* tile, const float* const* x, int64_
     for (int t = 0; t < NT; ++t) {
       const uint16_t* p = tile[t] + i * kPackRows;
       if (i % 2 == 0) prefetch_ahead(p);
-      const __m512 wv = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-      BITNET_UNROLL
-      for (int a = 0; a < NA; ++a) {
-        const __m512 prod = _mm512_mul_ps(wv, _mm512_set1_ps(x[a][i]));
-        lo[a][t] = _mm512_add_pd(lo[a][t], _mm512_cvtps_pd(_mm512_castps512_ps256(prod)));
-        hi[a][t] = _mm512_add_pd(
-            hi[a][t],
-            _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(prod), 1))));
+      const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
+      if constexpr (kExact) {
+        const __m512d wd0 = _mm512_cvtps_pd(w0), wd1 = _mm512_cvtps_pd(w1);
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) {
+          const __m512d xd = _mm512_set1_pd(static_cast<double>(x[a][i]));
+          lo[a][t] = _mm512_fmadd_pd(wd0, xd, lo[a][t]);
+          hi[a][t] = _mm512_fmadd_pd(wd1, xd, hi[a][t]);
+        }
+      } else {
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) {
+          const __m256 xa = _mm256_set1_ps(x[a][i]);
+          lo[a][t] = _mm512_add_pd(lo[a][t], _mm512_cvtps_pd(_mm256_mul_ps(w0, xa)));
+          hi[a][t] = _mm512_add_pd(hi[a][t], _mm512_cvtps_pd(_mm256_mul_ps(w1, xa)));
+        }
       }
     }
   }
@@ -352,6 +381,12 @@ inline void f16_tiles(const uint16_t* const* tile, const float* const* x, int64_
       _mm256_storeu_ps(out + (a * NT + t) * 16 + 8, _mm512_cvtpd_ps(hi[a][t]));
     }
   }
+}
+
+template <int NA, int NT>
+inline void f16_tiles(bool exact, const uint16_t* const* tile, const float* const* x, int64_t k,
+                      float* out) {
+  exact ? f16_tiles<NA, NT, true>(tile, x, k, out) : f16_tiles<NA, NT, false>(tile, x, k, out);
 }
 
 }  // namespace
@@ -376,24 +411,26 @@ void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, i
   // Prompts (all logits): four activation rows per pass over a tile.
   for (; r + 4 <= rows; r += 4) {
     const float* xr[4] = {x + r * w.k, x + (r + 1) * w.k, x + (r + 2) * w.k, x + (r + 3) * w.k};
+    const bool exact = all_f16_values(x + r * w.k, 4 * w.k);
     for (int64_t t = t0; t < t1; ++t) {
       const uint16_t* tp[1] = {tile_ptr(t)};
-      f16_tiles<4, 1>(tp, xr, w.k, out);
+      f16_tiles<4, 1>(exact, tp, xr, w.k, out);
       emit(t, 1, r, 4);
     }
   }
   // Decode: four tiles per pass.
   for (; r < rows; ++r) {
     const float* xr[1] = {x + r * w.k};
+    const bool exact = all_f16_values(xr[0], w.k);
     int64_t t = t0;
     for (; t + 4 <= t1; t += 4) {
       const uint16_t* tp[4] = {tile_ptr(t), tile_ptr(t + 1), tile_ptr(t + 2), tile_ptr(t + 3)};
-      f16_tiles<1, 4>(tp, xr, w.k, out);
+      f16_tiles<1, 4>(exact, tp, xr, w.k, out);
       emit(t, 4, r, 1);
     }
     for (; t < t1; ++t) {
       const uint16_t* tp[1] = {tile_ptr(t)};
-      f16_tiles<1, 1>(tp, xr, w.k, out);
+      f16_tiles<1, 1>(exact, tp, xr, w.k, out);
       emit(t, 1, r, 1);
     }
   }
