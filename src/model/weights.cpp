@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "core/fp16.h"
@@ -205,6 +206,32 @@ void release_pages(const uint8_t* p, size_t n) {
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+// An anonymous mapping of `bytes` (not the heap: released whole when the model goes), or null.
+std::unique_ptr<uint8_t, PackedUnmap> map_anonymous(size_t bytes) {
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return nullptr;
+  return std::unique_ptr<uint8_t, PackedUnmap>(static_cast<uint8_t*>(mem), PackedUnmap{bytes});
+}
+
+// Builds a load-time copy of `src` tile by tile (tiles of kernels::kPackRows rows), calling
+// pack(t0, t1) on chunks of tiles spread over a short-lived pool, and releases the file's pages
+// of each chunk's rows as soon as it is done, so the resident size never grows much beyond the
+// file's (pages shared with a neighbouring chunk go with the final release of the whole matrix).
+void pack_releasing_pages(const kernels::WeightMatrix& src,
+                          const std::function<void(int64_t t0, int64_t t1)>& pack) {
+  const int n_threads =
+      std::max(1, std::min(8, static_cast<int>(std::thread::hardware_concurrency())));
+  ThreadPool pool(n_threads, /*spin_micros=*/0);
+  const int64_t tiles = (src.n_out + kernels::kPackRows - 1) / kernels::kPackRows, per_chunk = 16;
+  pool.run((tiles + per_chunk - 1) / per_chunk, [&](int64_t c) {
+    const int64_t t0 = c * per_chunk, t1 = std::min(tiles, (c + 1) * per_chunk);
+    pack(t0, t1);
+    const int64_t r0 = t0 * kernels::kPackRows, r1 = std::min(src.n_out, t1 * kernels::kPackRows);
+    release_pages(src.row(r0), static_cast<size_t>((r1 - r0) * src.row_bytes()));
+  });
+  release_pages(src.data, static_cast<size_t>(src.row_bytes() * src.n_out));
+}
+
 }  // namespace
 
 void PackedUnmap::operator()(uint8_t* p) const { munmap(p, bytes); }
@@ -230,31 +257,19 @@ void Model::repack() {
     total += (kernels::packed_size(*w) + 4095) / 4096 * 4096;
   }
   total = (total + kAlign - 1) / kAlign * kAlign;
-  // Its own anonymous mapping (not the heap): released whole when the model goes. Huge pages
-  // only where BITNET_HUGEPAGES=1 asks: on the VMs measured, zeroing 2 MiB pages on first touch
-  // made loading three times slower for no measurable gain in tokens per second.
-  void* mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return;  // keep reading the file layout
+  // Huge pages only where BITNET_HUGEPAGES=1 asks: on the VMs measured, zeroing 2 MiB pages on
+  // first touch made loading slower for no gain in tokens per second beyond the noise.
+  auto mem = map_anonymous(total);
+  if (mem == nullptr) return;  // keep reading the file layout
   const char* hp = std::getenv("BITNET_HUGEPAGES");
-  if (hp != nullptr && std::string(hp) == "1") madvise(mem, total, MADV_HUGEPAGE);
-  auto* buf = static_cast<uint8_t*>(mem);
-  packed_ = std::unique_ptr<uint8_t, PackedUnmap>(buf, PackedUnmap{total});
+  if (hp != nullptr && std::string(hp) == "1") madvise(mem.get(), total, MADV_HUGEPAGE);
+  uint8_t* buf = mem.get();
+  packed_ = std::move(mem);
   packed_bytes_ = total;
-  const int n_threads =
-      std::max(1, std::min(8, static_cast<int>(std::thread::hardware_concurrency())));
-  ThreadPool pool(n_threads, /*spin_micros=*/0);
   for (size_t i = 0; i < mats.size(); ++i) {
     kernels::WeightMatrix& w = *mats[i];
     uint8_t* dst = buf + offset[i];
-    const int64_t tiles = kernels::packed_tiles(w), per_chunk = 16;
-    pool.run((tiles + per_chunk - 1) / per_chunk, [&](int64_t c) {
-      const int64_t t0 = c * per_chunk, t1 = std::min(tiles, (c + 1) * per_chunk);
-      kernels::pack_tiles(w, dst, t0, t1);
-      // The rows just packed (pages shared with a neighbouring chunk stay until the end).
-      const int64_t r0 = t0 * kernels::kPackRows, r1 = std::min(w.n_out, t1 * kernels::kPackRows);
-      release_pages(w.row(r0), static_cast<size_t>((r1 - r0) * w.row_bytes()));
-    });
-    release_pages(w.data, static_cast<size_t>(w.row_bytes() * w.n_out));
+    pack_releasing_pages(w, [&](int64_t t0, int64_t t1) { kernels::pack_tiles(w, dst, t0, t1); });
     w.packed = dst;
   }
   if (head_type_ == HeadType::kFile) head_ = token_embd_;
@@ -262,21 +277,12 @@ void Model::repack() {
 
 void Model::build_q8_0_head() {
   const kernels::WeightMatrix& src = token_embd_;
-  const size_t total = kernels::q8_0_head_size(src.k, src.n_out);
-  void* mem = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return;  // keep the file's head
-  auto* buf = static_cast<uint8_t*>(mem);
-  q8_0_head_ = std::unique_ptr<uint8_t, PackedUnmap>(buf, PackedUnmap{total});
-  const int n_threads =
-      std::max(1, std::min(8, static_cast<int>(std::thread::hardware_concurrency())));
-  ThreadPool pool(n_threads, /*spin_micros=*/0);
-  const int64_t tiles = (src.n_out + 15) / 16, per_chunk = 16;
-  pool.run((tiles + per_chunk - 1) / per_chunk, [&](int64_t c) {
-    const int64_t t0 = c * per_chunk, t1 = std::min(tiles, (c + 1) * per_chunk);
-    kernels::q8_0_head_pack_tiles(src, buf, t0, t1);
-    const int64_t r0 = t0 * 16, r1 = std::min(src.n_out, t1 * 16);
-    release_pages(src.row(r0), static_cast<size_t>((r1 - r0) * src.row_bytes()));
-  });
+  auto mem = map_anonymous(kernels::q8_0_head_size(src.k, src.n_out));
+  if (mem == nullptr) return;  // keep the file's head
+  uint8_t* buf = mem.get();
+  q8_0_head_ = std::move(mem);
+  pack_releasing_pages(
+      src, [&](int64_t t0, int64_t t1) { kernels::q8_0_head_pack_tiles(src, buf, t0, t1); });
   head_ = kernels::q8_0_head_view(buf, src.k, src.n_out);
   head_type_ = HeadType::kQ8_0;
 }

@@ -25,6 +25,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/kernel_support.h"
 #include "kernels/packed.h"
@@ -115,6 +116,39 @@ struct ActRows {
   const int32_t* sum[4];
 };
 
+// Activation rows in groups of 4, then 2, then 1: tile(na, t, r, out) computes tile t (16 output
+// rows) for activation rows [r, r + na) into out[i * 16 + lane], and the rows of the tile inside
+// [o_begin, o_end) are copied to y (m rows of n_out).
+template <class Tile>
+inline void for_each_tile(int64_t m, int64_t n_out, float* y, int64_t o_begin, int64_t o_end,
+                          const Tile& tile) {
+  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
+  alignas(64) float out[4 * kPackRows];
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t lo = t * kPackRows > o_begin ? t * kPackRows : o_begin;
+    const int64_t hi = (t + 1) * kPackRows < o_end ? (t + 1) * kPackRows : o_end;
+    auto emit = [&](int64_t r0, int na) {
+      for (int i = 0; i < na; ++i)
+        for (int64_t o = lo; o < hi; ++o)
+          y[(r0 + i) * n_out + o] = out[i * kPackRows + (o - t * kPackRows)];
+    };
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+      tile(std::integral_constant<int, 4>(), t, r, out);
+      emit(r, 4);
+    }
+    if (m - r >= 2) {
+      tile(std::integral_constant<int, 2>(), t, r, out);
+      emit(r, 2);
+      r += 2;
+    }
+    if (r < m) {
+      tile(std::integral_constant<int, 1>(), t, r, out);
+      emit(r, 1);
+    }
+  }
+}
+
 // One tile for NA activation rows. TQ2_0: per block, lane-wise
 //   sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b);
 // I2_S: the int32 sums of all blocks, then y = ((float)(acc - sum_q) / s) * tensor_scale.
@@ -196,34 +230,9 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
     }
     return ar;
   };
-  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
-  alignas(64) float out[4 * kPackRows];
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t lo = t * kPackRows > o_begin ? t * kPackRows : o_begin;
-    const int64_t hi = (t + 1) * kPackRows < o_end ? (t + 1) * kPackRows : o_end;
-    auto emit = [&](int64_t r0, int na) {
-      for (int i = 0; i < na; ++i)
-        for (int64_t o = lo; o < hi; ++o)
-          y[(r0 + i) * w.n_out + o] = out[i * kPackRows + (o - t * kPackRows)];
-    };
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      const ActRows ar = rows_of(r, 4);
-      ternary_tile<4>(i2s, w, t, ar, out);
-      emit(r, 4);
-    }
-    if (m - r >= 2) {
-      const ActRows ar = rows_of(r, 2);
-      ternary_tile<2>(i2s, w, t, ar, out);
-      emit(r, 2);
-      r += 2;
-    }
-    if (r < m) {
-      const ActRows ar = rows_of(r, 1);
-      ternary_tile<1>(i2s, w, t, ar, out);
-      emit(r, 1);
-    }
-  }
+  for_each_tile(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
+    ternary_tile<decltype(na)::value>(i2s, w, t, rows_of(r, na), out);
+  });
 }
 
 // ------------------------------------------------------------------ Q8_0 head
@@ -296,25 +305,9 @@ void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
     }
     return ar;
   };
-  const int64_t t0 = o_begin / 16, t1 = (o_end + 15) / 16;
-  alignas(64) float out[4 * 16];
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t lo = t * 16 > o_begin ? t * 16 : o_begin;
-    const int64_t hi = (t + 1) * 16 < o_end ? (t + 1) * 16 : o_end;
-    auto emit = [&](int64_t r0, int na) {
-      for (int i = 0; i < na; ++i)
-        for (int64_t o = lo; o < hi; ++o) y[(r0 + i) * w.n_out + o] = out[i * 16 + (o - t * 16)];
-    };
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      q8_0_tile<4>(w, t, rows_of(r, 4), out);
-      emit(r, 4);
-    }
-    for (; r < m; ++r) {
-      q8_0_tile<1>(w, t, rows_of(r, 1), out);
-      emit(r, 1);
-    }
-  }
+  for_each_tile(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
+    q8_0_tile<decltype(na)::value>(w, t, rows_of(r, na), out);
+  });
 }
 
 // ------------------------------------------------------------------ F16
