@@ -5,6 +5,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/q8_0_head.h"
 
@@ -22,6 +23,8 @@ struct KernelTable {
                     int64_t o_end);
   void (*scores)(const AttentionHead& a, float* s);
   void (*values)(const AttentionHead& a, const float* p, float* out);
+  void (*swiglu)(int64_t n, float* y, const float* x, const float* g);
+  void (*to_f16)(const float* x, int64_t n, uint16_t* y);
 };
 
 const KernelTable& scalar_table();

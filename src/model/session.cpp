@@ -9,6 +9,7 @@
 
 #include "core/fp16.h"
 #include "kernels/attention.h"
+#include "kernels/elementwise.h"
 #include "kernels/ggml_math.h"
 #include "kernels/matmul.h"
 #include "kernels/q8_0_head.h"
@@ -278,18 +279,22 @@ void Session::store_kv(int layer, const float* k, const float* v, int n_rows, in
   const size_t vbase = (static_cast<size_t>(layer) * n_ctx_ + first_pos) * dkv;
   for (int r = 0; r < n_rows; ++r) {
     const size_t pos = static_cast<size_t>(first_pos + r);
-    for (size_t e = 0; e < dkv; ++e) {  // e = g * hd + i: row (g * hd + i) of the layer's K
-      const size_t at = kbase + e * n_ctx_ + pos;
-      if (kv_f16_) {
-        k16_[at] = fp32_to_fp16(k[r * dkv + e]);
-      } else {
-        k32_[at] = k[r * dkv + e];
+    for (size_t h0 = 0; h0 < dkv; h0 += hd) {  // one KV head at a time
+      uint16_t k_head[kMaxHeadDim];            // its K in f16, before it goes down the columns
+      if (kv_f16_) kernels::fp32_to_fp16_row(k + r * dkv + h0, static_cast<int64_t>(hd), k_head);
+      for (size_t e = h0; e < h0 + hd; ++e) {  // e = g * hd + i: row (g * hd + i) of the layer's K
+        const size_t at = kbase + e * n_ctx_ + pos;
+        if (kv_f16_) {
+          k16_[at] = k_head[e - h0];
+        } else {
+          k32_[at] = k[r * dkv + e];
+        }
       }
     }
   }
   const size_t n = static_cast<size_t>(n_rows) * dkv;
   if (kv_f16_) {
-    for (size_t i = 0; i < n; ++i) v16_[vbase + i] = fp32_to_fp16(v[i]);
+    kernels::fp32_to_fp16_row(v, static_cast<int64_t>(n), v16_.data() + vbase);
   } else {
     std::memcpy(v32_.data() + vbase, v, n * 4);
   }
@@ -436,8 +441,7 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
         }
       } else {
         // silu(g) * up (bitnet), row by row as ggml's fused SwiGLU does.
-        for (int r = r0; r < r1; ++r)
-          kernels::ggml_swiglu(f, gate + r * f, gate + r * f, up + r * f);
+        for (int r = r0; r < r1; ++r) kernels::swiglu(f, gate + r * f, gate + r * f, up + r * f);
       }
     });
     trace_rows(Op::kFfnAct, l, gate, n, f, p0);

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/fp16.h"
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
 
@@ -645,13 +646,23 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
   }
 }
 
+// F16C's conversion is core/fp16.h's, bit for bit (round to nearest even, NaN payloads kept).
+void to_f16_row(const float* x, int64_t n, uint16_t* y) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
+}
+
 }  // namespace
 
 const KernelTable* avx2_table() {
-  // The Q8_0 head and attention: the scalar references (the AVX-512 variant has SIMD ones).
+  // The Q8_0 head, attention and SwiGLU: the scalar references (the AVX-512 variant has SIMD ones).
   static const KernelTable t{
-      Variant::kAvx2,      quantize, ternary, flt, matmul_q8_0_head_ref, attention_scores_ref,
-      attention_values_ref};
+      Variant::kAvx2,       quantize,   ternary,   flt, matmul_q8_0_head_ref, attention_scores_ref,
+      attention_values_ref, swiglu_ref, to_f16_row};
   return &t;
 }
 

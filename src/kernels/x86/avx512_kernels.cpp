@@ -705,9 +705,15 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
 }  // namespace
 
 const KernelTable* avx512_table() {
-  static const KernelTable t{
-      Variant::kAvx512,        quantize, ternary, flt, avx512::q8_0_head, avx512::attention_scores,
-      avx512::attention_values};
+  static const KernelTable t{Variant::kAvx512,
+                             quantize,
+                             ternary,
+                             flt,
+                             avx512::q8_0_head,
+                             avx512::attention_scores,
+                             avx512::attention_values,
+                             avx512::swiglu,
+                             avx512::fp32_to_fp16_row};
   return &t;
 }
 

@@ -24,4 +24,8 @@ void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
 void attention_scores(const AttentionHead& a, float* s);
 void attention_values(const AttentionHead& a, const float* p, float* out);
 
+// kernels/elementwise.h.
+void swiglu(int64_t n, float* y, const float* x, const float* g);
+void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y);
+
 }  // namespace bitnet::kernels::avx512

@@ -1,0 +1,13 @@
+// Dispatched elementwise ops: the active variant's (kernel_table.h).
+#include "kernels/elementwise.h"
+
+#include "kernels/kernel_table.h"
+
+namespace bitnet::kernels {
+
+void swiglu(int64_t n, float* y, const float* x, const float* g) {
+  active_table().swiglu(n, y, x, g);
+}
+void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y) { active_table().to_f16(x, n, y); }
+
+}  // namespace bitnet::kernels
