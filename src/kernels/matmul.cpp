@@ -2,6 +2,8 @@
 // chunks sized from the matrix shape (independent of the thread count, so results are too).
 #include "kernels/matmul.h"
 
+#include <algorithm>
+
 #include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
 
@@ -46,6 +48,35 @@ void matmul_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
                     ThreadPool* pool) {
   const KernelTable& t = active_table();
   split_rows(w, pool, [&](int64_t b, int64_t e) { t.ternary(w, a, y, b, e); });
+}
+
+void matmul_ternary_many(std::span<const TernaryProduct> products, const QuantizedActivations& a,
+                         ThreadPool* pool) {
+  if (products.size() > static_cast<size_t>(kMaxFusedProducts)) {
+    for (const TernaryProduct& p : products) matmul_ternary(*p.w, a, p.y, pool);
+    return;
+  }
+  // Chunks of product i are [first[i], first[i + 1]) in the joint numbering; each product keeps
+  // its own chunk size, so every row is computed exactly as matmul_ternary computes it.
+  int64_t first[kMaxFusedProducts + 1] = {0}, rows[kMaxFusedProducts] = {0};
+  const size_t n = products.size();
+  for (size_t i = 0; i < n; ++i) {
+    rows[i] = rows_per_chunk(*products[i].w);
+    first[i + 1] = first[i] + (products[i].w->n_out + rows[i] - 1) / rows[i];
+  }
+  const KernelTable& t = active_table();
+  auto run_chunk = [&](int64_t c) {
+    size_t i = 0;
+    while (c >= first[i + 1]) ++i;
+    const WeightMatrix& w = *products[i].w;
+    const int64_t b = (c - first[i]) * rows[i];
+    t.ternary(w, a, products[i].y, b, std::min(w.n_out, b + rows[i]));
+  };
+  if (pool == nullptr) {
+    for (int64_t c = 0; c < first[n]; ++c) run_chunk(c);
+  } else {
+    pool->run(first[n], run_chunk);
+  }
 }
 
 void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y, ThreadPool* pool) {

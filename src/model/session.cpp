@@ -222,8 +222,18 @@ void Session::project(const float* in, int n_rows,
         }
       }
     }
+    // One parallel pass over all of them (q/k/v, gate/up): one pool start and finish, not three.
+    kernels::TernaryProduct products[kernels::kMaxFusedProducts];
+    size_t n_products = 0;
     for (const auto& [proj, out] : outs) {
-      kernels::matmul_ternary(proj->w, qa_, out, &pool_);
+      if (n_products == std::size(products)) {
+        kernels::matmul_ternary_many(std::span(products, n_products), qa_, &pool_);
+        n_products = 0;
+      }
+      products[n_products++] = {&proj->w, out};
+    }
+    kernels::matmul_ternary_many(std::span(products, n_products), qa_, &pool_);
+    for (const auto& [proj, out] : outs) {
       if (verify_now_) verify_product(proj->w, &qa_, nullptr, n_rows, out, first_pos + layer);
     }
   } else {

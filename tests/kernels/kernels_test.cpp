@@ -11,6 +11,7 @@
 
 #include "core/thread_pool.h"
 #include "kernel_test_util.h"
+#include "kernels/packed.h"
 
 namespace bitnet::kernels {
 namespace {
@@ -204,6 +205,58 @@ TEST(Kernels, TernaryThreadAndBatchIndependent) {
         const std::vector<float> want_row(want.begin() + r * n_out, want.begin() + (r + 1) * n_out);
         EXPECT_EQ(first_bit_mismatch(y1, want_row), "") << variant_name(v) << " row " << r;
       }
+    }
+  }
+  ASSERT_TRUE(set_variant(before).ok());
+}
+
+// Several matrices in one parallel pass (q/k/v, gate/up): each output equal to its own
+// matmul_ternary, for shapes with and without whole chunks, one to five matrices (more than
+// kMaxFusedProducts runs them one by one), packed copies or not, every pool.
+TEST(Kernels, TernaryManyEqualsOneByOne) {
+  ThreadPool pool1(1), pool2(2), pool3(3);
+  const Variant before = active_variant();
+  for (TensorType t : {TensorType::I2_S, TensorType::TQ2_0, TensorType::TQ1_0}) {
+    const int64_t k = 512, rows = 3;
+    const int64_t n_outs[5] = {333, 64, 1000, 17, 128};
+    std::vector<test::OwnedMatrix> ms;
+    std::vector<std::vector<uint8_t>> packed(5);
+    for (int i = 0; i < 5; ++i) ms.push_back(make_ternary(t, k, n_outs[i], 90 + i));
+    const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * k), 79, 1.0f);
+    QuantizedActivations a;
+    quantize_activations_ref(act_quant_for(t), x.data(), rows, k, &a);
+    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+      if (!cpu_supports(v)) continue;
+      ASSERT_TRUE(set_variant(v).ok());
+      for (bool pack : {false, true}) {
+        for (int i = 0; i < 5; ++i) {
+          ms[i].w.packed = nullptr;
+          if (pack && v == Variant::kAvx512 && packable(ms[i].w)) {
+            packed[i].assign(packed_size(ms[i].w), 0);
+            pack_tiles(ms[i].w, packed[i].data(), 0, packed_tiles(ms[i].w));
+            ms[i].w.packed = packed[i].data();
+          }
+        }
+        for (size_t n = 1; n <= 5; ++n) {
+          for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool1, &pool2, &pool3}) {
+            std::vector<std::vector<float>> want(n), got(n);
+            std::vector<TernaryProduct> products;
+            for (size_t i = 0; i < n; ++i) {
+              want[i].assign(static_cast<size_t>(rows * n_outs[i]), -1.0f);
+              got[i].assign(want[i].size(), -2.0f);
+              matmul_ternary(ms[i].w, a, want[i].data(), nullptr);
+              products.push_back({&ms[i].w, got[i].data()});
+            }
+            matmul_ternary_many(products, a, pool);
+            for (size_t i = 0; i < n; ++i) {
+              EXPECT_EQ(first_bit_mismatch(got[i], want[i]), "")
+                  << variant_name(v) << " " << type_name(t) << " pack=" << pack << " n=" << n
+                  << " matrix " << i;
+            }
+          }
+        }
+      }
+      for (auto& m : ms) m.w.packed = nullptr;
     }
   }
   ASSERT_TRUE(set_variant(before).ok());
