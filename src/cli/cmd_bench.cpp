@@ -97,7 +97,7 @@ int run_bench(const BenchFlags& f) {
     auto s = model::Session::create(**m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads});
     if (!s) return fail(s.error());
     std::vector<float> logits;
-    auto emit = [&](const std::string& test, const Stats& st, double roofline) {
+    auto emit = [&](const std::string& test, const Stats& st, double read_gbs, double roofline) {
       nlohmann::ordered_json j = {{"test", test},
                                   {"threads", threads},
                                   {"tok_s_median", st.median},
@@ -106,7 +106,7 @@ int run_bench(const BenchFlags& f) {
                                   {"reps", f.reps},
                                   {"kernels", kernels::variant_name(kernels::active_variant())},
                                   {"head_type", gguf::tensor_type_name((*m)->head().type)},
-                                  {"read_bandwidth_gbs", bw}};
+                                  {"read_bandwidth_gbs", read_gbs}};
       if (roofline > 0) {
         j["bytes_per_token"] = weight_bytes;
         j["roofline_fraction"] = roofline;
@@ -115,7 +115,7 @@ int run_bench(const BenchFlags& f) {
       results.push_back(j);
       if (!f.json) {
         std::printf("%-8s %7d %12.2f %12.2f %12.2f %10.1f %8s\n", test.c_str(), threads, st.median,
-                    st.min, st.max, bw,
+                    st.min, st.max, read_gbs,
                     roofline > 0
                         ? (std::to_string(static_cast<int>(roofline * 100 + 0.5)) + "%").c_str()
                         : "");
@@ -130,7 +130,7 @@ int run_bench(const BenchFlags& f) {
           return fail(st.error());
         rates.push_back(p / seconds_since(t0));
       }
-      emit("pp" + std::to_string(p), stats(rates), 0);
+      emit("pp" + std::to_string(p), stats(rates), bw, 0);
     }
     for (int g : f.gen_sizes) {
       if (g < 1) continue;
@@ -147,9 +147,12 @@ int run_bench(const BenchFlags& f) {
         rates.push_back(g / seconds_since(t0));
       }
       const Stats st = stats(rates);
-      // Fraction of the roofline: bytes each token must read, over the measured bandwidth.
-      emit("tg" + std::to_string(g), st,
-           bw > 0 ? st.median * static_cast<double>(weight_bytes) / (bw * 1e9) : 0);
+      // Fraction of the roofline: bytes each token must read, over the measured bandwidth. The
+      // bandwidth is measured again right after the runs and the higher of the two is used: on a
+      // shared host a transient dip in the first measurement must not flatter the fraction.
+      const double bw_tg = std::max(bw, measure_read_bandwidth_isolated(threads));
+      emit("tg" + std::to_string(g), st, bw_tg,
+           bw_tg > 0 ? st.median * static_cast<double>(weight_bytes) / (bw_tg * 1e9) : 0);
     }
   }
   if (f.json)
