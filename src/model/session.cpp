@@ -222,7 +222,7 @@ void Session::project(const float* in, int n_rows,
         }
       }
     }
-    // One parallel pass over all of them (q/k/v, gate/up): one pool start and finish, not three.
+    // One parallel pass over all of them (q/k/v, gate/up): one pool start and finish in all.
     kernels::TernaryProduct products[kernels::kMaxFusedProducts];
     size_t n_products = 0;
     for (const auto& [proj, out] : outs) {
