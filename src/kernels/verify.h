@@ -1,11 +1,14 @@
-// --verify-kernels: recomputes a few output rows of a product with the scalar reference and
-// compares bit for bit (every variant is specified to be bit-exact with it). A mismatch means a
-// broken SIMD path on this CPU, which should stop the run rather than produce garbage.
+// --verify-kernels: recomputes samples of what the SIMD kernels computed with the scalar
+// references and compares bit for bit (every variant is specified to be bit-exact with them): a
+// few output rows of each product, one row of each activation quantization, a window of each
+// SwiGLU and f16 conversion, one head of each attention. A mismatch means a broken SIMD path on
+// this CPU, which should stop the run rather than produce garbage.
 #pragma once
 
 #include <cstdint>
 
 #include "core/result.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 
 namespace bitnet::kernels {
@@ -14,5 +17,22 @@ namespace bitnet::kernels {
 // `x` (float weights). Checks `n_samples` output rows chosen from `salt`.
 Status verify_sample_rows(const WeightMatrix& w, const QuantizedActivations* a, const float* x,
                           int64_t rows, const float* out, uint64_t salt, int n_samples = 4);
+
+// `got` holds the dispatched quantization of rows x k values x; checks one row chosen from salt.
+Status verify_quantized(const float* x, int64_t rows, int64_t k, const QuantizedActivations& got,
+                        uint64_t salt);
+
+// got[i] for i < n: the dispatched SwiGLU of x[i], g[i] where i lies in whole groups of 4 of the
+// full call (ggml_math.h: the tail of fewer than 4 takes another formula).
+Status verify_swiglu(const float* x, const float* g, const float* got, int64_t n);
+
+// got[i * got_stride] for i < n: the dispatched f16 conversion of x[i].
+Status verify_to_f16(const float* x, const uint16_t* got, int64_t n, int64_t got_stride);
+
+// One head of one query row: `probs` are the probabilities the session made from the dispatched
+// scores (softmax(a) below, in place), `out` the dispatched values product. Recomputes both with
+// the references.
+Status verify_attention(const AttentionHead& a, void (*softmax)(float* s, int n_kv, bool round),
+                        bool round, const float* probs, const float* out);
 
 }  // namespace bitnet::kernels

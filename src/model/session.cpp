@@ -208,6 +208,8 @@ void Session::project(const float* in, int n_rows,
   if (kernels::is_ternary(w0.type)) {
     // One quantization of the shared input serves every projection reading it.
     kernels::quantize_activations(kernels::act_quant_for(w0.type), in, n_rows, k, &qa_);
+    if (verify_now_ && verify_status_.ok())
+      verify_status_ = kernels::verify_quantized(in, n_rows, k, qa_, first_pos + layer);
     if constexpr (trace::kTraceCompiled) {
       if (trace_ != nullptr) {
         const bool per_token = qa_.kind == kernels::ActQuant::kPerTokenInt8;
@@ -308,7 +310,30 @@ void Session::store_kv(int layer, const float* k, const float* v, int n_rows, in
   } else {
     std::memcpy(v32_.data() + vbase, v, n * 4);
   }
+  if (kv_f16_ && verify_now_ && verify_status_.ok()) {  // the first row's K (a column) and V
+    verify_status_ = kernels::verify_to_f16(k, k16_.data() + kbase + first_pos,
+                                            static_cast<int64_t>(dkv), n_ctx_);
+    if (verify_status_.ok())
+      verify_status_ = kernels::verify_to_f16(v, v16_.data() + vbase, static_cast<int64_t>(dkv), 1);
+  }
 }
+
+namespace {
+
+// Scores to probabilities in place, with ggml's exp and sum (ggml_math.h): p_j = e_j * (float)(1 /
+// sum); rounded to f16 when the cache is F16 (ggml's F16 product rounds its operand).
+void softmax_probs(float* s, int n_kv, bool round) {
+  float max = -INFINITY;
+  for (int j = 0; j < n_kv; ++j) max = std::max(max, s[j]);
+  const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int j = 0; j < n_kv; ++j) {
+    s[j] *= inv;
+    if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
+  }
+}
+
+}  // namespace
 
 // Causal GQA attention for rows at positions first_pos + r, over the cache [0, pos], with
 // ggml's portable numerics: s_j = (float)(sum_i q_i k_ji in double) * (1/sqrt(hd)) (kernel);
@@ -323,20 +348,17 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool round = numerics_.f16_attention_operands;
 
-  // Row r (position first_pos + r) of head h, over the cache [0, first_pos + r]. Its scores stay
-  // in the head's scratch row until the next call for that head.
-  auto attend = [&](int r, int h) {
-    const int n_kv = first_pos + r + 1;
+  // Head h of row r (position first_pos + r), over the cache [0, first_pos + r]; qh receives the
+  // (rounded) query the head reads.
+  auto head_of = [&](int r, int h, float* qh) {
     const size_t g = static_cast<size_t>(h / group);
-    float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
-    float qh[kMaxHeadDim];
     const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
     for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
     kernels::AttentionHead a;
     a.q = qh;
     a.f16 = kv_f16_;
     a.head_dim = hd;
-    a.n_kv = n_kv;
+    a.n_kv = first_pos + r + 1;
     a.scale = scale;
     const size_t kbase = ((static_cast<size_t>(layer) * c_.n_kv_heads + g) * hd) * n_ctx_;
     const size_t vbase = static_cast<size_t>(layer) * n_ctx_ * dkv + g * hd;
@@ -346,16 +368,27 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
                   : static_cast<const void*>(v32_.data() + vbase);
     a.k_stride = n_ctx_;
     a.v_stride = static_cast<int64_t>(dkv);
+    return a;
+  };
+  // Its probabilities stay in the head's scratch row until the next call for that head.
+  auto attend = [&](int r, int h) {
+    float qh[kMaxHeadDim];
+    const kernels::AttentionHead a = head_of(r, h, qh);
+    float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
     kernels::attention_scores(a, s);
-    float max = -INFINITY;
-    for (int j = 0; j < n_kv; ++j) max = std::max(max, s[j]);
-    const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
-    const float inv = static_cast<float>(1.0 / sum);
-    for (int j = 0; j < n_kv; ++j) {
-      s[j] *= inv;
-      if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
-    }
+    softmax_probs(s, a.n_kv, round);
     kernels::attention_values(a, s, out + (static_cast<size_t>(r) * n_heads + h) * hd);
+  };
+  // --verify-kernels: one head of the last row (its probabilities are still in the scratch row)
+  // recomputed with the scalar references.
+  auto verify_one_head = [&]() {
+    if (!verify_now_ || !verify_status_.ok()) return;
+    const int r = n_rows - 1;
+    const int h = static_cast<int>((static_cast<uint64_t>(first_pos + layer) * 7919u) % n_heads);
+    float qh[kMaxHeadDim];
+    verify_status_ = kernels::verify_attention(head_of(r, h, qh), &softmax_probs, round,
+                                               scores_.data() + static_cast<size_t>(h) * n_ctx_,
+                                               out + (static_cast<size_t>(r) * n_heads + h) * hd);
   };
 
   // Each (row, head) is computed the same way whatever the grouping, so both schedules below give
@@ -366,6 +399,7 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     pool_.run(n_heads, [&](int64_t h) {
       for (int r = 0; r < n_rows; ++r) attend(r, static_cast<int>(h));
     });
+    verify_one_head();
     return;
   }
   for (int r = 0; r < n_rows; ++r) {
@@ -382,6 +416,7 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
       trace_->record(p, rows, shape);
     }
   }
+  verify_one_head();
 }
 
 }  // namespace bitnet::model
@@ -442,6 +477,16 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     project(h, n, {{&L.gate, gate}, {&L.up, up}}, p0, l, Op::kFfnNorm);
     trace_rows(Op::kGateProj, l, gate, n, f, p0);
     trace_rows(Op::kUpProj, l, up, n, f, p0);
+    // --verify-kernels: a window of the first row's SwiGLU inputs, kept to recompute it.
+    constexpr int64_t kWindow = 64;
+    float win_x[kWindow], win_g[kWindow];
+    const int64_t win_at = (static_cast<int64_t>(p0 + l) * 7919 % std::max<int64_t>(1, f / 4)) * 4;
+    const int64_t win_n = std::min(kWindow, f / 4 * 4 - win_at);
+    const bool check_swiglu = !relu2 && verify_now_ && win_n > 0;
+    if (check_swiglu) {
+      std::memcpy(win_x, gate + win_at, win_n * sizeof(float));
+      std::memcpy(win_g, up + win_at, win_n * sizeof(float));
+    }
     for_rows(n, [&](int r0, int r1) {
       if (relu2) {
         // relu(g)^2 * up (bitnet-b1.58 / bitnet-25).
@@ -454,6 +499,8 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
         for (int r = r0; r < r1; ++r) kernels::swiglu(f, gate + r * f, gate + r * f, up + r * f);
       }
     });
+    if (check_swiglu && verify_status_.ok())
+      verify_status_ = kernels::verify_swiglu(win_x, win_g, gate + win_at, win_n);
     trace_rows(Op::kFfnAct, l, gate, n, f, p0);
     rms_norm_rows(gate, L.ffn_sub_norm, n, f, up);
     trace_rows(Op::kFfnSubNorm, l, up, n, f, p0);

@@ -289,8 +289,9 @@ TEST(Session, BadModelsGiveClearErrors) {
   }
 }
 
-// --verify-kernels: every product of a run checked against the scalar reference passes (the
-// variants are bit-exact), and a single flipped bit in an output is caught.
+// --verify-kernels: every product, quantization, SwiGLU, KV conversion and attention of a run
+// checked against the scalar references passes (the variants are bit-exact), and a single flipped
+// bit in an output is caught (the other checks: tests/kernels/verify_test.cpp).
 TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
   test::TempDir dir;
   for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0,
@@ -300,6 +301,14 @@ TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
     auto s = Session::create(**m, {.n_ctx = 32, .n_threads = 2, .verify_kernels_every = 1});
     std::vector<float> l;
     ASSERT_TRUE((*s)->eval(kIds, false, &l).ok()) << gguf::tensor_type_name(wt);
+    for (int32_t t : {1000, 2000}) ASSERT_TRUE((*s)->eval(std::span(&t, 1), false, &l).ok());
+  }
+  {  // `bitnet` arch: SwiGLU (its own kernel), Q8_K activations
+    auto m = Model::load(make_model(dir, "w.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0));
+    ASSERT_TRUE(m.ok());
+    auto s = Session::create(**m, {.n_ctx = 32, .n_threads = 2, .verify_kernels_every = 1});
+    std::vector<float> l;
+    ASSERT_TRUE((*s)->eval(kIds, false, &l).ok());
     for (int32_t t : {1000, 2000}) ASSERT_TRUE((*s)->eval(std::span(&t, 1), false, &l).ok());
   }
   auto m = Model::load(dir.path("v.gguf"));
