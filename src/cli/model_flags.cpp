@@ -26,8 +26,9 @@ void ModelFlags::add_to(CLI::App* app) {
                   "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
   app->add_option(
       "--verify-kernels", verify_kernels,
-      "Every N tokens, recompute sampled rows of every product with the scalar reference and "
-      "stop on any difference (0: off)");
+      "Every N tokens, recompute samples of every SIMD kernel's output (product rows, "
+      "quantization, SwiGLU, KV conversion, attention) with the scalar references and stop on "
+      "any difference (0: off)");
   app->add_flag("-v,--verbose", verbose, "Report the tokenizer, kernels and settings on stderr");
 }
 
