@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/bandwidth.h"
 #include "core/fp16.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
@@ -220,26 +221,9 @@ void bm_quantize(benchmark::State& state, ActQuant kind, int64_t k, int64_t rows
   set_counters(state, rows * k * 4, rows * k);
 }
 
-// Reads of `bytes`, split over the pool in 64 KiB chunks (as the kernels split rows); with
-// `prefetch`, also touching the line 4 KiB ahead as the kernels do, so that the reference
-// bandwidth is the better of the two ways of reading.
-__attribute__((target("avx2"))) int64_t read_chunk(const uint8_t* p, size_t n, bool prefetch) {
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-  for (size_t i = 0; i < n; i += 128) {
-    if (prefetch) {
-      _mm_prefetch(reinterpret_cast<const char*>(p + i + 4096), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(p + i + 4096 + 64), _MM_HINT_T0);
-    }
-    a0 = _mm256_add_epi64(a0, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i)));
-    a1 = _mm256_add_epi64(a1, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 32)));
-    a2 = _mm256_add_epi64(a2, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 64)));
-    a3 = _mm256_add_epi64(a3, _mm256_load_si256(reinterpret_cast<const __m256i*>(p + i + 96)));
-  }
-  const __m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
-  return _mm256_extract_epi64(s, 0) + _mm256_extract_epi64(s, 1) + _mm256_extract_epi64(s, 2) +
-         _mm256_extract_epi64(s, 3);
-}
-
+// Reads of `bytes`, split over the pool in 64 KiB chunks (as the kernels split rows), with the
+// same reader as `bitnet bench`'s roofline (core/bandwidth.h); with `prefetch`, also touching the
+// line 4 KiB ahead as the kernels do, so that the reference bandwidth is the better of the two.
 void bm_read(benchmark::State& state, size_t bytes, bool prefetch) {
   constexpr size_t kChunk = 64 * 1024;
   bytes = (bytes + kChunk - 1) / kChunk * kChunk;
@@ -247,10 +231,10 @@ void bm_read(benchmark::State& state, size_t bytes, bool prefetch) {
       static_cast<uint8_t*>(std::aligned_alloc(4096, bytes)), &std::free);
   std::memset(buf.get(), 1, bytes);
   const int64_t n_chunks = static_cast<int64_t>(bytes / kChunk);
-  std::vector<int64_t> sink(static_cast<size_t>(n_chunks));
+  std::vector<uint64_t> sink(static_cast<size_t>(n_chunks));
   for (auto _ : state) {
     pool().run(n_chunks, [&](int64_t c) {
-      sink[static_cast<size_t>(c)] = read_chunk(buf.get() + c * kChunk, kChunk, prefetch);
+      sink[static_cast<size_t>(c)] = bitnet::read_bytes(buf.get() + c * kChunk, kChunk, prefetch);
     });
     benchmark::DoNotOptimize(sink.data());
   }

@@ -3,10 +3,16 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace bitnet {
 
 class ThreadPool;
+
+// Reads n bytes at p with the widest vector loads this CPU has (AVX-512, AVX2, else 64-bit), and
+// with `prefetch` a software prefetch 4 KiB ahead as the weight kernels do; returns a value that
+// depends on every byte (so the reads cannot be optimised away).
+uint64_t read_bytes(const uint8_t* p, size_t n, bool prefetch);
 
 // Reads a buffer of `bytes` (default 1 GiB: far larger than any cache) with the pool's threads,
 // `reps` times, and returns the best rate in GB/s (1e9 bytes per second).
