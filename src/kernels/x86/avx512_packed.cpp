@@ -150,6 +150,33 @@ inline void for_each_tile(int64_t m, int64_t n_out, float* y, int64_t o_begin, i
   }
 }
 
+// Decode (one activation row): the tiles of [o_begin, o_end) as two weight streams, the range's
+// two halves, a tile of each at a time (one more tile alone when their count is odd):
+// tiles(nt, ts, out) computes tiles ts[0..nt) into out[i * 16 + lane]; rows inside the range go
+// to y.
+template <class Tiles>
+inline void for_tile_pairs(int64_t o_begin, int64_t o_end, float* y, const Tiles& tiles) {
+  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
+  const int64_t half = (t1 - t0) / 2;
+  alignas(64) float out[2 * kPackRows];
+  auto emit = [&](int64_t t, const float* o) {
+    for (int64_t r = std::max(t * kPackRows, o_begin); r < std::min((t + 1) * kPackRows, o_end);
+         ++r)
+      y[r] = o[r - t * kPackRows];
+  };
+  for (int64_t j = 0; j < half; ++j) {
+    const int64_t ts[2] = {t0 + j, t0 + half + j};
+    tiles(std::integral_constant<int, 2>(), ts, out);
+    emit(ts[0], out);
+    emit(ts[1], out + kPackRows);
+  }
+  if (t0 + 2 * half < t1) {
+    const int64_t ts[1] = {t1 - 1};
+    tiles(std::integral_constant<int, 1>(), ts, out);
+    emit(ts[0], out);
+  }
+}
+
 // One tile for NA activation rows. TQ2_0: per block, lane-wise
 //   sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b);
 // I2_S: the int32 sums of all blocks, then y = ((float)(acc - sum_q) / s) * tensor_scale.
@@ -298,30 +325,12 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
     }
     return ar;
   };
-  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
-  if (m == 1 && t1 - t0 >= 2) {
-    // Decode: the range's two halves as two streams, a tile of each at a time.
+  if (m == 1) {
     const ActRows ar = rows_of(0, 1);
-    const int64_t half = (t1 - t0) / 2;
-    alignas(64) float out[2 * kPackRows];
-    auto emit = [&](int64_t t, const float* o) {
-      for (int64_t r = std::max(t * kPackRows, o_begin); r < std::min((t + 1) * kPackRows, o_end);
-           ++r)
-        y[r] = o[r - t * kPackRows];
-    };
-    for (int64_t j = 0; j < half; ++j) {
-      const int64_t tiles[2] = {t0 + j, t0 + half + j};
-      i2s ? ternary_tiles_decode<2, false>(w, tiles, ar, out)
-          : ternary_tiles_decode<2, true>(w, tiles, ar, out);
-      emit(tiles[0], out);
-      emit(tiles[1], out + kPackRows);
-    }
-    if (t0 + 2 * half < t1) {
-      const int64_t tiles[1] = {t1 - 1};
-      i2s ? ternary_tiles_decode<1, false>(w, tiles, ar, out)
-          : ternary_tiles_decode<1, true>(w, tiles, ar, out);
-      emit(tiles[0], out);
-    }
+    for_tile_pairs(o_begin, o_end, y, [&](auto nt, const int64_t* tiles, float* out) {
+      i2s ? ternary_tiles_decode<decltype(nt)::value, false>(w, tiles, ar, out)
+          : ternary_tiles_decode<decltype(nt)::value, true>(w, tiles, ar, out);
+    });
     return;
   }
   for_each_tile(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
@@ -374,6 +383,52 @@ inline void q8_0_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, fl
   for (int a = 0; a < NA; ++a) _mm512_storeu_ps(out + 16 * a, sumf[a]);
 }
 
+// Decode (one activation row): NT tiles in lockstep, each its own weight stream (as
+// ternary_tiles_decode); every tile's lanes do exactly q8_0_tile<1>'s operations.
+template <int NT>
+inline void q8_0_tiles_decode(const WeightMatrix& w, const int64_t* tiles, const ActRows& ar,
+                              float* out) {
+  const int64_t nb = w.k / kQ8_0Block;
+  const uint8_t* codes[NT];
+  const uint16_t* scales[NT];
+  __m512 sumf[NT];
+  BITNET_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    codes[t] = q8_0_codes(w, tiles[t]);
+    scales[t] = q8_0_scales(w, tiles[t]);
+    sumf[t] = _mm512_setzero_ps();
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i acc[NT][4];
+    BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) BITNET_UNROLL
+    for (int c = 0; c < 4; ++c) acc[t][c] = _mm512_setzero_si512();
+    BITNET_UNROLL
+    for (int v = 0; v < 8; ++v) {
+      BITNET_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const uint8_t* blk = codes[t] + b * kQ8_0TileBlockBytes;
+        prefetch_ahead(blk + 64 * v);
+        acc[t][v % 4] = dpbusd_bcast(acc[t][v % 4], _mm512_loadu_si512(blk + 64 * v),
+                                     ar.q[0] + b * kQ8_0Block + 4 * v);
+      }
+    }
+    BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m512 dw =
+          _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales[t] + 16 * b)));
+      const __m512i s = _mm512_add_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]),
+                                         _mm512_add_epi32(acc[t][2], acc[t][3]));
+      const __m512i iv = _mm512_sub_epi32(s, _mm512_set1_epi32(128 * ar.sum[0][b]));
+      sumf[t] = _mm512_add_ps(
+          sumf[t],
+          _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(dw, _mm512_set1_ps(ar.d[0][b]))));
+    }
+  }
+  BITNET_UNROLL
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(out + 16 * t, sumf[t]);
+}
+
 // Sum of 32 signed bytes.
 inline int32_t sum_32(const int8_t* q) {
   const __m512i v = _mm512_maskz_loadu_epi8(0xFFFFFFFFull, q);
@@ -399,6 +454,13 @@ void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
     }
     return ar;
   };
+  if (m == 1) {
+    const ActRows ar = rows_of(0, 1);
+    for_tile_pairs(o_begin, o_end, y, [&](auto nt, const int64_t* tiles, float* out) {
+      q8_0_tiles_decode<decltype(nt)::value>(w, tiles, ar, out);
+    });
+    return;
+  }
   for_each_tile(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
     q8_0_tile<decltype(na)::value>(w, t, rows_of(r, na), out);
   });
