@@ -46,14 +46,14 @@ void quantize_activations(ActQuant kind, const float* x, int64_t rows, int64_t k
 
 void matmul_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y,
                     ThreadPool* pool) {
-  const KernelTable& t = active_table();
-  split_rows(w, pool, [&](int64_t b, int64_t e) { t.ternary(w, a, y, b, e); });
+  const TernaryProduct one{&w, y};
+  matmul_ternary_many(std::span(&one, 1), a, pool);
 }
 
 void matmul_ternary_many(std::span<const TernaryProduct> products, const QuantizedActivations& a,
                          ThreadPool* pool) {
   if (products.size() > static_cast<size_t>(kMaxFusedProducts)) {
-    for (const TernaryProduct& p : products) matmul_ternary(*p.w, a, p.y, pool);
+    for (const TernaryProduct& p : products) matmul_ternary_many(std::span(&p, 1), a, pool);
     return;
   }
   // Chunks of product i are [first[i], first[i + 1]) in the joint numbering; each product keeps
