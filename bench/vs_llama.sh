@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Speed side by side with the pinned llama.cpp on a 2B4T-shaped TQ2_0 model (issue: performance):
-#   bench/vs_llama.sh [reps=5] [threads=1,2] [head-type=file|q8_0]
+#   bench/vs_llama.sh [reps=5] [threads=1,2] [head-type=file|fast|q8_0]
 # Builds (release preset), writes the model once into models/, runs bench_vs_llama.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

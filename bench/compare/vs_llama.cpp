@@ -3,10 +3,11 @@
 // the ratio ours / llama.cpp for prompt processing (whole prompt as one batch) and token
 // generation, per thread count.
 //
-//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|q8_0]
+//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|fast|q8_0]
 //
-// With head-type q8_0 our LM head is quantized at load (model::HeadType) while llama.cpp keeps
-// the file's F16 head: faster, but not the same logits; the output says so on every line.
+// With head-type fast our LM head sums its F16 products in float (as llama.cpp's own SIMD dot
+// products do; model::HeadType) instead of in double, with q8_0 it is quantized at load; either
+// way the logits are not our exact head's, and the output says so on every line.
 // The reference loads its best CPU variant for this machine (not the portable one the parity
 // tests use). Its timings include copying logits out of llama.cpp (all positions for pp, one per
 // step for tg): a few ms at most, noted, not subtracted.
@@ -53,7 +54,7 @@ double load_average() {
 
 int main(int argc, char** argv) {
   if (argc < 2)
-    die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|q8_0]");
+    die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|fast|q8_0]");
   const std::string path = argv[1];
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   std::vector<int> thread_counts = {1, 2};

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "core/bandwidth.h"
 #include "core/random.h"
 #include "kernels/dispatch.h"
@@ -83,11 +84,14 @@ int run_bench(const BenchFlags& f) {
 
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   if (!f.json) {
-    std::printf("model %s: %s, %s weights, %s head, %.2f GB read per token; kernels %s\n",
-                f.model.c_str(), std::string(model::arch_name(c.arch)).c_str(),
-                std::string(gguf::tensor_type_name((*m)->weight_type())).c_str(),
-                std::string(gguf::tensor_type_name((*m)->head().type)).c_str(), weight_bytes / 1e9,
-                std::string(kernels::variant_name(kernels::active_variant())).c_str());
+    std::printf(
+        "model %s: %s, %s weights, %s head (--head-type %s), %.2f GB read per token; "
+        "kernels %s\n",
+        f.model.c_str(), std::string(model::arch_name(c.arch)).c_str(),
+        std::string(gguf::tensor_type_name((*m)->weight_type())).c_str(),
+        std::string(gguf::tensor_type_name((*m)->head().type)).c_str(),
+        std::string(model::head_type_name((*m)->head_type())).c_str(), weight_bytes / 1e9,
+        std::string(kernels::variant_name(kernels::active_variant())).c_str());
     std::printf("%-8s %7s %12s %12s %12s %10s %9s\n", "test", "threads", "t/s median", "t/s min",
                 "t/s max", "read GB/s", "roofline");
   }
@@ -106,6 +110,7 @@ int run_bench(const BenchFlags& f) {
                                   {"reps", f.reps},
                                   {"kernels", kernels::variant_name(kernels::active_variant())},
                                   {"head_type", gguf::tensor_type_name((*m)->head().type)},
+                                  {"head", model::head_type_name((*m)->head_type())},
                                   {"read_bandwidth_gbs", read_gbs}};
       if (roofline > 0) {
         j["bytes_per_token"] = weight_bytes;
@@ -180,11 +185,7 @@ std::vector<Command> register_bench(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("-r,--repetitions", f->reps, "Repetitions per test")->capture_default_str();
   sub->add_option("--kernels", f->kernels, "Force a kernel variant: scalar | avx2 | avx512");
-  sub->add_option(
-         "--head-type", f->head_type,
-         "LM head precision: file (as stored: exact, the default) | q8_0 (quantized at load: reads "
-         "half the bytes, logits change; crossval --head-type q8_0 reports by how much)")
-      ->capture_default_str();
+  sub->add_option("--head-type", f->head_type, kHeadTypeHelp)->capture_default_str();
   sub->add_flag("--json", f->json, "Print a JSON array, one object per test");
   return {Command{sub, [f] { return run_bench(*f); }}};
 }

@@ -77,8 +77,8 @@ struct XvalFlags {
         ->capture_default_str();
     app->add_option(
            "--head-type", head_type,
-           "Our LM head: file (exact) | q8_0 (the reference keeps its F16 head, so the logits "
-           "metrics measure what Q8_0 costs: KL, top-1, cosine)")
+           "Our LM head: file (exact) | fast (float sums) | q8_0 (the reference keeps its exact "
+           "F16 head, so the logits metrics measure what fast or q8_0 costs: KL, top-1, cosine)")
         ->capture_default_str();
     app->add_option("--kernels", kernels, "Force our kernel variant: scalar | avx2 | avx512");
     app->add_option("--json", json_path, "Receipt (JSON) to write")->capture_default_str();

@@ -17,11 +17,7 @@ void ModelFlags::add_to(CLI::App* app) {
   app->add_option("-t,--threads", threads, "Threads (default: all cores)");
   app->add_option("-c,--ctx", ctx, "Context length (default: the model's)");
   app->add_option("--kv-type", kv_type, "KV cache type: f16 | f32")->capture_default_str();
-  app->add_option(
-         "--head-type", head_type,
-         "LM head precision: file (as stored: exact, the default) | q8_0 (quantized at load: reads "
-         "half the bytes, logits change; crossval --head-type q8_0 reports by how much)")
-      ->capture_default_str();
+  app->add_option("--head-type", head_type, kHeadTypeHelp)->capture_default_str();
   app->add_option("--kernels", kernels,
                   "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
   app->add_option(

@@ -16,6 +16,14 @@
 
 namespace bitnet::cli {
 
+// --head-type's help, the same on every command that loads a model for generation.
+inline constexpr const char* kHeadTypeHelp =
+    "LM head: file (the weights as stored, sums in double: exact, bit-identical with ggml's "
+    "portable path; the default) | fast (the weights as stored, float sums per 64 elements as "
+    "ggml's SIMD paths do: a third of the arithmetic, logits differ in the last bits) | q8_0 "
+    "(quantized at load: reads half the bytes, logits change). crossval --head-type reports "
+    "what fast or q8_0 cost";
+
 struct ModelFlags {
   std::string model;
   std::string tokenizer;  // tokenizer.json or GGUF; default: the model file

@@ -411,8 +411,9 @@ Result<RunResult> run_crossval(const Options& o) {
         cr.ops_identical += om.identical;
         double& cell = cr.heat[{rec.position, trace::is_block_op(rec.op) ? rec.layer : -1}];
         cell = std::max(cell, om.rel);
-        // A lossy head (--head-type q8_0) changes the logits by design: their cost is what the
-        // per-position logits metrics (KL, top-1, cosine) measure, not an op divergence.
+        // A head other than the exact one (--head-type fast / q8_0) changes the logits by design:
+        // their cost is what the per-position logits metrics (KL, top-1, cosine) measure, not an
+        // op divergence.
         const bool lossy_logits = rec.op == Op::kLogits && o.head_type != "file";
         const double tolerance = lossy_logits ? INFINITY : o.tol.max_rel(rec.op);
         if (om.rel > tolerance) {

@@ -182,7 +182,7 @@ std::string markdown_report(const json& r) {
   if (const std::string head =
           ours.is_object() ? ours.value("head_type", std::string("file")) : "file";
       head != "file") {
-    s << "- ours: **" << head << " LM head** (lossy, `--head-type " << head
+    s << "- ours: **" << head << " LM head** (not exact, `--head-type " << head
       << "`): the logits metrics below are its accuracy cost against the reference's F16 head; the "
          "logits op itself is not held to the op tolerance\n";
   }

@@ -6,13 +6,11 @@
 //       I2_S:  y = ((float)acc / s) * weight_scale                        (bitnet.cpp)
 //       TQ*:   y = sum over 256-blocks of (float)acc_b * (d_act_b * d_w_b)  (llama.cpp; blocks
 //              added in order, one float accumulator)
-//   Float weights (F16 / F32 projections, the F16 / F32 token_embd LM head): matmul_float,
-//     y = sum_i w_i * x_i in f32, elements in order (the scalar reference; SIMD variants sum in
-//     lanes and may differ in the last bits, which is why the head is its own kernel).
+//   Float weights (F16 / BF16 / F32 projections, the F16 / F32 token_embd LM head):
+//     matmul_float, y = sum_i w_i * x_i, summed as the matrix's FloatSums says (below).
 //
 // Every function has a scalar reference (`*_ref`), which is the specification; the dispatched
-// entry points pick the best variant for this CPU (dispatch.h) and are bit-exact with it for
-// the ternary kernels.
+// entry points pick the best variant for this CPU (dispatch.h) and are bit-exact with it.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +25,19 @@ class ThreadPool;
 
 namespace bitnet::kernels {
 
+// How matmul_float sums the products of a float-weight matrix (each product w_i * x_i is
+// rounded to float in both):
+//   kDouble: sum = 0.0 (double); sum += (double)(w_i * x_i) for i in order; y = (float)sum.
+//            ggml's portable vec_dot_f16 / vec_dot_f32 bit for bit: the exact default, which
+//            makes our logits bit-identical with llama.cpp's portable CPU backend.
+//   kBlocks: per block of kFloatSumBlock elements in order, s = 0.0f; s = s + w_i * x_i in
+//            float; then total += (double)s over the blocks in order; y = (float)total. A third
+//            of kDouble's arithmetic per weight (no widening of every product to double), so a
+//            head that streams 0.66 GB per token keeps up with memory; the same accuracy class
+//            as ggml's SIMD dot products, which also sum in float (--head-type fast).
+enum class FloatSums : uint8_t { kDouble, kBlocks };
+inline constexpr int64_t kFloatSumBlock = 64;
+
 struct WeightMatrix {
   gguf::TensorType type = gguf::TensorType::F32;
   const uint8_t* data = nullptr;  // the tensor's bytes (file format)
@@ -36,6 +47,7 @@ struct WeightMatrix {
   // Optional copy in the kernels' own layout (packed.h), made at load when the active variant
   // has packed kernels; those use it, every other path reads `data`.
   const uint8_t* packed = nullptr;
+  FloatSums float_sums = FloatSums::kDouble;  // float weights only
 
   // Bytes of one row of codes (I2_S: k/4; TQ2_0: k/256*66; TQ1_0: k/256*54; F16: 2k; F32: 4k).
   int64_t row_bytes() const;

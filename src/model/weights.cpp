@@ -138,7 +138,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   BITNET_ASSIGN_OR_RETURN(m->output_norm_, fetch.norm(tensor_name(TensorRole::kOutputNorm), d));
   // bitnet.cpp and upstream's `bitnet` graph both use token_embd as the LM head, even when an
   // output.weight exists (FACTS.md section 1); we do the same so logits match them.
-  m->head_ = m->token_embd_;
+  m->head_type_ = o.head == HeadType::kFast ? HeadType::kFast : HeadType::kFile;
+  m->tie_head();
   m->head_tied_ = true;
 
   m->layers_.resize(c.n_layers);
@@ -181,8 +182,27 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
 
 Result<HeadType> head_type_from_name(const std::string& name) {
   if (name == "file") return HeadType::kFile;
+  if (name == "fast") return HeadType::kFast;
   if (name == "q8_0") return HeadType::kQ8_0;
-  return make_error("--head-type '%s' is not one of file, q8_0", name.c_str());
+  return make_error("--head-type '%s' is not one of file, fast, q8_0", name.c_str());
+}
+
+std::string_view head_type_name(HeadType t) {
+  switch (t) {
+    case HeadType::kFile:
+      return "file";
+    case HeadType::kFast:
+      return "fast";
+    case HeadType::kQ8_0:
+      return "q8_0";
+  }
+  return "?";
+}
+
+void Model::tie_head() {
+  head_ = token_embd_;
+  head_.float_sums =
+      head_type_ == HeadType::kFast ? kernels::FloatSums::kBlocks : kernels::FloatSums::kDouble;
 }
 
 uint64_t Model::decode_weight_bytes() const {
@@ -247,7 +267,7 @@ void Model::repack() {
   }
   // With a Q8_0 head, token_embd only serves embedding lookups (a few rows per token): it stays
   // in the mapping, where only the rows used become resident.
-  if (head_type_ == HeadType::kFile && kernels::packable(token_embd_)) mats.push_back(&token_embd_);
+  if (head_type_ != HeadType::kQ8_0 && kernels::packable(token_embd_)) mats.push_back(&token_embd_);
   if (mats.empty()) return;
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: whole huge pages if asked for
   std::vector<size_t> offset;
@@ -272,7 +292,7 @@ void Model::repack() {
     pack_releasing_pages(w, [&](int64_t t0, int64_t t1) { kernels::pack_tiles(w, dst, t0, t1); });
     w.packed = dst;
   }
-  if (head_type_ == HeadType::kFile) head_ = token_embd_;
+  if (head_type_ != HeadType::kQ8_0) tie_head();
 }
 
 void Model::build_q8_0_head() {

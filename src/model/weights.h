@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -39,10 +40,17 @@ struct PackedUnmap {
   void operator()(uint8_t* p) const;
 };
 
-// The LM head's precision: as stored in the file (the exact default), or ggml's Q8_0 made at
-// load (kernels/q8_0_head.h: about half the bytes per token, logits change; see crossval).
-enum class HeadType { kFile, kQ8_0 };
-Result<HeadType> head_type_from_name(const std::string& name);  // "file" | "q8_0"
+// How the LM head is computed:
+//  kFile: the weights as stored, products summed in double in element order (FloatSums
+//         kDouble): ggml's portable path bit for bit, the exact default;
+//  kFast: the weights as stored, products summed in float per block of 64 elements, the blocks
+//         in double (FloatSums kBlocks): a third of the arithmetic per weight, so the head keeps
+//         up with memory; logits differ from kFile in the last bits (see crossval);
+//  kQ8_0: ggml's Q8_0 made at load (kernels/q8_0_head.h: about half the bytes per token, logits
+//         change; see crossval).
+enum class HeadType { kFile, kFast, kQ8_0 };
+Result<HeadType> head_type_from_name(const std::string& name);  // "file" | "fast" | "q8_0"
+std::string_view head_type_name(HeadType t);
 
 struct LoadOptions {
   bool repack = true;  // repack for the active kernels where they have a packed layout
@@ -75,6 +83,8 @@ class Model {
   explicit Model(gguf::File f) : file_(std::move(f)) {}
   void repack();
   void build_q8_0_head();
+  // head_ = token_embd_ (tied), summed as head_type_ says (kFile or kFast).
+  void tie_head();
   gguf::File file_;
   ModelConfig config_;
   kernels::WeightMatrix token_embd_, head_;

@@ -106,6 +106,34 @@ TEST_F(CrossvalE2E, Q8_0HeadCostIsReportedAsKl) {
   EXPECT_NE(text.find("q8_0 LM head"), std::string::npos);
 }
 
+// --head-type fast: same F16 weights summed in float blocks, so against the reference's exact
+// head the logits differ by float rounding only (KL tiny, top-1 kept), everything before the
+// head is bit-identical, and the report says which head ran.
+TEST_F(CrossvalE2E, FastHeadCostIsReported) {
+  const std::string receipt = dir_->path("fast.json"), md = dir_->path("fast.md");
+  auto r = bitnet("crossval -m " + tiny_ +
+                  " -p 'Hello world' -n 3 --threads 2 --head-type fast --json " + receipt +
+                  " --report " + md);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(receipt);
+  EXPECT_EQ(j["settings"]["ours"]["head_type"], "fast");
+  double max_abs = 0, max_kl = 0;
+  for (const json& p : j["positions"]) {
+    max_abs = std::max(max_abs, p["max_abs"].get<double>());
+    max_kl = std::max(max_kl, p["kl"].get<double>());
+    EXPECT_TRUE(p["top1_match"].get<bool>()) << p["position"];
+  }
+  EXPECT_GT(max_abs, 0.0) << "float block sums are not the exact head's double sums";
+  EXPECT_LT(max_abs, 1e-4);
+  EXPECT_LT(max_kl, 1e-8);
+  for (const json& c : j["cases"])
+    EXPECT_EQ(c["ops"]["identical"].get<int>() + static_cast<int>(c["positions"].size()),
+              c["ops"]["compared"].get<int>());
+  std::ifstream f(md);
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_NE(text.find("fast LM head"), std::string::npos);
+}
+
 TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
   const std::string receipt = dir_->path("tiny.json"), html = dir_->path("tiny.html"),
                     md = dir_->path("tiny.md"), traces = dir_->path("traces");

@@ -265,31 +265,61 @@ TEST(Kernels, TernaryManyEqualsOneByOne) {
 // ---------------------------------------------------------------- float weights
 
 // The float kernels put output rows in lanes and sum each in the reference's order, so they
-// are bit-exact too: F16 / BF16 / F32 weights, odd k (tails), odd row counts (padding), several
-// activation rows (the GEMM tiles), random and adversarial activations.
+// are bit-exact too: both FloatSums, F16 / BF16 / F32 weights, odd k (tails; block boundaries
+// of kBlocks at 64 and 128), odd row counts (padding), several activation rows (the GEMM
+// tiles), random and adversarial activations.
 TEST(Kernels, FloatBitExact) {
   for (const KernelTable* t : simd_tables()) {
-    for (TensorType type : {TensorType::F16, TensorType::BF16, TensorType::F32}) {
-      for (int64_t k : {1, 15, 16, 100, 2560}) {
-        const int64_t n_out = 37;
-        const auto m = make_float(type, k, n_out, 91);
-        for (int64_t rows : {1, 3, 4, 6}) {
-          for (const auto& in : activation_sets(rows, k, 92)) {
-            std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size());
-            scalar_table().flt(m.w, in.x.data(), rows, want.data(), 0, n_out);
-            t->flt(m.w, in.x.data(), rows, got.data(), 0, n_out);
-            ASSERT_EQ(first_bit_mismatch(got, want), "")
-                << name_of(t) << " " << type_name(type) << " k=" << k << " rows=" << rows << " "
-                << in.name;
-            // A sub-range, as a thread's chunk sees it.
-            std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
-            scalar_table().flt(m.w, in.x.data(), rows, want_part.data(), 3, 20);
-            t->flt(m.w, in.x.data(), rows, part.data(), 3, 20);
-            ASSERT_EQ(first_bit_mismatch(part, want_part), "") << name_of(t) << " sub-range";
+    for (FloatSums sums : {FloatSums::kDouble, FloatSums::kBlocks}) {
+      for (TensorType type : {TensorType::F16, TensorType::BF16, TensorType::F32}) {
+        for (int64_t k : {1, 15, 16, 64, 100, 129, 2560}) {
+          const int64_t n_out = 37;
+          auto m = make_float(type, k, n_out, 91);
+          m.w.float_sums = sums;
+          for (int64_t rows : {1, 3, 4, 6}) {
+            for (const auto& in : activation_sets(rows, k, 92)) {
+              std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size());
+              scalar_table().flt(m.w, in.x.data(), rows, want.data(), 0, n_out);
+              t->flt(m.w, in.x.data(), rows, got.data(), 0, n_out);
+              ASSERT_EQ(first_bit_mismatch(got, want), "")
+                  << name_of(t) << " " << type_name(type) << " k=" << k << " rows=" << rows << " "
+                  << in.name << (sums == FloatSums::kBlocks ? " kBlocks" : " kDouble");
+              // A sub-range, as a thread's chunk sees it.
+              std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
+              scalar_table().flt(m.w, in.x.data(), rows, want_part.data(), 3, 20);
+              t->flt(m.w, in.x.data(), rows, part.data(), 3, 20);
+              ASSERT_EQ(first_bit_mismatch(part, want_part), "") << name_of(t) << " sub-range";
+            }
           }
         }
       }
     }
+  }
+}
+
+// The two FloatSums on a case worked by hand (F32 weights of 1, k = 130, x = 2^24 then 129
+// ones; float's spacing at 2^24 is 2). kDouble: 2^24 + 129 exactly in double, rounded to float
+// (a tie, to even) = 2^24 + 128. kBlocks: in block 0 every 2^24 + 1 rounds back to 2^24 (ties to
+// even), block 1 sums to 64 and block 2 to 2, so 2^24 + 66.
+TEST(Kernels, FloatSumsWorkedExample) {
+  const int64_t k = 130;
+  std::vector<float> ones(static_cast<size_t>(k), 1.0f), x(static_cast<size_t>(k), 1.0f);
+  x[0] = 16777216.0f;
+  WeightMatrix w;
+  w.type = TensorType::F32;
+  w.data = reinterpret_cast<const uint8_t*>(ones.data());
+  w.k = k;
+  w.n_out = 1;
+  std::vector<const KernelTable*> tables = simd_tables();
+  tables.push_back(&scalar_table());
+  for (const KernelTable* t : tables) {
+    float y = 0;
+    t->flt(w, x.data(), 1, &y, 0, 1);
+    EXPECT_EQ(y, 16777216.0f + 128.0f) << name_of(t) << " kDouble";
+    w.float_sums = FloatSums::kBlocks;
+    t->flt(w, x.data(), 1, &y, 0, 1);
+    EXPECT_EQ(y, 16777216.0f + 66.0f) << name_of(t) << " kBlocks";
+    w.float_sums = FloatSums::kDouble;
   }
 }
 

@@ -135,26 +135,30 @@ TEST(Packed, F16BitExactWithReference) {
   if (!cpu_supports(Variant::kAvx512))
     GTEST_SKIP() << "no AVX-512 here: the packed kernels do not run";
   const KernelTable* t = avx512_table();
-  for (int64_t k : {1, 15, 16, 100, 2560}) {
+  for (int64_t k : {1, 15, 16, 64, 100, 129, 2560}) {
     const int64_t n_out = 85;  // 5 full tiles + a partial one: the 4-tile decode path and its tail
     auto m = test::make_float(TensorType::F16, k, n_out, static_cast<uint32_t>(k));
     const auto p = pack(&m);
     for (int64_t rows : {1, 3, 4, 6}) {
-      for (const auto& in : test::activation_sets(rows, k, 8)) {
-        for (bool round_input : {false, true}) {  // f16-rounded inputs: the head's usual case
-          std::vector<float> x = in.x;
-          if (round_input)
-            for (float& v : x) v = fp16_to_fp32(fp32_to_fp16(v));
-          std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size(), -1.0f);
-          matmul_float_ref(m.w, x.data(), rows, want.data(), 0, n_out);
-          t->flt(m.w, x.data(), rows, got.data(), 0, n_out);
-          ASSERT_EQ(first_bit_mismatch(got, want), "")
-              << "k=" << k << " rows=" << rows << " " << in.name;
-          std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
-          matmul_float_ref(m.w, x.data(), rows, want_part.data(), 3, 70);
-          t->flt(m.w, x.data(), rows, part.data(), 3, 70);
-          ASSERT_EQ(first_bit_mismatch(part, want_part), "")
-              << "sub-range k=" << k << " rows=" << rows;
+      for (FloatSums sums : {FloatSums::kDouble, FloatSums::kBlocks}) {
+        m.w.float_sums = sums;
+        for (const auto& in : test::activation_sets(rows, k, 8)) {
+          for (bool round_input : {false, true}) {  // f16-rounded inputs: the head's usual case
+            std::vector<float> x = in.x;
+            if (round_input)
+              for (float& v : x) v = fp16_to_fp32(fp32_to_fp16(v));
+            std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size(), -1.0f);
+            matmul_float_ref(m.w, x.data(), rows, want.data(), 0, n_out);
+            t->flt(m.w, x.data(), rows, got.data(), 0, n_out);
+            ASSERT_EQ(first_bit_mismatch(got, want), "")
+                << "k=" << k << " rows=" << rows << " " << in.name
+                << (sums == FloatSums::kBlocks ? " kBlocks" : " kDouble");
+            std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
+            matmul_float_ref(m.w, x.data(), rows, want_part.data(), 3, 70);
+            t->flt(m.w, x.data(), rows, part.data(), 3, 70);
+            ASSERT_EQ(first_bit_mismatch(part, want_part), "")
+                << "sub-range k=" << k << " rows=" << rows;
+          }
         }
       }
     }

@@ -359,7 +359,47 @@ TEST(Session, Q8_0HeadApproximatesTheFileHead) {
   EXPECT_NE(0, std::memcmp(q8.data(), exact.data(), q8.size() * 4));  // it is not the exact head
   auto bad = head_type_from_name("q4");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("not one of file, q8_0"), std::string::npos);
+  EXPECT_NE(bad.message().find("not one of file, fast, q8_0"), std::string::npos);
+}
+
+// --head-type fast: the same F16 weights and bytes, summed in float per 64-element block
+// (FloatSums kBlocks): logits within float rounding of the exact head's, the same argmax, not
+// the same bits, and the sampled rows verified against the kBlocks scalar reference.
+TEST(Session, FastHeadSumsInFloatBlocks) {
+  test::TempDir dir;
+  const auto path = make_model(dir, "f.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0);
+  const auto exact = logits_of(path, kIds, 2);
+  auto m = Model::load(path, {.head = HeadType::kFast});
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ((*m)->head_type(), HeadType::kFast);
+  EXPECT_EQ((*m)->head().type, gguf::TensorType::F16);
+  EXPECT_EQ((*m)->head().float_sums, kernels::FloatSums::kBlocks);
+  EXPECT_EQ((*m)->token_embd().float_sums, kernels::FloatSums::kDouble);
+  auto f16m = Model::load(path);
+  EXPECT_EQ((*f16m)->head().float_sums, kernels::FloatSums::kDouble);
+  EXPECT_EQ((*m)->decode_weight_bytes(), (*f16m)->decode_weight_bytes());
+  auto s = Session::create(**m, {.n_ctx = 64, .n_threads = 2, .verify_kernels_every = 1});
+  std::vector<float> fast;
+  ASSERT_TRUE((*s)->eval(kIds, true, &fast).ok());
+  ASSERT_EQ(fast.size(), exact.size());
+  const size_t nv = (*m)->config().n_vocab;
+  double max_rel = 0;
+  for (size_t p = 0; p < kIds.size(); ++p) {
+    const auto* a = exact.data() + p * nv;
+    const auto* b = fast.data() + p * nv;
+    EXPECT_EQ(std::max_element(a, a + nv) - a, std::max_element(b, b + nv) - b) << p;
+    double diff = 0, scale = 0;  // largest difference, against the row's largest logit
+    for (size_t i = 0; i < nv; ++i) {
+      diff = std::max(diff, std::fabs(double{a[i]} - b[i]));
+      scale = std::max(scale, std::fabs(double{a[i]}));
+    }
+    max_rel = std::max(max_rel, diff / scale);
+  }
+  std::printf("fast head: largest logit difference %.3g of the row's largest logit\n", max_rel);
+  EXPECT_LT(max_rel, 1e-5);
+  EXPECT_NE(0, std::memcmp(fast.data(), exact.data(), fast.size() * 4));  // not the exact head
+  EXPECT_EQ(head_type_name(HeadType::kFast), "fast");
+  EXPECT_EQ(*head_type_from_name("fast"), HeadType::kFast);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Scalar reference kernels: the specification the SIMD variants are tested against. They decode
 // weights block by block with the format code in src/quant (which pins the layouts) and
 // accumulate exactly as the reference engines define the result.
+#include <algorithm>
 #include <cstring>
 
 #include "core/fp16.h"
@@ -87,29 +88,35 @@ void matmul_ternary_ref(const WeightMatrix& w, const QuantizedActivations& a, fl
   }
 }
 
-// Float weights (F16 / BF16 / F32): each product in float, summed in double in element order,
-// rounded to float at the end. This is ggml's portable vec_dot_f16 / vec_dot_f32; with F16
-// weights and F16-rounded inputs the products are exact, so any summation order in double
-// gives the same float in all but vanishingly rare cases.
+// Float weights (F16 / BF16 / F32): each product in float, summed as w.float_sums says
+// (matmul.h). kDouble is ggml's portable vec_dot_f16 / vec_dot_f32; with F16 weights and
+// F16-rounded inputs the products are exact, so any summation order in double gives the same
+// float in all but vanishingly rare cases.
 void matmul_float_ref(const WeightMatrix& w, const float* x, int64_t rows, float* y,
                       int64_t o_begin, int64_t o_end) {
+  auto weight = [&](const uint8_t* wr, int64_t i) {
+    if (w.type == TensorType::F32) {
+      float v;
+      std::memcpy(&v, wr + 4 * i, 4);
+      return v;
+    }
+    uint16_t h;
+    std::memcpy(&h, wr + 2 * i, 2);
+    return w.type == TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+  };
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * w.k;
     for (int64_t o = o_begin; o < o_end; ++o) {
       const uint8_t* wr = w.row(o);
       double sum = 0.0;
-      if (w.type == TensorType::F32) {
-        for (int64_t i = 0; i < w.k; ++i) {
-          float v;
-          std::memcpy(&v, wr + 4 * i, 4);
-          sum += static_cast<double>(v * xr[i]);
-        }
+      if (w.float_sums == FloatSums::kDouble) {
+        for (int64_t i = 0; i < w.k; ++i) sum += static_cast<double>(weight(wr, i) * xr[i]);
       } else {
-        for (int64_t i = 0; i < w.k; ++i) {
-          uint16_t h;
-          std::memcpy(&h, wr + 2 * i, 2);
-          const float v = w.type == TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
-          sum += static_cast<double>(v * xr[i]);
+        for (int64_t b = 0; b < w.k; b += kFloatSumBlock) {
+          float s = 0.0f;
+          for (int64_t i = b; i < std::min(w.k, b + kFloatSumBlock); ++i)
+            s += weight(wr, i) * xr[i];
+          sum += static_cast<double>(s);
         }
       }
       y[r * w.n_out + o] = static_cast<float>(sum);

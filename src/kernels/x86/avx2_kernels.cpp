@@ -550,16 +550,21 @@ inline void transpose8(__m256* r) {
   }
 }
 
-// G groups of 8 output rows (one per lane) x NA activation rows, each lane adding its float
-// products in double in the reference's order, from transposed 8 x 8 weight blocks (see
-// avx512_kernels.cpp, float_tile). Lanes 0-3 and 4-7 sum in two 4-lane double vectors.
-template <TensorType T, int NA, int G>
+// G groups of 8 output rows (one per lane) x NA activation rows, each lane summing its float
+// products in the reference's order for FloatSums S, from transposed 8 x 8 weight blocks (see
+// avx512_kernels.cpp, float_tile). Lanes 0-3 and 4-7 sum in two 4-lane double vectors; kBlocks
+// first adds the products of each block of kFloatSumBlock elements in a float vector.
+template <TensorType T, FloatSums S, int NA, int G>
 inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
   __m256d lo[NA][G], hi[NA][G];
+  __m256 sf[NA][G];  // kBlocks: the current block's float sums
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) BITNET_UNROLL
-  for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm256_setzero_pd();
+  for (int g = 0; g < G; ++g) {
+    lo[a][g] = hi[a][g] = _mm256_setzero_pd();
+    sf[a][g] = _mm256_setzero_ps();
+  }
   auto block = [&](int64_t i, int n) {
     BITNET_UNROLL
     for (int g = 0; g < G; ++g) {
@@ -580,13 +585,28 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         __m256d sl = lo[a][g], sh = hi[a][g];
+        __m256 s = sf[a][g];
+        auto widen_add = [&](__m256 p) {
+          sl = _mm256_add_pd(sl, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
+          sh = _mm256_add_pd(sh, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+        };
         BITNET_UNROLL
         for (int e = 0; e < 8; ++e) {
           if (e < n) {
             const __m256 p = _mm256_mul_ps(r[e], _mm256_set1_ps(x[a][i + e]));
-            sl = _mm256_add_pd(sl, _mm256_cvtps_pd(_mm256_castps256_ps128(p)));
-            sh = _mm256_add_pd(sh, _mm256_cvtps_pd(_mm256_extractf128_ps(p, 1)));
+            if constexpr (S == FloatSums::kBlocks) {
+              s = _mm256_add_ps(s, p);
+            } else {
+              widen_add(p);
+            }
           }
+        }
+        if constexpr (S == FloatSums::kBlocks) {
+          if ((i + n) % kFloatSumBlock == 0 || i + n == k) {
+            widen_add(s);
+            s = _mm256_setzero_ps();
+          }
+          sf[a][g] = s;
         }
         lo[a][g] = sl;
         hi[a][g] = sh;
@@ -606,7 +626,7 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
   }
 }
 
-template <TensorType T>
+template <TensorType T, FloatSums S>
 void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
                   int64_t o_end) {
   auto row = [&](int64_t o) { return w.row(o); };
@@ -620,7 +640,7 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
       alignas(32) float out[NA * kRows];
-      float_tile<T, NA, G>(wr, xr, w.k, out);
+      float_tile<T, S, NA, G>(wr, xr, w.k, out);
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
         for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * kRows + j];
@@ -631,19 +651,28 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
   for (; r < rows; ++r) run.template operator()<1, 2>(r);
 }
 
-void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
-         int64_t o_end) {
-  if (o_begin >= o_end || rows == 0) return;
+template <FloatSums S>
+void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+                  int64_t o_end) {
   switch (w.type) {
     case TensorType::F32:
-      return float_matmul<TensorType::F32>(w, x, rows, y, o_begin, o_end);
+      return float_matmul<TensorType::F32, S>(w, x, rows, y, o_begin, o_end);
     case TensorType::F16:
-      return float_matmul<TensorType::F16>(w, x, rows, y, o_begin, o_end);
+      return float_matmul<TensorType::F16, S>(w, x, rows, y, o_begin, o_end);
     case TensorType::BF16:
-      return float_matmul<TensorType::BF16>(w, x, rows, y, o_begin, o_end);
+      return float_matmul<TensorType::BF16, S>(w, x, rows, y, o_begin, o_end);
     default:
       return matmul_float_ref(w, x, rows, y, o_begin, o_end);
   }
+}
+
+void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+         int64_t o_end) {
+  if (o_begin >= o_end || rows == 0) return;
+  if (w.float_sums == FloatSums::kBlocks) {
+    return float_matmul<FloatSums::kBlocks>(w, x, rows, y, o_begin, o_end);
+  }
+  return float_matmul<FloatSums::kDouble>(w, x, rows, y, o_begin, o_end);
 }
 
 // F16C's conversion is core/fp16.h's, bit for bit (round to nearest even, NaN payloads kept).

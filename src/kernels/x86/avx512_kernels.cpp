@@ -605,19 +605,25 @@ inline void transpose16(__m512* r) {
 }
 
 // G groups of 16 output rows (one row per lane) x NA activation rows. Each lane runs the
-// reference's loop: sum = 0.0 (double); for i in order: sum += (double)(w[i] * x[i]) (product
-// rounded to float, then added in double); y = (float)sum. So the results are the scalar
+// reference's loop for FloatSums S (matmul.h). kDouble: sum = 0.0 (double); for i in order:
+// sum += (double)(w[i] * x[i]) (product rounded to float, then added in double); y = (float)sum.
+// kBlocks: the products are added in a float vector, which is widened and added to the double
+// sums at the end of every block of kFloatSumBlock elements. So the results are the scalar
 // reference's bits. Weights come in 16 x 16 blocks, transposed so that vector i holds element i
 // of the 16 rows; each transposed block serves all NA activation rows. Lanes 0-7 and 8-15 of a
 // group sum in two 8-lane double vectors; several groups / activation rows keep independent add
 // chains in flight.
-template <TensorType T, int NA, int G>
+template <TensorType T, FloatSums S, int NA, int G>
 inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k, float* out) {
   constexpr int64_t kEs = T == TensorType::F32 ? 4 : 2;
   __m512d lo[NA][G], hi[NA][G];
+  __m512 sf[NA][G];  // kBlocks: the current block's float sums
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) BITNET_UNROLL
-  for (int g = 0; g < G; ++g) lo[a][g] = hi[a][g] = _mm512_setzero_pd();
+  for (int g = 0; g < G; ++g) {
+    lo[a][g] = hi[a][g] = _mm512_setzero_pd();
+    sf[a][g] = _mm512_setzero_ps();
+  }
   auto block = [&](int64_t i, int n, __mmask16 m) {
     BITNET_UNROLL
     for (int g = 0; g < G; ++g) {
@@ -632,15 +638,30 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a) {
         __m512d sl = lo[a][g], sh = hi[a][g];
+        __m512 s = sf[a][g];
+        auto widen_add = [&](__m512 p) {
+          sl = _mm512_add_pd(sl, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
+          sh = _mm512_add_pd(
+              sh,
+              _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+        };
         BITNET_UNROLL
         for (int e = 0; e < 16; ++e) {
           if (e < n) {
             const __m512 p = _mm512_mul_ps(r[e], _mm512_set1_ps(x[a][i + e]));
-            sl = _mm512_add_pd(sl, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-            sh = _mm512_add_pd(
-                sh,
-                _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+            if constexpr (S == FloatSums::kBlocks) {
+              s = _mm512_add_ps(s, p);
+            } else {
+              widen_add(p);
+            }
           }
+        }
+        if constexpr (S == FloatSums::kBlocks) {
+          if ((i + n) % kFloatSumBlock == 0 || i + n == k) {
+            widen_add(s);
+            s = _mm512_setzero_ps();
+          }
+          sf[a][g] = s;
         }
         lo[a][g] = sl;
         hi[a][g] = sh;
@@ -660,7 +681,7 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
   }
 }
 
-template <TensorType T>
+template <TensorType T, FloatSums S>
 void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
                   int64_t o_end) {
   auto row = [&](int64_t o) { return w.row(o); };
@@ -674,7 +695,7 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i) xr[i] = x + (r0 + i) * w.k;
       alignas(64) float out[NA * kRows];
-      float_tile<T, NA, G>(wr, xr, w.k, out);
+      float_tile<T, S, NA, G>(wr, xr, w.k, out);
       BITNET_UNROLL
       for (int i = 0; i < NA; ++i)
         for (int64_t j = 0; j < nw; ++j) y[(r0 + i) * w.n_out + o + j] = out[i * kRows + j];
@@ -685,21 +706,30 @@ void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y,
   for (; r < rows; ++r) run.template operator()<1, 1>(r);
 }
 
+template <FloatSums S>
+void float_matmul(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
+                  int64_t o_end) {
+  switch (w.type) {
+    case TensorType::F32:
+      return float_matmul<TensorType::F32, S>(w, x, rows, y, o_begin, o_end);
+    case TensorType::F16:
+      return float_matmul<TensorType::F16, S>(w, x, rows, y, o_begin, o_end);
+    case TensorType::BF16:
+      return float_matmul<TensorType::BF16, S>(w, x, rows, y, o_begin, o_end);
+    default:
+      return matmul_float_ref(w, x, rows, y, o_begin, o_end);
+  }
+}
+
 void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
          int64_t o_end) {
   if (o_begin >= o_end || rows == 0) return;
   if (w.packed != nullptr && w.type == TensorType::F16)
     return avx512::packed_f16(w, x, rows, y, o_begin, o_end);
-  switch (w.type) {
-    case TensorType::F32:
-      return float_matmul<TensorType::F32>(w, x, rows, y, o_begin, o_end);
-    case TensorType::F16:
-      return float_matmul<TensorType::F16>(w, x, rows, y, o_begin, o_end);
-    case TensorType::BF16:
-      return float_matmul<TensorType::BF16>(w, x, rows, y, o_begin, o_end);
-    default:
-      return matmul_float_ref(w, x, rows, y, o_begin, o_end);
+  if (w.float_sums == FloatSums::kBlocks) {
+    return float_matmul<FloatSums::kBlocks>(w, x, rows, y, o_begin, o_end);
   }
+  return float_matmul<FloatSums::kDouble>(w, x, rows, y, o_begin, o_end);
 }
 
 }  // namespace

@@ -11,9 +11,11 @@
 //   TQ2_0:  sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b), blocks in order;
 //   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
 //
-// F16: lanes are the 16 rows of a tile; each lane runs the reference's loop
+// F16: lanes are the 16 rows of a tile; each lane runs the reference's loop (matmul.h,
+// FloatSums), kDouble:
 //   sum = 0.0 (double); for i in order: sum += (double)(w_i * x_i)  (product rounded to float)
-// in two 8-lane double vectors. Several tiles (decode) or activation rows (prompts) keep eight
+// in two 8-lane double vectors; kBlocks: a float sum per block of 64 elements, widened and added
+// in double at the block's end. Several tiles (decode) or activation rows (prompts) keep
 // independent add chains in flight.
 #include <immintrin.h>
 
@@ -486,13 +488,15 @@ bool all_f16_values(const float* x, int64_t k) {
   return true;
 }
 
-// NT tiles x NA activation rows; out[(a * NT + t) * 16 + lane]. Weights are widened 8 at a time
-// (256-bit VCVTPH2PS, then VCVTPS2PD into a 512-bit double vector): on the machines measured this
-// runs ~1.4x faster than widening 16 at once and splitting the products, with the same operations
-// per lane. kExact (all_f16_values for every row): sum = fma(w, x, sum) in double; otherwise the
-// float product (VMULPS, 8 lanes) is widened and added.
+// NT tiles x NA activation rows; out[(a * NT + t) * 16 + lane], summed as FloatSums kDouble.
+// Weights are widened 8 at a time (256-bit VCVTPH2PS, then VCVTPS2PD into a 512-bit double
+// vector): on the machines measured this runs ~1.4x faster than widening 16 at once and
+// splitting the products, with the same operations per lane. kExact (all_f16_values for every
+// row): sum = fma(w, x, sum) in double; otherwise the float product (VMULPS, 8 lanes) is widened
+// and added.
 template <int NA, int NT, bool kExact>
-inline void f16_tiles(const uint16_t* const* tile, const float* const* x, int64_t k, float* out) {
+inline void f16_tiles_double(const uint16_t* const* tile, const float* const* x, int64_t k,
+                             float* out) {
   __m512d lo[NA][NT], hi[NA][NT];
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) BITNET_UNROLL
@@ -532,10 +536,66 @@ inline void f16_tiles(const uint16_t* const* tile, const float* const* x, int64_
   }
 }
 
+// The same summed as FloatSums kBlocks: one 16-lane float sum per tile and row within each block
+// of kFloatSumBlock elements (one VCVTPH2PS and one FMA per 16 weights), then the block's sums
+// widened and added in double. kExact: the product of two f16 values is exact in float, so
+// fma(w, x, s) rounds once, as s + (float)(w * x) does; otherwise VMULPS then VADDPS.
+template <int NA, int NT, bool kExact>
+inline void f16_tiles_blocks(const uint16_t* const* tile, const float* const* x, int64_t k,
+                             float* out) {
+  __m512d lo[NA][NT], hi[NA][NT];
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int t = 0; t < NT; ++t) lo[a][t] = hi[a][t] = _mm512_setzero_pd();
+  for (int64_t b = 0; b < k; b += kFloatSumBlock) {
+    const int64_t e = std::min(k, b + kFloatSumBlock);
+    __m512 s[NA][NT];
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) s[a][t] = _mm512_setzero_ps();
+    for (int64_t i = b; i < e; ++i) {
+      BITNET_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        const uint16_t* p = tile[t] + i * kPackRows;
+        if (i % 2 == 0) prefetch_ahead(p);
+        const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) {
+          const __m512 xa = _mm512_set1_ps(x[a][i]);
+          s[a][t] = kExact ? _mm512_fmadd_ps(w, xa, s[a][t])
+                           : _mm512_add_ps(s[a][t], _mm512_mul_ps(w, xa));
+        }
+      }
+    }
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      const __m512d sd = _mm512_castps_pd(s[a][t]);
+      lo[a][t] = _mm512_add_pd(lo[a][t], _mm512_cvtps_pd(_mm512_castps512_ps256(s[a][t])));
+      hi[a][t] =
+          _mm512_add_pd(hi[a][t], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(sd, 1))));
+    }
+  }
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) {
+    BITNET_UNROLL
+    for (int t = 0; t < NT; ++t) {
+      _mm256_storeu_ps(out + (a * NT + t) * 16, _mm512_cvtpd_ps(lo[a][t]));
+      _mm256_storeu_ps(out + (a * NT + t) * 16 + 8, _mm512_cvtpd_ps(hi[a][t]));
+    }
+  }
+}
+
 template <int NA, int NT>
-inline void f16_tiles(bool exact, const uint16_t* const* tile, const float* const* x, int64_t k,
-                      float* out) {
-  exact ? f16_tiles<NA, NT, true>(tile, x, k, out) : f16_tiles<NA, NT, false>(tile, x, k, out);
+inline void f16_tiles(FloatSums sums, bool exact, const uint16_t* const* tile,
+                      const float* const* x, int64_t k, float* out) {
+  if (sums == FloatSums::kBlocks) {
+    exact ? f16_tiles_blocks<NA, NT, true>(tile, x, k, out)
+          : f16_tiles_blocks<NA, NT, false>(tile, x, k, out);
+  } else {
+    exact ? f16_tiles_double<NA, NT, true>(tile, x, k, out)
+          : f16_tiles_double<NA, NT, false>(tile, x, k, out);
+  }
 }
 
 }  // namespace
@@ -563,7 +623,7 @@ void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, i
     const bool exact = all_f16_values(x + r * w.k, 4 * w.k);
     for (int64_t t = t0; t < t1; ++t) {
       const uint16_t* tp[1] = {tile_ptr(t)};
-      f16_tiles<4, 1>(exact, tp, xr, w.k, out);
+      f16_tiles<4, 1>(w.float_sums, exact, tp, xr, w.k, out);
       emit(t, 1, r, 4);
     }
   }
@@ -574,12 +634,12 @@ void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, i
     int64_t t = t0;
     for (; t + 4 <= t1; t += 4) {
       const uint16_t* tp[4] = {tile_ptr(t), tile_ptr(t + 1), tile_ptr(t + 2), tile_ptr(t + 3)};
-      f16_tiles<1, 4>(exact, tp, xr, w.k, out);
+      f16_tiles<1, 4>(w.float_sums, exact, tp, xr, w.k, out);
       emit(t, 4, r, 1);
     }
     for (; t < t1; ++t) {
       const uint16_t* tp[1] = {tile_ptr(t)};
-      f16_tiles<1, 1>(exact, tp, xr, w.k, out);
+      f16_tiles<1, 1>(w.float_sums, exact, tp, xr, w.k, out);
       emit(t, 1, r, 1);
     }
   }
