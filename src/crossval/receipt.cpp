@@ -11,9 +11,6 @@
 #include "crossval/sha256.h"
 #include "kernels/dispatch.h"
 
-#ifndef BITNET_GIT_COMMIT
-#define BITNET_GIT_COMMIT "unknown"
-#endif
 #ifndef BITNET_VERSION
 #define BITNET_VERSION "0.1.0"
 #endif
@@ -55,7 +52,9 @@ ordered_json make_receipt(const RunResult& run, const ReceiptContext& ctx) {
   r["schema"] = kReceiptSchema;
   r["schema_version"] = kReceiptSchemaVersion;
   r["kind"] = ctx.kind;
-  r["tool"] = {{"name", "bitnet"}, {"version", BITNET_VERSION}, {"git_commit", BITNET_GIT_COMMIT},
+  r["tool"] = {{"name", "bitnet"},
+               {"version", BITNET_VERSION},
+               {"git_commit", kGitCommit},
                {"source_dir", BITNET_SOURCE_DIR}};
   r["created_at"] = now_utc();
   utsname u{};
@@ -123,7 +122,8 @@ VerifyReport verify_receipt(const json& r, bool check_files) {
     problem("not a JSON object");
     return v;
   }
-  if (r.value("schema", std::string()) != kReceiptSchema) problem("schema is not " + std::string(kReceiptSchema));
+  if (r.value("schema", std::string()) != kReceiptSchema)
+    problem("schema is not " + std::string(kReceiptSchema));
   if (!r.contains("schema_version") || !r["schema_version"].is_number_integer()) {
     problem("schema_version missing");
   } else if (r["schema_version"].get<int>() != kReceiptSchemaVersion) {
@@ -175,14 +175,16 @@ VerifyReport verify_receipt(const json& r, bool check_files) {
       for (const json& p : c.at("positions")) {
         ++n_pos;
         for (const char* k : {"position", "cosine", "l2", "max_abs", "kl", "top1_match"}) {
-          if (!p.contains(k)) problem("case " + c.value("id", std::string("?")) + ": a position lacks " + k);
+          if (!p.contains(k))
+            problem("case " + c.value("id", std::string("?")) + ": a position lacks " + k);
         }
         if (tol.ok()) {
           const bool within = (p.at("top1_match").get<bool>() || !tol->logits_top1) &&
                               p.at("cosine").get<double>() >= tol->logits_min_cosine &&
                               p.at("kl").get<double>() <= tol->logits_max_kl;
           if (within != p.at("passed").get<bool>()) {
-            problem("case " + c.value("id", std::string("?")) + " position " + p.at("position").dump() +
+            problem("case " + c.value("id", std::string("?")) + " position " +
+                    p.at("position").dump() +
                     ": 'passed' disagrees with its metrics and the thresholds");
           }
         }
@@ -190,12 +192,15 @@ VerifyReport verify_receipt(const json& r, bool check_files) {
       }
       const bool passed = c.at("passed").get<bool>();
       if (passed && (!rows_ok || !c.at("token_ids").at("match").get<bool>())) {
-        problem("case " + c.value("id", std::string("?")) + " is marked passed but has failing rows or token ids");
+        problem("case " + c.value("id", std::string("?")) +
+                " is marked passed but has failing rows or token ids");
       }
       all_passed = all_passed && passed;
     }
-    if (r["summary"].at("passed").get<bool>() != all_passed) problem("summary.passed disagrees with the cases");
-    if (r["summary"].at("positions").get<int>() != n_pos) problem("summary.positions disagrees with the cases");
+    if (r["summary"].at("passed").get<bool>() != all_passed)
+      problem("summary.passed disagrees with the cases");
+    if (r["summary"].at("positions").get<int>() != n_pos)
+      problem("summary.positions disagrees with the cases");
     if (!r["summary"].contains("first_divergence")) problem("summary.first_divergence missing");
   } catch (const std::exception& e) {
     problem(std::string("malformed: ") + e.what());

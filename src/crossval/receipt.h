@@ -4,7 +4,8 @@
 // Schema "bitnet.crossval.receipt", schema_version 1 (all keys always present; order as below):
 //   schema, schema_version          "bitnet.crossval.receipt", 1
 //   kind                            "crossval" | "sweep"
-//   tool {name, version, git_commit, source_dir}
+//   tool {name, version, git_commit, source_dir}  git_commit: read at build time, "-dirty"
+//                                   when the tree had uncommitted changes, or "unknown"
 //   created_at                      UTC, ISO 8601 ("2026-01-31T12:00:00Z")
 //   host {cpu, cores, os, kernel_variant}      kernel_variant: our active matmul kernels
 //   model {path, sha256, size_bytes, arch, weight_type, n_layers, n_embd, n_ff, n_heads,
@@ -39,6 +40,9 @@
 #include "crossval/crossval.h"
 
 namespace bitnet::crossval {
+
+// The commit the binary was built from (generated at every build by cmake/GitCommit.cmake).
+extern const char* const kGitCommit;
 
 inline constexpr const char* kReceiptSchema = "bitnet.crossval.receipt";
 inline constexpr int kReceiptSchemaVersion = 1;

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <regex>
 
 #include "crossval/metrics.h"
 #include "crossval/receipt.h"
@@ -112,10 +114,14 @@ TEST(RefNames, SplitPositions) {
 
 RunResult fake_run(bool pass) {
   RunResult run;
-  run.model = {{"path", "/nonexistent/m.gguf"}, {"sha256", std::string(64, 'a')}, {"arch", "bitnet"},
-               {"weight_type", "TQ2_0"}, {"n_layers", 2}};
+  run.model = {{"path", "/nonexistent/m.gguf"},
+               {"sha256", std::string(64, 'a')},
+               {"arch", "bitnet"},
+               {"weight_type", "TQ2_0"},
+               {"n_layers", 2}};
   run.tokenizer = {{"source", "/nonexistent/m.gguf"}};
-  run.reference = {{"library", "/lib/libllama.so"}, {"cpu_variant", "x64"}, {"settings", {{"n_threads", 1}}}};
+  run.reference = {
+      {"library", "/lib/libllama.so"}, {"cpu_variant", "x64"}, {"settings", {{"n_threads", 1}}}};
   CaseResult c;
   c.id = "c0";
   c.c = {"Hello", 2};
@@ -131,7 +137,12 @@ RunResult fake_run(bool pass) {
     c.heat[{p, 0}] = p == 2 && !pass ? 0.5 : 0.0;
   }
   c.passed = pass;
-  if (!pass) c.first_divergence = {{"position", 2}, {"layer", 0}, {"op", "up_proj"}, {"kind", "op"}, {"classification", "real divergence"}};
+  if (!pass)
+    c.first_divergence = {{"position", 2},
+                          {"layer", 0},
+                          {"op", "up_proj"},
+                          {"kind", "op"},
+                          {"classification", "real divergence"}};
   run.cases.push_back(c);
   return run;
 }
@@ -160,6 +171,20 @@ TEST(Receipt, SealVerifyAndCorrupt) {
   seal_receipt(&incons);
   v = verify_receipt(nlohmann::json(incons), false);
   EXPECT_FALSE(v.ok);
+}
+
+// tool.git_commit is the commit generated at build time (cmake/GitCommit.cmake): 40 hex digits
+// (+ "-dirty") when the sources are a git checkout, as in CI's clone, else "unknown".
+TEST(Receipt, GitCommitIsReadAtBuildTime) {
+  const nlohmann::ordered_json r = make_receipt(fake_run(true), ReceiptContext{});
+  const std::string commit = r["tool"]["git_commit"];
+  EXPECT_EQ(commit, kGitCommit);
+  const std::string source_dir = r["tool"]["source_dir"];
+  if (std::filesystem::exists(source_dir + "/.git")) {
+    EXPECT_TRUE(std::regex_match(commit, std::regex("[0-9a-f]{40}(-dirty)?"))) << commit;
+  } else {
+    EXPECT_EQ(commit, "unknown");
+  }
 }
 
 TEST(Report, MarkdownAndHtml) {
