@@ -1,8 +1,15 @@
 // `bitnet chat`: an interactive REPL. Each turn re-renders the conversation with the chat
 // template and evaluates only the tokens past what the KV cache already holds.
+//
+// Tracing (--trace-dir DIR): a turn may re-evaluate positions an earlier turn already traced
+// (the cache is cut back to the prefix the new rendering shares with it), so every turn gets its
+// own trace folder, DIR/turn-001, DIR/turn-002, ...: the positions that turn evaluated, with
+// meta.json's first_position saying where they start and token_ids holding the whole sequence
+// from position 0.
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/command.h"
@@ -16,6 +23,7 @@ namespace {
 struct ChatFlags {
   ModelFlags model;
   SamplingFlags sampling;
+  TraceFlags trace;
   std::string system;
   std::string chat_template;
 };
@@ -35,6 +43,18 @@ int chat(ChatFlags f) {
     const gguf::Value* v = lm->model->file().find("tokenizer.chat_template");
     tmpl = tokenizer::detect_chat_template(v && v->as_string() ? *v->as_string() : "");
   }
+  // Tracing: the base folder of the per-turn traces (--trace-dir, else BITNET_TRACE_DIR).
+  std::string trace_base = f.trace.dir;
+  if (trace_base.empty() && std::getenv("BITNET_TRACE_DIR") != nullptr)
+    trace_base = std::getenv("BITNET_TRACE_DIR");
+  if (trace_base.empty() || !trace::kTraceCompiled) {
+    // No per-turn folders. start() still checks the options: trace options without a folder,
+    // or --trace-dir in a build without tracing, are errors (BITNET_TRACE_DIR only warns).
+    auto none = f.trace.start(*lm);
+    if (!none) return fail(none.error());
+    trace_base.clear();
+  }
+  int turn = 0;
   const bool tty = isatty(STDIN_FILENO) == 1;
   std::fprintf(stderr,
                "bitnet chat: %s, template %s, kernels %s. /reset clears, /exit or EOF quits.\n",
@@ -73,6 +93,17 @@ int chat(ChatFlags f) {
                   std::to_string(lm->session->n_ctx()) + " tokens); /reset or raise --ctx");
     }
     lm->session->truncate(static_cast<int>(common));
+    ++turn;
+    std::unique_ptr<trace::Writer> tracer;
+    if (!trace_base.empty()) {
+      TraceFlags t = f.trace;
+      char name[32];
+      std::snprintf(name, sizeof name, "/turn-%03d", turn);
+      t.dir = trace_base + name;
+      auto w = t.start(*lm);
+      if (!w) return fail(w.error());
+      tracer = std::move(*w);
+    }
     generate::GenerateOptions go;
     go.max_tokens = f.sampling.max_tokens;
     go.sampler = *sampler;
@@ -88,6 +119,11 @@ int chat(ChatFlags f) {
     // Every generated token but the last was evaluated and sits in the cache.
     if (!r->generated.empty())
       cached.insert(cached.end(), r->generated.begin(), r->generated.end() - 1);
+    if (tracer) {
+      auto st = f.trace.finish(tracer.get(), *lm, f.model, cached, static_cast<int>(ids.size()),
+                               static_cast<int>(common));
+      if (!st) return fail(st.error());
+    }
     messages.push_back({"assistant", r->text});
     if (f.model.verbose) {
       std::fprintf(stderr, "[%d prompt tokens (%zu reused), %.1f tok/s decode, stop: %s]\n",
@@ -104,6 +140,7 @@ std::vector<Command> register_chat(CLI::App& app) {
   auto f = std::make_shared<ChatFlags>();
   f->model.add_to(sub);
   f->sampling.add_to(sub);
+  f->trace.add_to(sub);
   sub->add_option("--system", f->system, "System prompt");
   sub->add_option(
       "--chat-template", f->chat_template,

@@ -74,7 +74,7 @@ Result<std::unique_ptr<trace::Writer>> TraceFlags::start(LoadedModel& lm) const 
 }
 
 Status TraceFlags::finish(trace::Writer* w, const LoadedModel& lm, const ModelFlags& mf,
-                          std::span<const int32_t> ids, int n_prompt) const {
+                          std::span<const int32_t> ids, int n_prompt, int first_position) const {
   lm.session->set_trace(nullptr);
   const auto& c = lm.model->config();
   nlohmann::ordered_json meta;
@@ -95,6 +95,7 @@ Status TraceFlags::finish(trace::Writer* w, const LoadedModel& lm, const ModelFl
   meta["model"] = model;
   meta["token_ids"] = std::vector<int32_t>(ids.begin(), ids.end());
   meta["n_prompt"] = n_prompt;
+  meta["first_position"] = first_position;
   meta["settings"] = {{"filter", filter},
                       {"positions", positions.empty() ? "all" : positions},
                       {"kernels", active_kernels()},

@@ -77,9 +77,10 @@ struct TraceFlags {
   void add_to(CLI::App* app);
   // Opens the trace folder and attaches it to lm.session; null when tracing is off.
   Result<std::unique_ptr<trace::Writer>> start(LoadedModel& lm) const;
-  // Writes meta.json (model and its BLAKE3, evaluated token ids, settings) and closes the trace.
+  // Writes meta.json (model and its BLAKE3, the token ids at positions 0.., n_prompt,
+  // first_position: the first position this trace evaluated, settings) and closes the trace.
   Status finish(trace::Writer* writer, const LoadedModel& lm, const ModelFlags& model_flags,
-                std::span<const int32_t> evaluated_ids, int n_prompt) const;
+                std::span<const int32_t> evaluated_ids, int n_prompt, int first_position = 0) const;
 };
 
 // "avx512", the active kernel variant name.

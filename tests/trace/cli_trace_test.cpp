@@ -1,10 +1,11 @@
-// Tracing through the `bitnet` binary: run --trace-dir / BITNET_TRACE_DIR, trace-diff on two
+// Tracing through the `bitnet` binary: run / chat --trace-dir, BITNET_TRACE_DIR, trace-diff on two
 // identical runs and on I2_S vs TQ2_0, trace-show, b3sum on dumped values, and errors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "trace/reader.h"
 #include "trace_test_util.h"
@@ -45,6 +46,44 @@ class TraceCli : public ::testing::Test {
   static test::TempDir* dir_;
 };
 test::TempDir* TraceCli::dir_ = nullptr;
+
+// bitnet chat --trace-dir: one trace folder per turn (a turn re-evaluates positions past the
+// prefix it shares with the cache), each holding exactly the positions that turn evaluated;
+// the replies are the untraced chat's.
+TEST_F(TraceCli, ChatTracesEachTurnInItsOwnFolder) {
+  const std::string tdir = dir_->path("chat");
+  const std::string chat = "printf 'Hello\\nHow are you?\\n/exit\\n' | " + test::bitnet_binary() +
+                           " chat -m " + model("tq2_0") + " -n 4 --greedy -t 2";
+  auto plain = test::run_command(chat);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  auto traced = test::run_command(chat + " --trace-dir " + tdir);
+  ASSERT_EQ(traced.exit_code, 0) << traced.err;
+  EXPECT_EQ(plain.out, traced.out);
+  int prev_end = 0;
+  for (const char* turn : {"turn-001", "turn-002"}) {
+    auto t = trace::read_trace(tdir + "/" + turn);
+    ASSERT_TRUE(t.ok()) << turn << ": " << t.message();
+    const int first = t->meta["first_position"].get<int>();
+    const int n_ids = static_cast<int>(t->meta["token_ids"].size());
+    EXPECT_LE(first, prev_end) << turn << " starts past what the cache held";
+    std::set<int> positions;
+    for (const auto& r : t->records) positions.insert(r.position);
+    ASSERT_FALSE(positions.empty()) << turn;
+    EXPECT_EQ(*positions.begin(), first) << turn;
+    EXPECT_EQ(*positions.rbegin(), n_ids - 1) << turn;
+    EXPECT_EQ(static_cast<int>(positions.size()), n_ids - first) << turn;
+    prev_end = n_ids;
+  }
+  EXPECT_GT(prev_end, 0);
+  auto second = trace::read_trace(tdir + "/turn-002");
+  EXPECT_GT(second->meta["first_position"].get<int>(), 0) << "turn 2 reuses turn 1's prefix";
+  EXPECT_FALSE(fs::exists(tdir + "/turn-003"));
+  // Options without a folder are still refused.
+  auto bad = test::run_command("printf '/exit\\n' | " + test::bitnet_binary() + " chat -m " +
+                               model("tq2_0") + " --trace-positions 0-1");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("need --trace-dir"), std::string::npos) << bad.err;
+}
 
 TEST_F(TraceCli, TracedRunMatchesUntracedAndRecordsEveryPosition) {
   const std::string plain_logits = dir_->path("plain.npy"),
