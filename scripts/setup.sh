@@ -2,7 +2,8 @@
 # One-time (and idempotent) set-up of a fresh Debian 12 machine for building and testing bitnet.
 #
 # 1. Debian packages: compiler, CMake, Ninja, GoogleTest, Google Benchmark, nlohmann-json, CLI11,
-#    BLAKE3's C sources (librust-blake3-dev) and b3sum, node/npm (to fetch the reference), git.
+#    BLAKE3's C sources (librust-blake3-dev) and b3sum, node/npm (to fetch the reference), git,
+#    clang with libFuzzer (scripts/fuzz).
 # 2. The reference engine from npm, pinned by exact version AND sha512 integrity:
 #      node-llama-cpp@3.22.1              -> llama.cpp source bundle (headers, vocab test files)
 #      @node-llama-cpp/linux-x64@3.22.1   -> prebuilt libllama / libggml* shared libraries
@@ -22,6 +23,7 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
   librust-blake3-dev b3sum openssl
+  clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer with ASan / UBSan
 )
 # Headless Chromium renders the crossval HTML report in a test (tests/crossval). It is large;
 # BITNET_SETUP_CHROMIUM=0 skips it (that test then says it was skipped).

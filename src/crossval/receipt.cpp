@@ -115,7 +115,9 @@ void seal_receipt(ordered_json* receipt) {
   (*receipt)["integrity"] = {{"algorithm", "sha256"}, {"digest", integrity_digest(json(*receipt))}};
 }
 
-VerifyReport verify_receipt(const json& r, bool check_files) {
+namespace {
+
+VerifyReport verify_receipt_fields(const json& r, bool check_files) {
   VerifyReport v;
   auto problem = [&](const std::string& s) { v.problems.push_back(s); };
   if (!r.is_object()) {
@@ -223,6 +225,20 @@ VerifyReport verify_receipt(const json& r, bool check_files) {
   }
   v.ok = v.problems.empty();
   return v;
+}
+
+}  // namespace
+
+// Every access to a field of the wrong type throws (nlohmann::json); any such receipt is
+// malformed, which is a finding of the check, not a crash (found by fuzz/fuzz_receipt).
+VerifyReport verify_receipt(const json& r, bool check_files) {
+  try {
+    return verify_receipt_fields(r, check_files);
+  } catch (const std::exception& e) {
+    VerifyReport v;
+    v.problems.push_back(std::string("malformed: ") + e.what());
+    return v;
+  }
 }
 
 Status write_json_file(const std::string& path, const ordered_json& j) {

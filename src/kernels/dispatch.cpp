@@ -1,5 +1,7 @@
 #include "kernels/dispatch.h"
 
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
@@ -35,13 +37,24 @@ std::string_view variant_name(Variant v) {
   return "?";
 }
 
+namespace {
+
+// F16C (CPUID leaf 1, ECX bit 29), read directly: not every compiler's __builtin_cpu_supports
+// knows the name (clang 14 does not).
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+}
+
+}  // namespace
+
 bool cpu_supports(Variant v) {
   switch (v) {
     case Variant::kScalar:
       return true;
     case Variant::kAvx2:
       return avx2_table() != nullptr && __builtin_cpu_supports("avx2") &&
-             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+             __builtin_cpu_supports("fma") && has_f16c();
     case Variant::kAvx512:
       return avx512_table() != nullptr && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&

@@ -145,6 +145,13 @@ Result<Tokenizer> load_hf_json(const std::string& path, const LoadOptions& optio
     }
     n = std::max<size_t>(n, t["id"].get<size_t>() + 1);
   }
+  // Real vocabularies are dense; a few holes are fine, but an id far beyond the entry count
+  // would make us allocate placeholders for every id below it (found by fuzz/).
+  const size_t entries = model["vocab"].size() + added.size();
+  if (n > 2 * entries + 1024) {
+    return make_error("%s: token ids leave too many gaps (highest id %zu for %zu tokens)",
+                      path.c_str(), n - 1, entries);
+  }
   spec.tokens.resize(n);
   std::vector<bool> filled(n, false);
   for (const auto& [text, id] : model["vocab"].items()) {

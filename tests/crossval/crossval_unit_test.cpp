@@ -171,6 +171,20 @@ TEST(Receipt, SealVerifyAndCorrupt) {
   seal_receipt(&incons);
   v = verify_receipt(nlohmann::json(incons), false);
   EXPECT_FALSE(v.ok);
+
+  // Fields of the wrong type are a finding, not an exception (from fuzz/: "schema" as an
+  // object used to throw out of the check).
+  for (const char* key : {"schema", "integrity"}) {
+    nlohmann::json odd = j;
+    odd[key] = key == std::string("schema") ? nlohmann::json::object() : nlohmann::json(7);
+    VerifyReport w;
+    ASSERT_NO_THROW(w = verify_receipt(odd, false)) << key;
+    EXPECT_FALSE(w.ok) << key;
+    EXPECT_FALSE(w.problems.empty()) << key;
+  }
+  nlohmann::json odd = j;
+  odd["integrity"]["algorithm"] = nlohmann::json::array();
+  EXPECT_FALSE(verify_receipt(odd, false).ok);
 }
 
 // tool.git_commit is the commit generated at build time (cmake/GitCommit.cmake): 40 hex digits

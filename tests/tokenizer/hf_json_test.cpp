@@ -165,6 +165,14 @@ TEST(HfJson, ErrorsAreReported) {
   EXPECT_NE(r.message().find("unsupported pre-tokenizer regex"), std::string::npos);
   EXPECT_FALSE(Tokenizer::load((dir / "missing.json").string()).ok());
   EXPECT_FALSE(Tokenizer::load((dir / "missing.gguf").string()).ok());
+  // An id far past the entries (from fuzz/: it made the loader allocate ~444M placeholders).
+  json sparse = {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}}}, {"merges", {"a b"}}}},
+                 {"pre_tokenizer", {{"type", "ByteLevel"}}},
+                 {"added_tokens", {{{"id", 444444446}, {"content", "<s>"}, {"special", true}}}}};
+  write(dir / "sparse.json", sparse);
+  auto sp = Tokenizer::load((dir / "sparse.json").string());
+  ASSERT_FALSE(sp.ok());
+  EXPECT_NE(sp.message().find("too many gaps"), std::string::npos) << sp.message();
   fs::remove_all(dir);
 }
 

@@ -20,8 +20,10 @@
 
 // GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
 // warnings wherever they are inlined; the value is never read.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #include <cstdint>
 #include <cstring>
@@ -51,13 +53,6 @@ inline int32_t hsum8_epi32(__m256i v) {
   x = _mm_add_epi32(x, _mm_unpackhi_epi64(x, x));
   x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
   return _mm_cvtsi128_si32(x);
-}
-
-inline float hsum8(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
 }
 
 inline __m256 abs_ps(__m256 v) {

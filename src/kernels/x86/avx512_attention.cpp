@@ -8,8 +8,10 @@
 // (double)(p_j * v_ji): the reference's loop with the dimensions side by side.
 #include <immintrin.h>
 
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #include <cstdint>
 

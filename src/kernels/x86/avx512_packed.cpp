@@ -23,8 +23,10 @@
 
 // GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
 // wherever an extract is inlined; the value is never read.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 
 #include <algorithm>
 #include <cstdint>
