@@ -24,13 +24,6 @@ void write(const fs::path& p, const std::vector<uint8_t>& b) {
   write(p, std::string(b.begin(), b.end()));
 }
 
-// key = array of strings (GGUF type 9 of type 8).
-GgufBytes& kv_strings(GgufBytes& g, const std::string& key, const std::vector<std::string>& v) {
-  g.str(key).u32(9).u32(8).u64(v.size());
-  for (const auto& s : v) g.str(s);
-  return g;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -42,9 +35,13 @@ int main(int argc, char** argv) {
 
   // GGUF: metadata and two tensors (TQ2_0, I2_S), as the reader's own fuzz test starts from.
   GgufBytes a = GgufBytes().header(2, 3);
-  a.kv_str("general.architecture", "bitnet").kv_u32("general.alignment", 32);
-  kv_strings(a, "arr", {"x", "yy"});
-  a.tensor("a", {256}, 35, 0).tensor("b", {128, 2}, 36, 96).align().zeros(96 + 96);
+  a.kv_str("general.architecture", "bitnet")
+      .kv_u32("general.alignment", 32)
+      .kv_strs("arr", {"x", "yy"})
+      .tensor("a", {256}, 35, 0)
+      .tensor("b", {128, 2}, 36, 96)
+      .align()
+      .zeros(96 + 96);
   // A model's configuration keys and a four-token byte-level vocabulary with one merge.
   GgufBytes b = GgufBytes().header(1, 9);
   b.kv_str("general.architecture", "bitnet")
@@ -53,10 +50,12 @@ int main(int argc, char** argv) {
       .kv_u32("bitnet.feed_forward_length", 512)
       .kv_u32("bitnet.attention.head_count", 4)
       .kv_u32("bitnet.context_length", 64)
-      .kv_str("tokenizer.ggml.model", "gpt2");
-  kv_strings(b, "tokenizer.ggml.tokens", {"a", "b", "ab", "<s>"});
-  kv_strings(b, "tokenizer.ggml.merges", {"a b"});
-  b.tensor("token_embd.weight", {256, 4}, 1, 0).align().zeros(256 * 4 * 2);
+      .kv_str("tokenizer.ggml.model", "gpt2")
+      .kv_strs("tokenizer.ggml.tokens", {"a", "b", "ab", "<s>"})
+      .kv_strs("tokenizer.ggml.merges", {"a b"})
+      .tensor("token_embd.weight", {256, 4}, 1, 0)
+      .align()
+      .zeros(256 * 4 * 2);
   for (const auto& [name, g] : {std::pair{"tensors.gguf", a}, std::pair{"model.gguf", b}}) {
     if (!bitnet::gguf::File::parse(g.b).ok()) {
       std::fprintf(stderr, "fuzz_seeds: seed %s does not parse\n", name);

@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <iostream>
 
 #include "cli/command.h"
@@ -44,9 +43,7 @@ int chat(ChatFlags f) {
     tmpl = tokenizer::detect_chat_template(v && v->as_string() ? *v->as_string() : "");
   }
   // Tracing: the base folder of the per-turn traces (--trace-dir, else BITNET_TRACE_DIR).
-  std::string trace_base = f.trace.dir;
-  if (trace_base.empty() && std::getenv("BITNET_TRACE_DIR") != nullptr)
-    trace_base = std::getenv("BITNET_TRACE_DIR");
+  std::string trace_base = f.trace.folder();
   if (trace_base.empty() || !trace::kTraceCompiled) {
     // No per-turn folders. start() still checks the options: trace options without a folder,
     // or --trace-dir in a build without tracing, are errors (BITNET_TRACE_DIR only warns).

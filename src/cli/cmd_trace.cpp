@@ -33,13 +33,15 @@ void TraceFlags::add_to(CLI::App* app) {
       "Also write one <t0_blk0_attn_norm>.trace JSON file per point (older scripts' layout)");
 }
 
+std::string TraceFlags::folder() const {
+  if (!dir.empty()) return dir;
+  const char* env = std::getenv("BITNET_TRACE_DIR");
+  return env != nullptr ? env : "";
+}
+
 Result<std::unique_ptr<trace::Writer>> TraceFlags::start(LoadedModel& lm) const {
-  std::string folder = dir;
-  const bool from_env = folder.empty();
-  if (from_env) {
-    const char* env = std::getenv("BITNET_TRACE_DIR");
-    if (env != nullptr) folder = env;
-  }
+  const std::string folder = this->folder();
+  const bool from_env = dir.empty();
   if (folder.empty()) {
     if (!filter.empty() || !positions.empty() || values || seed_layout) {
       return make_error(

@@ -75,6 +75,8 @@ struct TraceFlags {
   bool seed_layout = false;
 
   void add_to(CLI::App* app);
+  // The trace folder asked for: --trace-dir, else BITNET_TRACE_DIR, else "" (tracing off).
+  std::string folder() const;
   // Opens the trace folder and attaches it to lm.session; null when tracing is off.
   Result<std::unique_ptr<trace::Writer>> start(LoadedModel& lm) const;
   // Writes meta.json (model and its BLAKE3, the token ids at positions 0.., n_prompt,

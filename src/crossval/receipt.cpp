@@ -117,12 +117,12 @@ void seal_receipt(ordered_json* receipt) {
 
 namespace {
 
-VerifyReport verify_receipt_fields(const json& r, bool check_files) {
-  VerifyReport v;
+// The checks, adding to v; a field of the wrong type throws (see verify_receipt).
+void check_receipt(const json& r, bool check_files, VerifyReport& v) {
   auto problem = [&](const std::string& s) { v.problems.push_back(s); };
   if (!r.is_object()) {
     problem("not a JSON object");
-    return v;
+    return;
   }
   if (r.value("schema", std::string()) != kReceiptSchema)
     problem("schema is not " + std::string(kReceiptSchema));
@@ -146,7 +146,7 @@ VerifyReport verify_receipt_fields(const json& r, bool check_files) {
       problem(std::string("\"") + key + "\" has the wrong type");
     }
   }
-  if (!v.problems.empty()) return v;
+  if (!v.problems.empty()) return;
   // Integrity.
   const json& integ = r["integrity"];
   if (integ.value("algorithm", std::string()) != "sha256") {
@@ -155,58 +155,54 @@ VerifyReport verify_receipt_fields(const json& r, bool check_files) {
     problem("integrity digest mismatch: the receipt was modified after it was written");
   }
   // Fields.
-  try {
-    for (const char* k : {"path", "sha256"}) {
-      if (!r["model"][k].is_string() || r["model"][k].get<std::string>().empty()) {
-        problem(std::string("model.") + k + " missing");
-      }
+  for (const char* k : {"path", "sha256"}) {
+    if (!r["model"][k].is_string() || r["model"][k].get<std::string>().empty()) {
+      problem(std::string("model.") + k + " missing");
     }
-    if (r["model"]["sha256"].is_string() && r["model"]["sha256"].get<std::string>().size() != 64) {
-      problem("model.sha256 is not a SHA-256 hex digest");
-    }
-    for (const char* k : {"library", "cpu_variant", "settings"}) {
-      if (!r["reference"].contains(k)) problem(std::string("reference.") + k + " missing");
-    }
-    auto tol = Tolerances::from_json(r["thresholds"]);
-    if (!tol.ok()) problem(tol.message());
-    // Consistency: summary vs cases vs rows.
-    bool all_passed = !r["cases"].empty();
-    int n_pos = 0;
-    for (const json& c : r["cases"]) {
-      bool rows_ok = true;
-      for (const json& p : c.at("positions")) {
-        ++n_pos;
-        for (const char* k : {"position", "cosine", "l2", "max_abs", "kl", "top1_match"}) {
-          if (!p.contains(k))
-            problem("case " + c.value("id", std::string("?")) + ": a position lacks " + k);
-        }
-        if (tol.ok()) {
-          const bool within = (p.at("top1_match").get<bool>() || !tol->logits_top1) &&
-                              p.at("cosine").get<double>() >= tol->logits_min_cosine &&
-                              p.at("kl").get<double>() <= tol->logits_max_kl;
-          if (within != p.at("passed").get<bool>()) {
-            problem("case " + c.value("id", std::string("?")) + " position " +
-                    p.at("position").dump() +
-                    ": 'passed' disagrees with its metrics and the thresholds");
-          }
-        }
-        rows_ok = rows_ok && p.at("passed").get<bool>();
-      }
-      const bool passed = c.at("passed").get<bool>();
-      if (passed && (!rows_ok || !c.at("token_ids").at("match").get<bool>())) {
-        problem("case " + c.value("id", std::string("?")) +
-                " is marked passed but has failing rows or token ids");
-      }
-      all_passed = all_passed && passed;
-    }
-    if (r["summary"].at("passed").get<bool>() != all_passed)
-      problem("summary.passed disagrees with the cases");
-    if (r["summary"].at("positions").get<int>() != n_pos)
-      problem("summary.positions disagrees with the cases");
-    if (!r["summary"].contains("first_divergence")) problem("summary.first_divergence missing");
-  } catch (const std::exception& e) {
-    problem(std::string("malformed: ") + e.what());
   }
+  if (r["model"]["sha256"].is_string() && r["model"]["sha256"].get<std::string>().size() != 64) {
+    problem("model.sha256 is not a SHA-256 hex digest");
+  }
+  for (const char* k : {"library", "cpu_variant", "settings"}) {
+    if (!r["reference"].contains(k)) problem(std::string("reference.") + k + " missing");
+  }
+  auto tol = Tolerances::from_json(r["thresholds"]);
+  if (!tol.ok()) problem(tol.message());
+  // Consistency: summary vs cases vs rows.
+  bool all_passed = !r["cases"].empty();
+  int n_pos = 0;
+  for (const json& c : r["cases"]) {
+    bool rows_ok = true;
+    for (const json& p : c.at("positions")) {
+      ++n_pos;
+      for (const char* k : {"position", "cosine", "l2", "max_abs", "kl", "top1_match"}) {
+        if (!p.contains(k))
+          problem("case " + c.value("id", std::string("?")) + ": a position lacks " + k);
+      }
+      if (tol.ok()) {
+        const bool within = (p.at("top1_match").get<bool>() || !tol->logits_top1) &&
+                            p.at("cosine").get<double>() >= tol->logits_min_cosine &&
+                            p.at("kl").get<double>() <= tol->logits_max_kl;
+        if (within != p.at("passed").get<bool>()) {
+          problem("case " + c.value("id", std::string("?")) + " position " +
+                  p.at("position").dump() +
+                  ": 'passed' disagrees with its metrics and the thresholds");
+        }
+      }
+      rows_ok = rows_ok && p.at("passed").get<bool>();
+    }
+    const bool passed = c.at("passed").get<bool>();
+    if (passed && (!rows_ok || !c.at("token_ids").at("match").get<bool>())) {
+      problem("case " + c.value("id", std::string("?")) +
+              " is marked passed but has failing rows or token ids");
+    }
+    all_passed = all_passed && passed;
+  }
+  if (r["summary"].at("passed").get<bool>() != all_passed)
+    problem("summary.passed disagrees with the cases");
+  if (r["summary"].at("positions").get<int>() != n_pos)
+    problem("summary.positions disagrees with the cases");
+  if (!r["summary"].contains("first_divergence")) problem("summary.first_divergence missing");
   if (check_files && v.problems.empty()) {
     const std::string path = r["model"]["path"].get<std::string>();
     std::error_code ec;
@@ -223,8 +219,6 @@ VerifyReport verify_receipt_fields(const json& r, bool check_files) {
       v.notes.push_back("model file " + path + " not present: hash not re-checked");
     }
   }
-  v.ok = v.problems.empty();
-  return v;
 }
 
 }  // namespace
@@ -232,13 +226,14 @@ VerifyReport verify_receipt_fields(const json& r, bool check_files) {
 // Every access to a field of the wrong type throws (nlohmann::json); any such receipt is
 // malformed, which is a finding of the check, not a crash (found by fuzz/fuzz_receipt).
 VerifyReport verify_receipt(const json& r, bool check_files) {
+  VerifyReport v;
   try {
-    return verify_receipt_fields(r, check_files);
+    check_receipt(r, check_files, v);
   } catch (const std::exception& e) {
-    VerifyReport v;
     v.problems.push_back(std::string("malformed: ") + e.what());
-    return v;
   }
+  v.ok = v.problems.empty();
+  return v;
 }
 
 Status write_json_file(const std::string& path, const ordered_json& j) {

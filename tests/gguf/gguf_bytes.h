@@ -32,6 +32,12 @@ struct GgufBytes {
   // key + u32 value
   GgufBytes& kv_u32(const std::string& key, uint32_t v) { return str(key).u32(4).u32(v); }
   GgufBytes& kv_str(const std::string& key, const std::string& v) { return str(key).u32(8).str(v); }
+  // key + array of strings
+  GgufBytes& kv_strs(const std::string& key, const std::vector<std::string>& v) {
+    str(key).u32(9).u32(8).u64(v.size());
+    for (const auto& s : v) str(s);
+    return *this;
+  }
   // tensor info: name, dims, type, offset
   GgufBytes& tensor(const std::string& name, std::vector<uint64_t> dims, uint32_t type,
                     uint64_t offset) {

@@ -143,7 +143,7 @@ TEST(GgufFuzz, RandomMutationsNeverCrash) {
   GgufBytes g = valid_prefix(2, 3)
                     .kv_str("general.architecture", "bitnet")
                     .kv_u32("general.alignment", 32)
-                    .str("arr").u32(9).u32(8).u64(2).str("x").str("yy")
+                    .kv_strs("arr", {"x", "yy"})
                     .tensor("a", {256}, 35, 0)
                     .tensor("b", {128, 2}, 36, 96)
                     .align()

@@ -43,11 +43,6 @@ inline __m512 join(__m512d lo, __m512d hi) {
                          _mm256_castps_pd(_mm512_cvtpd_ps(hi)), 1));
 }
 
-inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
-inline __m512d hi_pd(__m512 v) {
-  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-}
-
 // NB blocks of 16 positions starting at j0.
 template <bool F16, int NB>
 inline void score_blocks(const AttentionHead& a, int64_t j0, float* s) {

@@ -642,10 +642,8 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
         __m512d sl = lo[a][g], sh = hi[a][g];
         __m512 s = sf[a][g];
         auto widen_add = [&](__m512 p) {
-          sl = _mm512_add_pd(sl, _mm512_cvtps_pd(_mm512_castps512_ps256(p)));
-          sh = _mm512_add_pd(
-              sh,
-              _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1))));
+          sl = _mm512_add_pd(sl, avx512::lo_pd(p));
+          sh = _mm512_add_pd(sh, avx512::hi_pd(p));
         };
         BITNET_UNROLL
         for (int e = 0; e < 16; ++e) {

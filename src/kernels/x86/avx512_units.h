@@ -3,12 +3,21 @@
 // and the attention products of kernels/attention.h. Bit-exact with the scalar references.
 #pragma once
 
+#include <immintrin.h>
+
 #include <cstdint>
 
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 
 namespace bitnet::kernels::avx512 {
+
+// Lanes 0-7 and 8-15 of a float vector widened to double: the sums the kernels keep in double
+// (the scalar references' `sum += (double)...`) run in two 8-lane vectors.
+inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
+inline __m512d hi_pd(__m512 v) {
+  return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
 
 // I2_S / TQ2_0 with w.packed set; rows [o_begin, o_end) of every activation row.
 void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
