@@ -1,5 +1,6 @@
 #include "core/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace bitnet {
@@ -58,6 +59,15 @@ void ThreadPool::drain(int index) {
   }
 }
 
+void ThreadPool::warm(Range r, uint32_t seen) {
+  constexpr size_t kStep = 4096;  // between checks for the next job
+  for (size_t at = 0; at < r.bytes; at += kStep) {
+    if (generation_.load(std::memory_order_relaxed) != seen) return;
+    const size_t end = std::min(r.bytes, at + kStep);
+    for (size_t l = at; l < end; l += 64) __builtin_prefetch(r.p + l, 0, 2);
+  }
+}
+
 uint32_t ThreadPool::wait_for_job(uint32_t seen) {
   const auto deadline = Clock::now() + std::chrono::microseconds(spin_micros_);
   for (uint32_t spins = 1;; ++spins) {
@@ -85,7 +95,9 @@ void ThreadPool::worker_loop(int index) {
     if (stop_.load(std::memory_order_relaxed)) return;
     seen = g;
     drain(index);
+    const Range ahead = shares_[static_cast<size_t>(index)].warm;  // before run() resets it
     pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    if (ahead.bytes > 0) warm(ahead, seen);
   }
 }
 
@@ -99,8 +111,8 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& fn) {
   n_chunks_ = n_chunks;
   for (int i = 0; i < n_threads_; ++i) {
     Share& s = shares_[static_cast<size_t>(i)];
-    s.next.store(n_chunks * i / n_threads_, std::memory_order_relaxed);
-    s.end = n_chunks * (i + 1) / n_threads_;
+    s.next.store(share_begin(n_chunks, i, n_threads_), std::memory_order_relaxed);
+    s.end = share_begin(n_chunks, i + 1, n_threads_);
   }
   pending_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
@@ -113,6 +125,7 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& fn) {
   for (uint32_t spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins)
     backoff(spins);
   job_ = nullptr;
+  for (int i = 0; i < n_threads_; ++i) shares_[static_cast<size_t>(i)].warm = Range{};
 }
 
 }  // namespace bitnet

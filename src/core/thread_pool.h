@@ -40,9 +40,29 @@ class ThreadPool {
   // instead of hopping between chunks interleaved with the other threads'.
   void run(int64_t n_chunks, const std::function<void(int64_t chunk)>& fn);
 
+  // The first chunk of thread i's share in a job of n_chunks (as run() splits them).
+  static int64_t share_begin(int64_t n_chunks, int i, int n_threads) {
+    return n_chunks * i / n_threads;
+  }
+
+  // Memory worker i reads ahead into its caches once it runs out of chunks of the next job
+  // (run() call), until the job after that starts: the leading weights of its share of the
+  // matrix that comes next, fetched while the caller does the serial work in between, when
+  // memory would otherwise sit idle. Only a hint: it changes no result. Set between jobs, by
+  // the caller; each run() that starts workers consumes the hints.
+  struct Range {
+    const uint8_t* p = nullptr;
+    size_t bytes = 0;
+  };
+  void warm_after_next_job(int i, Range r) {
+    if (i > 0 && i < n_threads_) shares_[static_cast<size_t>(i)].warm = r;
+  }
+
  private:
   void worker_loop(int index);
   void drain(int index);
+  // Prefetches r into this core's caches, stopping early once a job after `seen` starts.
+  void warm(Range r, uint32_t seen);
   // Spins until generation_ != seen or the spin time runs out; returns the generation seen.
   uint32_t wait_for_job(uint32_t seen);
 
@@ -58,6 +78,7 @@ class ThreadPool {
   struct alignas(64) Share {
     std::atomic<int64_t> next{0};
     int64_t end = 0;
+    Range warm;
   };
   std::unique_ptr<Share[]> shares_;
   alignas(64) std::atomic<uint32_t> generation_{0};

@@ -9,5 +9,8 @@ void swiglu(int64_t n, float* y, const float* x, const float* g) {
   active_table().swiglu(n, y, x, g);
 }
 void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y) { active_table().to_f16(x, n, y); }
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  active_table().rms_norm(x, w, n, eps, y);
+}
 
 }  // namespace bitnet::kernels

@@ -25,6 +25,7 @@ struct KernelTable {
   void (*values)(const AttentionHead& a, const float* p, float* out);
   void (*swiglu)(int64_t n, float* y, const float* x, const float* g);
   void (*to_f16)(const float* x, int64_t n, uint16_t* y);
+  void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y);
 };
 
 const KernelTable& scalar_table();

@@ -6,6 +6,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/kernel_table.h"
+#include "kernels/packed.h"
 
 namespace bitnet::kernels {
 namespace {
@@ -37,7 +38,43 @@ void split_rows(const WeightMatrix& w, ThreadPool* pool, const Fn& fn) {
   }
 }
 
+// Bytes per output row of the stream the kernels read. Packed layouts (packed.h, q8_0_head.h)
+// keep each tile's codes (ternary: 2 bits, Q8_0: 1 byte per element) or F16 values together,
+// tile after tile, with any block scales after all of them; chunk starts are whole tiles.
+int64_t stream_row_bytes(const WeightMatrix& w) {
+  if (w.packed == nullptr || w.type == gguf::TensorType::F16) return w.row_bytes();
+  return w.type == gguf::TensorType::Q8_0 ? w.k : w.k / 4;
+}
+
+ByteRange rows_from(const WeightMatrix& w, int64_t r, size_t max_bytes) {
+  const int64_t per_row = stream_row_bytes(w);
+  const uint8_t* base = w.packed != nullptr ? w.packed : w.data;
+  const auto left = static_cast<size_t>((w.n_out - r) * per_row);
+  return {base + r * per_row, std::min(left, max_bytes)};
+}
+
 }  // namespace
+
+ByteRange share_start(std::span<const TernaryProduct> products, int i, int n_threads,
+                      size_t max_bytes) {
+  int64_t n_chunks = 0;
+  for (const TernaryProduct& p : products) {
+    const int64_t rows = rows_per_chunk(*p.w);
+    n_chunks += (p.w->n_out + rows - 1) / rows;
+  }
+  int64_t c = ThreadPool::share_begin(n_chunks, i, n_threads);
+  for (const TernaryProduct& p : products) {
+    const int64_t rows = rows_per_chunk(*p.w), chunks = (p.w->n_out + rows - 1) / rows;
+    if (c < chunks) return rows_from(*p.w, c * rows, max_bytes);
+    c -= chunks;
+  }
+  return {};
+}
+
+ByteRange share_start(const WeightMatrix& w, int i, int n_threads, size_t max_bytes) {
+  const int64_t rows = rows_per_chunk(w), n_chunks = (w.n_out + rows - 1) / rows;
+  return rows_from(w, ThreadPool::share_begin(n_chunks, i, n_threads) * rows, max_bytes);
+}
 
 void quantize_activations(ActQuant kind, const float* x, int64_t rows, int64_t k,
                           QuantizedActivations* out) {

@@ -93,6 +93,15 @@ Status verify_swiglu(const float* x, const float* g, const float* got, int64_t n
   return {};
 }
 
+Status verify_rms_norm(const float* x, const float* w, int64_t n, float eps, const float* got) {
+  std::vector<float> want(static_cast<size_t>(n));
+  rms_norm_ref(x, w, n, eps, want.data());
+  for (int64_t i = 0; i < n; ++i) {
+    if (!same_bits(got[i], want[i])) return mismatch("RMSNorm", i, got[i], want[i]);
+  }
+  return {};
+}
+
 Status verify_to_f16(const float* x, const uint16_t* got, int64_t n, int64_t got_stride) {
   std::vector<uint16_t> want(static_cast<size_t>(n));
   fp32_to_fp16_row_ref(x, n, want.data());

@@ -1,8 +1,8 @@
 // --verify-kernels: recomputes samples of what the SIMD kernels computed with the scalar
 // references and compares bit for bit (every variant is specified to be bit-exact with them): a
-// few output rows of each product, one row of each activation quantization, a window of each
-// SwiGLU and f16 conversion, one head of each attention. A mismatch means a broken SIMD path on
-// this CPU, which should stop the run rather than produce garbage.
+// few output rows of each product, one row of each activation quantization and RMSNorm, a window
+// of each SwiGLU and f16 conversion, one head of each attention. A mismatch means a broken SIMD
+// path on this CPU, which should stop the run rather than produce garbage.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,9 @@ Status verify_quantized(const float* x, int64_t rows, int64_t k, const Quantized
 // got[i] for i < n: the dispatched SwiGLU of x[i], g[i] where i lies in whole groups of 4 of the
 // full call (ggml_math.h: the tail of fewer than 4 takes another formula).
 Status verify_swiglu(const float* x, const float* g, const float* got, int64_t n);
+
+// got[i] for i < n: the dispatched RMSNorm of the row x with weights w.
+Status verify_rms_norm(const float* x, const float* w, int64_t n, float eps, const float* got);
 
 // got[i * got_stride] for i < n: the dispatched f16 conversion of x[i].
 Status verify_to_f16(const float* x, const uint16_t* got, int64_t n, int64_t got_stride);

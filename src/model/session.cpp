@@ -177,21 +177,15 @@ void Session::apply_head(float* fin, int n_rows, float* out) {
   kernels::matmul_float(head, fin, n_rows, out, &pool_);
 }
 
-// RMSNorm as ggml computes it: sum of float squares accumulated in double, mean rounded to
-// float, scale = 1 / sqrtf(mean + eps), y = (x * scale) * w.
+// RMSNorm as ggml computes it (kernels/elementwise.h).
 void Session::rms_norm_rows(const float* x, const std::vector<float>& w, int n_rows, int64_t dim,
                             float* out) {
   for_rows(n_rows, [&](int r0, int r1) {
-    for (int r = r0; r < r1; ++r) {
-      const float* xr = x + r * dim;
-      float* yr = out + r * dim;
-      double sum = 0.0;
-      for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(xr[i] * xr[i]);
-      const float mean = static_cast<float>(sum / static_cast<double>(dim));
-      const float scale = 1.0f / std::sqrt(mean + c_.rms_eps);
-      for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] * scale) * w[i];
-    }
+    for (int r = r0; r < r1; ++r)
+      kernels::rms_norm(x + r * dim, w.data(), dim, c_.rms_eps, out + r * dim);
   });
+  if (verify_now_ && verify_status_.ok())  // --verify-kernels: the first row
+    verify_status_ = kernels::verify_rms_norm(x, w.data(), dim, c_.rms_eps, out);
 }
 
 void Session::add_rows(float* x, const float* y, int n_rows, int64_t dim) {
@@ -263,6 +257,28 @@ void Session::verify_product(const kernels::WeightMatrix& w, const kernels::Quan
                              const float* x, int n_rows, const float* out, int salt) {
   if (!verify_status_.ok()) return;  // keep the first failure
   verify_status_ = kernels::verify_sample_rows(w, a, x, n_rows, out, static_cast<uint64_t>(salt));
+}
+
+void Session::warm_next(std::initializer_list<const Projection*> next) {
+  // Half a core's L2 (2 MiB on the machines measured): a decode step's serial stretches last
+  // 5-25 us, in which one core fetches ~100-400 KiB; a worker stops at the next job anyway.
+  constexpr size_t kWarmBytes = 512 * 1024;
+  const int n = pool_.size();
+  auto hint = [&](auto&& range_of) {
+    for (int i = 1; i < n; ++i) {
+      const kernels::ByteRange r = range_of(i);
+      pool_.warm_after_next_job(i, {r.p, r.bytes});
+    }
+  };
+  if (next.size() == 0) {
+    hint([&](int i) { return kernels::share_start(model_.head(), i, n, kWarmBytes); });
+    return;
+  }
+  if (!kernels::is_ternary((*next.begin())->w.type)) return;  // float projections: no hint
+  kernels::TernaryProduct products[kernels::kMaxFusedProducts];
+  size_t k = 0;
+  for (const Projection* p : next) products[k++] = {&p->w, nullptr};
+  hint([&](int i) { return kernels::share_start(std::span(products, k), i, n, kWarmBytes); });
 }
 
 void Session::rope_rows(float* x, int n_rows, int n_heads, int first_pos) const {
@@ -451,6 +467,7 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     // Attention.
     rms_norm_rows(x, L.attn_norm, n, d, h);
     trace_rows(Op::kAttnNorm, l, h, n, d, p0);
+    warm_next({&L.o});
     project(h, n, {{&L.q, q}, {&L.k, k}, {&L.v, v}}, p0, l, Op::kAttnNorm);
     trace_rows(Op::kQProj, l, q, n, d, p0);
     trace_rows(Op::kKProj, l, k, n, dkv, p0);
@@ -462,10 +479,12 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     trace_rows(Op::kQRope, l, q, n, d, p0);
     trace_rows(Op::kKRope, l, k, n, dkv, p0);
     store_kv(l, k, v, n, p0);
+    warm_next({&L.o});
     attention(l, q, n, p0, att);
     trace_rows(Op::kAttnOut, l, att, n, d, p0);
     rms_norm_rows(att, L.attn_sub_norm, n, d, h);
     trace_rows(Op::kAttnSubNorm, l, h, n, d, p0);
+    warm_next({&L.gate, &L.up});
     project(h, n, {{&L.o, tmp}}, p0, l, Op::kAttnSubNorm);
     trace_rows(Op::kOProj, l, tmp, n, d, p0);
     add_rows(x, tmp, n, d);
@@ -474,6 +493,7 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     // Feed-forward.
     rms_norm_rows(x, L.ffn_norm, n, d, h);
     trace_rows(Op::kFfnNorm, l, h, n, d, p0);
+    warm_next({&L.down});
     project(h, n, {{&L.gate, gate}, {&L.up, up}}, p0, l, Op::kFfnNorm);
     trace_rows(Op::kGateProj, l, gate, n, f, p0);
     trace_rows(Op::kUpProj, l, up, n, f, p0);
@@ -504,6 +524,12 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
     trace_rows(Op::kFfnAct, l, gate, n, f, p0);
     rms_norm_rows(gate, L.ffn_sub_norm, n, f, up);
     trace_rows(Op::kFfnSubNorm, l, up, n, f, p0);
+    if (l + 1 < static_cast<int>(c_.n_layers)) {
+      const LayerWeights& N = model_.layers()[l + 1];
+      warm_next({&N.q, &N.k, &N.v});
+    } else {
+      warm_next({});
+    }
     project(up, n, {{&L.down, tmp}}, p0, l, Op::kFfnSubNorm);
     trace_rows(Op::kDownProj, l, tmp, n, d, p0);
     add_rows(x, tmp, n, d);

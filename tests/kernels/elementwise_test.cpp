@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <random>
 #include <vector>
 
 #include "core/fp16.h"
@@ -83,6 +84,98 @@ TEST(Elementwise, ToF16BitExactWithReference) {
       fp32_to_fp16_row_ref(x.data(), n, want.data());
       t->to_f16(x.data(), n, got.data());
       ASSERT_EQ(got, want) << test::name_of(t) << " n=" << n;
+    }
+  }
+}
+
+// The reference is ggml's RMSNorm written out: squares in float, summed in double in order.
+TEST(Elementwise, RmsNormReferenceMatchesItsDefinition) {
+  const std::vector<float> x = {1.0f, -2.0f, 3.0f, 0.5f}, w = {1.0f, 2.0f, -1.0f, 4.0f};
+  std::vector<float> y(4);
+  rms_norm_ref(x.data(), w.data(), 4, 1e-6f, y.data());
+  const float mean = static_cast<float>((1.0 + 4.0 + 9.0 + 0.25) / 4.0);
+  const float scale = 1.0f / std::sqrt(mean + 1e-6f);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(y[i], (x[i] * scale) * w[i]);
+  EXPECT_EQ(mean_square_ref(x.data(), 4), mean);
+}
+
+// A row built so that its in-order sum lands exactly on a float rounding tie of the mean, and
+// the tiny squares after it are each below half an ulp of the running sum (so in order they all
+// vanish), while summed apart first they add up to enough to round the mean the other way.
+// Returns the row; `naive` receives the mean an any-order sum without the bound check gives.
+std::vector<float> tie_row(int64_t n, float* naive) {
+  // n = 256: 16^2 + (2^-8)^2 = 256 (1 + 2^-24): the mean 1 + 2^-24 is halfway between 1 and
+  // the next float (ties to even: 1). Each later square is 2^-46 < half an ulp of 256 (2^-45).
+  std::vector<float> x(static_cast<size_t>(n), 0x1p-23f);
+  x[0] = 16.0f;
+  x[1] = 0x1p-8f;
+  double lanes[16] = {};  // the 16 lanes one vector sum would keep
+  for (int64_t i = 0; i < n; ++i) lanes[i % 16] += static_cast<double>(x[i] * x[i]);
+  double sum = 0.0;
+  for (double l : lanes) sum += l;
+  *naive = static_cast<float>(sum / static_cast<double>(n));
+  return x;
+}
+
+TEST(Elementwise, RmsNormMeanNeedsTheBoundCheck) {
+  float naive = 0.0f;
+  const std::vector<float> x = tie_row(256, &naive);
+  const float want = mean_square_ref(x.data(), 256);
+  EXPECT_EQ(want, 1.0f);
+  EXPECT_NE(naive, want) << "the row no longer separates in-order from any-order sums";
+  // Given the any-order sum, the bound straddles the tie and the in-order sum decides.
+  double lanes[16] = {};
+  for (int64_t i = 0; i < 256; ++i) lanes[i % 16] += static_cast<double>(x[i] * x[i]);
+  double sum = 0.0;
+  for (double l : lanes) sum += l;
+  EXPECT_EQ(mean_square_from_sum(sum, x.data(), 256), want);
+  // Any sum within the bound gives the reference's float; far outside it, the float it rounds
+  // to (a wrong sum is not silently corrected when the bound does not straddle a boundary).
+  const std::vector<float> g = test::gaussian(2560, 9, 1.0f);
+  double in_order = 0.0;
+  for (float v : g) in_order += static_cast<double>(v * v);
+  const float ref = mean_square_ref(g.data(), 2560);
+  EXPECT_EQ(mean_square_from_sum(in_order * (1 + 1e-13), g.data(), 2560), ref);
+  EXPECT_NE(mean_square_from_sum(in_order * 2, g.data(), 2560), ref);
+}
+
+TEST(Elementwise, RmsNormBitExactWithReference) {
+  for (const KernelTable* t : test::simd_tables()) {
+    for (int64_t n : {1, 2, 7, 15, 16, 17, 31, 32, 33, 64, 100, 256, 2560, 6912, 6913}) {
+      const std::vector<float> w = test::gaussian(static_cast<size_t>(n), 5, 1.0f);
+      std::vector<std::vector<float>> rows;
+      for (float sigma : {1.0f, 1e-3f, 50.0f, 1e-20f, 1e19f, 1e-41f}) {
+        rows.push_back(test::gaussian(static_cast<size_t>(n), static_cast<uint32_t>(n), sigma));
+      }
+      rows.push_back(mixed(static_cast<size_t>(n), 4));  // NaN, infinities, zeros, subnormals
+      rows.push_back(std::vector<float>(static_cast<size_t>(n), 0.0f));
+      float naive = 0.0f;
+      if (n >= 2) rows.push_back(tie_row(n, &naive));
+      for (size_t k = 0; k < rows.size(); ++k) {
+        std::vector<float> want(static_cast<size_t>(n) + 1, -7.0f), got(want);
+        rms_norm_ref(rows[k].data(), w.data(), n, 1e-5f, want.data());
+        t->rms_norm(rows[k].data(), w.data(), n, 1e-5f, got.data());
+        ASSERT_EQ(first_bit_mismatch(got, want), "")
+            << test::name_of(t) << " n=" << n << " row " << k;
+      }
+    }
+  }
+}
+
+// Many random rows: the mean must match the in-order one every time (the bound falls back
+// about once in 10^5 rows, so nearly all of these take the any-order path).
+TEST(Elementwise, RmsNormRandomRowsBitExact) {
+  std::mt19937 rng(11);
+  for (const KernelTable* t : test::simd_tables()) {
+    for (int trial = 0; trial < 3000; ++trial) {
+      const int64_t n = 1 + static_cast<int64_t>(rng() % 3000);
+      const float sigma = std::ldexp(1.0f, static_cast<int>(rng() % 60) - 30);
+      const std::vector<float> x = test::gaussian(static_cast<size_t>(n), rng(), sigma);
+      const std::vector<float> w(static_cast<size_t>(n), 1.0f);
+      std::vector<float> want(static_cast<size_t>(n)), got(want);
+      rms_norm_ref(x.data(), w.data(), n, 1e-6f, want.data());
+      t->rms_norm(x.data(), w.data(), n, 1e-6f, got.data());
+      ASSERT_EQ(first_bit_mismatch(got, want), "") << test::name_of(t) << " trial " << trial;
     }
   }
 }

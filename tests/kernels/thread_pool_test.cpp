@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -48,6 +49,32 @@ TEST(ThreadPool, WorkersSleepAndWake) {
 TEST(ThreadPool, UsesWorkers) {
   // With 2 threads and chunks that wait for each other, both threads must take part.
   ThreadPool pool(2);
+  std::atomic<int> arrived{0};
+  pool.run(2, [&](int64_t) {
+    arrived.fetch_add(1);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (arrived.load() < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::yield();
+  });
+  EXPECT_EQ(arrived.load(), 2);
+}
+
+// Warm hints (memory an idle worker prefetches between jobs) change nothing about which chunks
+// run; a worker still takes part in the next job while a warm far longer than it is pending;
+// hints for threads the pool does not have are ignored.
+TEST(ThreadPool, WarmHints) {
+  std::vector<uint8_t> buf(size_t{64} << 20, 1);
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (int i = 0; i < 200; ++i) {
+      for (int t = -1; t <= threads; ++t)
+        pool.warm_after_next_job(t, {buf.data() + (i % 7) * 4096, buf.size() - (i % 7) * 4096});
+      expect_each_chunk_once(pool, 1 + i % 9);
+    }
+  }
+  ThreadPool pool(2);
+  pool.warm_after_next_job(1, {buf.data(), buf.size()});
+  expect_each_chunk_once(pool, 4);
   std::atomic<int> arrived{0};
   pool.run(2, [&](int64_t) {
     arrived.fetch_add(1);

@@ -55,6 +55,16 @@ TEST(Verify, SwigluAndF16) {
   expect_caught(verify_to_f16(x.data(), h.data(), n, 2), "f16 conversion");
 }
 
+TEST(Verify, RmsNorm) {
+  const int64_t n = 300;
+  const std::vector<float> x = test::gaussian(n, 8, 2.0f), w = test::gaussian(n, 9, 1.0f);
+  std::vector<float> y(n);
+  rms_norm(x.data(), w.data(), n, 1e-5f, y.data());
+  EXPECT_TRUE(verify_rms_norm(x.data(), w.data(), n, 1e-5f, y.data()).ok());
+  y[n - 1] = std::nextafter(y[n - 1], 1e9f);
+  expect_caught(verify_rms_norm(x.data(), w.data(), n, 1e-5f, y.data()), "RMSNorm");
+}
+
 void softmax(float* s, int n, bool round) {
   float max = -INFINITY;
   for (int j = 0; j < n; ++j) max = std::max(max, s[j]);

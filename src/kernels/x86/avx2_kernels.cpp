@@ -25,6 +25,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -680,13 +681,45 @@ void to_f16_row(const float* x, int64_t n, uint16_t* y) {
   for (; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }
 
+// RMSNorm: the squares summed in 16 double lanes, then mean_square_from_sum (elementwise.h).
+void rms_norm_avx2(const float* x, const float* w, int64_t n, float eps, float* y) {
+  __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+    const __m256 s0 = _mm256_mul_ps(v0, v0), s1 = _mm256_mul_ps(v1, v1);
+    a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(s0)));
+    a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(s0, 1)));
+    a2 = _mm256_add_pd(a2, _mm256_cvtps_pd(_mm256_castps256_ps128(s1)));
+    a3 = _mm256_add_pd(a3, _mm256_cvtps_pd(_mm256_extractf128_ps(s1, 1)));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(_mm256_add_pd(a0, a1), _mm256_add_pd(a2, a3)));
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float scale = 1.0f / std::sqrt(mean_square_from_sum(sum, x, n) + eps);
+  const __m256 vs = _mm256_set1_ps(scale);
+  for (i = 0; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(
+        y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vs), _mm256_loadu_ps(w + i)));
+  }
+  for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
 }  // namespace
 
 const KernelTable* avx2_table() {
   // The Q8_0 head, attention and SwiGLU: the scalar references (the AVX-512 variant has SIMD ones).
-  static const KernelTable t{
-      Variant::kAvx2,       quantize,   ternary,   flt, matmul_q8_0_head_ref, attention_scores_ref,
-      attention_values_ref, swiglu_ref, to_f16_row};
+  static const KernelTable t{Variant::kAvx2,
+                             quantize,
+                             ternary,
+                             flt,
+                             matmul_q8_0_head_ref,
+                             attention_scores_ref,
+                             attention_values_ref,
+                             swiglu_ref,
+                             to_f16_row,
+                             rms_norm_avx2};
   return &t;
 }
 

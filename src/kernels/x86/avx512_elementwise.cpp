@@ -88,4 +88,38 @@ void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y) {
   }
 }
 
+// The squares summed in 32 double lanes (4 vectors, each lane in element order), then the lanes;
+// mean_square_from_sum turns that into the reference's mean (elementwise.h).
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
+  for (int64_t j = 0; j < n; j += 16)
+    _mm_prefetch(reinterpret_cast<const char*>(w + j), _MM_HINT_T0);
+  __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 v0 = _mm512_loadu_ps(x + i), v1 = _mm512_loadu_ps(x + i + 16);
+    const __m512 s0 = _mm512_mul_ps(v0, v0), s1 = _mm512_mul_ps(v1, v1);
+    a0 = _mm512_add_pd(a0, lo_pd(s0));
+    a1 = _mm512_add_pd(a1, hi_pd(s0));
+    a2 = _mm512_add_pd(a2, lo_pd(s1));
+    a3 = _mm512_add_pd(a3, hi_pd(s1));
+  }
+  for (; i < n; i += 16) {  // masked-off lanes load 0, whose square adds nothing
+    const __mmask16 m =
+        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 sq = _mm512_mul_ps(v, v);
+    a0 = _mm512_add_pd(a0, lo_pd(sq));
+    a1 = _mm512_add_pd(a1, hi_pd(sq));
+  }
+  const double sum =
+      _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1), _mm512_add_pd(a2, a3)));
+  const float scale = 1.0f / std::sqrt(mean_square_from_sum(sum, x, n) + eps);
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (i = 0; i + 16 <= n; i += 16) {
+    _mm512_storeu_ps(
+        y + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), _mm512_loadu_ps(w + i)));
+  }
+  for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
 }  // namespace bitnet::kernels::avx512

@@ -743,7 +743,8 @@ const KernelTable* avx512_table() {
                              avx512::attention_scores,
                              avx512::attention_values,
                              avx512::swiglu,
-                             avx512::fp32_to_fp16_row};
+                             avx512::fp32_to_fp16_row,
+                             avx512::rms_norm};
   return &t;
 }
 

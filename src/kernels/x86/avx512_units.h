@@ -36,5 +36,6 @@ void attention_values(const AttentionHead& a, const float* p, float* out);
 // kernels/elementwise.h.
 void swiglu(int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y);
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
 
 }  // namespace bitnet::kernels::avx512
