@@ -59,10 +59,11 @@ void ThreadPool::drain(int index) {
   }
 }
 
-void ThreadPool::warm(Range r, uint32_t seen) {
-  constexpr size_t kStep = 4096;  // between checks for the next job
+template <class Stop>
+void ThreadPool::warm(Range r, const Stop& stop) {
+  constexpr size_t kStep = 4096;  // between checks
   for (size_t at = 0; at < r.bytes; at += kStep) {
-    if (generation_.load(std::memory_order_relaxed) != seen) return;
+    if (stop()) return;
     const size_t end = std::min(r.bytes, at + kStep);
     for (size_t l = at; l < end; l += 64) __builtin_prefetch(r.p + l, 0, 2);
   }
@@ -97,7 +98,9 @@ void ThreadPool::worker_loop(int index) {
     drain(index);
     const Range ahead = shares_[static_cast<size_t>(index)].warm;  // before run() resets it
     pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
-    if (ahead.bytes > 0) warm(ahead, seen);
+    if (ahead.bytes > 0) {
+      warm(ahead, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+    }
   }
 }
 
@@ -121,6 +124,10 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& fn) {
     if (sleeping_ > 0) start_cv_.notify_all();
   }
   drain(0);
+  // The caller's own hint, while workers are still busy with their last chunks.
+  if (shares_[0].warm.bytes > 0) {
+    warm(shares_[0].warm, [&] { return pending_workers_.load(std::memory_order_relaxed) == 0; });
+  }
   // Every worker takes part (possibly finding no chunk left) and checks out.
   for (uint32_t spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins)
     backoff(spins);

@@ -45,24 +45,26 @@ class ThreadPool {
     return n_chunks * i / n_threads;
   }
 
-  // Memory worker i reads ahead into its caches once it runs out of chunks of the next job
-  // (run() call), until the job after that starts: the leading weights of its share of the
-  // matrix that comes next, fetched while the caller does the serial work in between, when
-  // memory would otherwise sit idle. Only a hint: it changes no result. Set between jobs, by
+  // Memory thread i reads ahead into its caches once it runs out of chunks of the next job
+  // (run() call): the leading weights of its share of the matrix that comes next. A worker
+  // reads until the job after that starts, while the caller does the serial work in between;
+  // the caller (i = 0) only while workers are still busy with the job. Either way memory would
+  // otherwise sit idle for that core. Only a hint: it changes no result. Set between jobs, by
   // the caller; each run() that starts workers consumes the hints.
   struct Range {
     const uint8_t* p = nullptr;
     size_t bytes = 0;
   };
   void warm_after_next_job(int i, Range r) {
-    if (i > 0 && i < n_threads_) shares_[static_cast<size_t>(i)].warm = r;
+    if (i >= 0 && i < n_threads_) shares_[static_cast<size_t>(i)].warm = r;
   }
 
  private:
   void worker_loop(int index);
   void drain(int index);
-  // Prefetches r into this core's caches, stopping early once a job after `seen` starts.
-  void warm(Range r, uint32_t seen);
+  // Prefetches r into this core's caches, 4 KiB at a time until stop() says to stop.
+  template <class Stop>
+  void warm(Range r, const Stop& stop);
   // Spins until generation_ != seen or the spin time runs out; returns the generation seen.
   uint32_t wait_for_job(uint32_t seen);
 

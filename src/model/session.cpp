@@ -265,7 +265,7 @@ void Session::warm_next(std::initializer_list<const Projection*> next) {
   constexpr size_t kWarmBytes = 512 * 1024;
   const int n = pool_.size();
   auto hint = [&](auto&& range_of) {
-    for (int i = 1; i < n; ++i) {
+    for (int i = 0; i < n; ++i) {
       const kernels::ByteRange r = range_of(i);
       pool_.warm_after_next_job(i, {r.p, r.bytes});
     }

@@ -78,8 +78,9 @@ class Session {
                std::initializer_list<std::pair<const Projection*, float*>> outs, int first_pos,
                int layer, trace::Op input_op);
   // Called before the pool job that precedes `next` (the ternary projections sharing one input;
-  // empty: the LM head): once out of chunks of that job, each worker prefetches the start of its
-  // share of `next` while the caller runs the serial steps in between (ThreadPool::Range).
+  // empty: the LM head): once out of chunks of that job, each thread prefetches the start of its
+  // share of `next` (ThreadPool::warm_after_next_job): workers while the caller runs the serial
+  // steps in between, the caller while workers finish their last chunks.
   void warm_next(std::initializer_list<const Projection*> next);
   void rope_rows(float* x, int n_rows, int n_heads, int first_pos) const;
   void store_kv(int layer, const float* k, const float* v, int n_rows, int first_pos);

@@ -74,7 +74,18 @@ template <bool F16>
 void scores(const AttentionHead& a, float* s) {
   int64_t j = 0;
   for (; j + 64 <= a.n_kv; j += 64) score_blocks<F16, 4>(a, j, s);
-  for (; j < a.n_kv; j += 16) score_blocks<F16, 1>(a, j, s);
+  // The last 1-63 positions also in one pass (each block has at least one position): one add
+  // chain pair per block would otherwise wait out head_dim add latencies per 16 positions.
+  const int64_t left = a.n_kv - j;
+  if (left > 48) {
+    score_blocks<F16, 4>(a, j, s);
+  } else if (left > 32) {
+    score_blocks<F16, 3>(a, j, s);
+  } else if (left > 16) {
+    score_blocks<F16, 2>(a, j, s);
+  } else if (left > 0) {
+    score_blocks<F16, 1>(a, j, s);
+  }
 }
 
 // Dimensions [d0, d0 + 16 * ND) (masked past head_dim).
