@@ -15,7 +15,8 @@ const KernelTable& scalar_table() {
                              matmul_ternary_ref,   matmul_float_ref,
                              matmul_q8_0_head_ref, attention_scores_ref,
                              attention_values_ref, swiglu_ref,
-                             fp32_to_fp16_row_ref, rms_norm_ref};
+                             fp32_to_fp16_row_ref, rms_norm_ref,
+                             round_to_f16_ref,     softmax_probs_ref};
   return t;
 }
 

@@ -2,6 +2,10 @@
 // around the weight streams runs on one thread while the others wait:
 //   swiglu:  y_i = silu(x_i) * g_i with ggml's numerics (ggml_math.h: ggml_swiglu);
 //   f32 -> f16 rows for the KV cache (core/fp16.h's round-to-nearest-even conversion);
+//   round_to_f16: x_i = (float)(f16)x_i in place (what ggml's F16 products do to an operand);
+//   softmax_probs: attention probabilities as ggml's soft_max computes them (ggml_math.h):
+//     max, e_j = ggml_vexpf(s_j - max), sum = in-order double sum of the float sums of groups
+//     of 4 ((e0 + e1) + (e2 + e3)), p_j = e_j * (float)(1 / sum), optionally rounded to f16;
 //   rms_norm: ggml's RMSNorm, y_i = (x_i * scale) * w_i, scale = 1 / sqrtf(mean + eps),
 //     mean = (float)(sum / n), sum = 0.0 (double); sum += (double)(x_i * x_i) in element order.
 //
@@ -23,6 +27,8 @@ namespace bitnet::kernels {
 void swiglu_ref(int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row_ref(const float* x, int64_t n, uint16_t* y);
 void rms_norm_ref(const float* x, const float* w, int64_t n, float eps, float* y);
+void round_to_f16_ref(float* x, int64_t n);
+void softmax_probs_ref(float* s, int64_t n, bool round_f16);
 
 // The reference's mean, (float)(sum / n) with the in-order double sum of float squares.
 float mean_square_ref(const float* x, int64_t n);
@@ -35,5 +41,7 @@ float mean_square_from_sum(double sum, const float* x, int64_t n);
 void swiglu(int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y);
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
+void round_to_f16(float* x, int64_t n);
+void softmax_probs(float* s, int64_t n, bool round_f16);
 
 }  // namespace bitnet::kernels

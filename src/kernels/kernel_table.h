@@ -26,6 +26,8 @@ struct KernelTable {
   void (*swiglu)(int64_t n, float* y, const float* x, const float* g);
   void (*to_f16)(const float* x, int64_t n, uint16_t* y);
   void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y);
+  void (*round_f16)(float* x, int64_t n);
+  void (*softmax)(float* s, int64_t n, bool round_f16);
 };
 
 const KernelTable& scalar_table();

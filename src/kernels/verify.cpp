@@ -112,7 +112,7 @@ Status verify_to_f16(const float* x, const uint16_t* got, int64_t n, int64_t got
   return {};
 }
 
-Status verify_attention(const AttentionHead& a, void (*softmax)(float* s, int n_kv, bool round),
+Status verify_attention(const AttentionHead& a, void (*softmax)(float* s, int64_t n_kv, bool round),
                         bool round, const float* probs, const float* out) {
   std::vector<float> s(static_cast<size_t>(a.n_kv)), o(static_cast<size_t>(a.head_dim));
   attention_scores_ref(a, s.data());

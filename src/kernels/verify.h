@@ -33,9 +33,9 @@ Status verify_rms_norm(const float* x, const float* w, int64_t n, float eps, con
 Status verify_to_f16(const float* x, const uint16_t* got, int64_t n, int64_t got_stride);
 
 // One head of one query row: `probs` are the probabilities the session made from the dispatched
-// scores (softmax(a) below, in place), `out` the dispatched values product. Recomputes both with
-// the references.
-Status verify_attention(const AttentionHead& a, void (*softmax)(float* s, int n_kv, bool round),
+// scores (with the dispatched softmax), `out` the dispatched values product. Recomputes both
+// with the references, `softmax` (in place) standing for the softmax's.
+Status verify_attention(const AttentionHead& a, void (*softmax)(float* s, int64_t n_kv, bool round),
                         bool round, const float* probs, const float* out);
 
 }  // namespace bitnet::kernels

@@ -156,15 +156,6 @@ void Session::trace_head_rows(const float* x, int n_rows, int first_pos) {
   }
 }
 
-namespace {
-
-// What ggml does to F32 activations meeting an F16 matrix: round them to f16.
-void round_to_f16(float* x, size_t n) {
-  for (size_t i = 0; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
-}
-
-}  // namespace
-
 void Session::apply_head(float* fin, int n_rows, float* out) {
   const kernels::WeightMatrix& head = model_.head();
   if (head.type == gguf::TensorType::Q8_0) {  // --head-type q8_0: quantizes its input itself
@@ -172,7 +163,8 @@ void Session::apply_head(float* fin, int n_rows, float* out) {
     return;
   }
   if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
-    round_to_f16(fin, static_cast<size_t>(n_rows) * c_.n_embd);
+    // What ggml does to F32 activations meeting an F16 matrix: round them to f16.
+    kernels::round_to_f16(fin, static_cast<int64_t>(n_rows) * c_.n_embd);
   }
   kernels::matmul_float(head, fin, n_rows, out, &pool_);
 }
@@ -237,7 +229,7 @@ void Session::project(const float* in, int n_rows,
     std::vector<float> rounded;
     if (w0.type != gguf::TensorType::F32 && numerics_.f16_float_matmul_input) {
       rounded.assign(in, in + static_cast<size_t>(n_rows) * k);
-      round_to_f16(rounded.data(), rounded.size());
+      kernels::round_to_f16(rounded.data(), static_cast<int64_t>(rounded.size()));
       src = rounded.data();
     }
     for (const auto& [proj, out] : outs) {
@@ -334,23 +326,6 @@ void Session::store_kv(int layer, const float* k, const float* v, int n_rows, in
   }
 }
 
-namespace {
-
-// Scores to probabilities in place, with ggml's exp and sum (ggml_math.h): p_j = e_j * (float)(1 /
-// sum); rounded to f16 when the cache is F16 (ggml's F16 product rounds its operand).
-void softmax_probs(float* s, int n_kv, bool round) {
-  float max = -INFINITY;
-  for (int j = 0; j < n_kv; ++j) max = std::max(max, s[j]);
-  const double sum = kernels::ggml_softmax_exp(n_kv, s, s, max);
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int j = 0; j < n_kv; ++j) {
-    s[j] *= inv;
-    if (round) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
-  }
-}
-
-}  // namespace
-
 // Causal GQA attention for rows at positions first_pos + r, over the cache [0, pos], with
 // ggml's portable numerics: s_j = (float)(sum_i q_i k_ji in double) * (1/sqrt(hd)) (kernel);
 // softmax with ggml's exp and sum (ggml_math.h), p_j = e_j * (float)(1/sum); out_i =
@@ -369,7 +344,8 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
   auto head_of = [&](int r, int h, float* qh) {
     const size_t g = static_cast<size_t>(h / group);
     const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
-    for (int i = 0; i < hd; ++i) qh[i] = round ? fp16_to_fp32(fp32_to_fp16(qsrc[i])) : qsrc[i];
+    std::memcpy(qh, qsrc, static_cast<size_t>(hd) * sizeof(float));
+    if (round) kernels::round_to_f16(qh, hd);
     kernels::AttentionHead a;
     a.q = qh;
     a.f16 = kv_f16_;
@@ -392,7 +368,7 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     const kernels::AttentionHead a = head_of(r, h, qh);
     float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
     kernels::attention_scores(a, s);
-    softmax_probs(s, a.n_kv, round);
+    kernels::softmax_probs(s, a.n_kv, round);
     kernels::attention_values(a, s, out + (static_cast<size_t>(r) * n_heads + h) * hd);
   };
   // --verify-kernels: one head of the last row (its probabilities are still in the scratch row)
@@ -402,9 +378,10 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     const int r = n_rows - 1;
     const int h = static_cast<int>((static_cast<uint64_t>(first_pos + layer) * 7919u) % n_heads);
     float qh[kMaxHeadDim];
-    verify_status_ = kernels::verify_attention(head_of(r, h, qh), &softmax_probs, round,
-                                               scores_.data() + static_cast<size_t>(h) * n_ctx_,
-                                               out + (static_cast<size_t>(r) * n_heads + h) * hd);
+    verify_status_ =
+        kernels::verify_attention(head_of(r, h, qh), &kernels::softmax_probs_ref, round,
+                                  scores_.data() + static_cast<size_t>(h) * n_ctx_,
+                                  out + (static_cast<size_t>(r) * n_heads + h) * hd);
   };
 
   // Each (row, head) is computed the same way whatever the grouping, so both schedules below give

@@ -88,6 +88,66 @@ TEST(Elementwise, ToF16BitExactWithReference) {
   }
 }
 
+TEST(Elementwise, RoundToF16BitExactWithReference) {
+  for (const KernelTable* t : test::simd_tables()) {
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 2560, 2561}) {
+      std::vector<float> x = mixed(static_cast<size_t>(n), 8);
+      if (n > 3) {
+        x[1] = 65520.0f;        // rounds to infinity
+        x[2] = 6e-8f;           // f16 subnormal range
+        x[3] = 1.00048828125f;  // 1 + 2^-11: a tie, to even (1)
+      }
+      std::vector<float> want(x), got(x);
+      round_to_f16_ref(want.data(), n);
+      t->round_f16(got.data(), n);
+      ASSERT_EQ(first_bit_mismatch(got, want), "") << test::name_of(t) << " n=" << n;
+    }
+  }
+  float tie = 1.00048828125f;
+  round_to_f16_ref(&tie, 1);
+  EXPECT_EQ(tie, 1.0f);
+}
+
+// The reference is ggml's soft_max for one row written out: vector exp, float sums of groups of
+// 4 added in double, one reciprocal.
+TEST(Elementwise, SoftmaxReferenceMatchesItsDefinition) {
+  std::vector<float> s = {1.0f, 2.0f, -1.0f, 0.5f, 3.0f};
+  std::vector<float> e(5);
+  for (int j = 0; j < 5; ++j) e[j] = ggml_vexpf(s[j] - 3.0f);
+  const double sum = static_cast<double>((e[0] + e[1]) + (e[2] + e[3])) +
+                     static_cast<double>((e[4] + 0.0f) + (0.0f + 0.0f));
+  softmax_probs_ref(s.data(), 5, false);
+  for (int j = 0; j < 5; ++j) EXPECT_EQ(s[j], e[j] * static_cast<float>(1.0 / sum)) << j;
+}
+
+TEST(Elementwise, SoftmaxBitExactWithReference) {
+  const float inf = std::numeric_limits<float>::infinity();
+  for (const KernelTable* t : test::simd_tables()) {
+    for (int64_t n : {1, 2, 3, 4, 5, 15, 16, 17, 31, 33, 56, 64, 100, 257, 4096}) {
+      std::vector<std::vector<float>> rows;
+      for (float sigma : {0.1f, 3.0f, 40.0f, 200.0f})  // 40+: exp's underflow branches
+        rows.push_back(test::gaussian(static_cast<size_t>(n), static_cast<uint32_t>(n), sigma));
+      rows.push_back(std::vector<float>(static_cast<size_t>(n), 0.25f));
+      std::vector<float> special = test::gaussian(static_cast<size_t>(n), 3, 5.0f);
+      special[0] = -inf;
+      if (n > 2) special[2] = std::nanf("");
+      if (n > 3) special[3] = -0.0f;
+      rows.push_back(special);
+      for (size_t k = 0; k < rows.size(); ++k) {
+        for (bool round : {false, true}) {
+          std::vector<float> want(rows[k]), got(rows[k]);
+          want.push_back(-7.0f);
+          got.push_back(-7.0f);
+          softmax_probs_ref(want.data(), n, round);
+          t->softmax(got.data(), n, round);
+          ASSERT_EQ(first_bit_mismatch(got, want), "")
+              << test::name_of(t) << " n=" << n << " row " << k << " round " << round;
+        }
+      }
+    }
+  }
+}
+
 // The reference is ggml's RMSNorm written out: squares in float, summed in double in order.
 TEST(Elementwise, RmsNormReferenceMatchesItsDefinition) {
   const std::vector<float> x = {1.0f, -2.0f, 3.0f, 0.5f}, w = {1.0f, 2.0f, -1.0f, 4.0f};

@@ -65,7 +65,7 @@ TEST(Verify, RmsNorm) {
   expect_caught(verify_rms_norm(x.data(), w.data(), n, 1e-5f, y.data()), "RMSNorm");
 }
 
-void softmax(float* s, int n, bool round) {
+void softmax(float* s, int64_t n, bool round) {
   float max = -INFINITY;
   for (int j = 0; j < n; ++j) max = std::max(max, s[j]);
   double sum = 0;

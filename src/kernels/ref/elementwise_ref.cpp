@@ -1,4 +1,5 @@
 // Scalar references of kernels/elementwise.h.
+#include <algorithm>
 #include <cmath>
 
 #include "core/fp16.h"
@@ -38,6 +39,21 @@ float mean_square_from_sum(double sum, const float* x, int64_t n) {
 void rms_norm_ref(const float* x, const float* w, int64_t n, float eps, float* y) {
   const float scale = 1.0f / std::sqrt(mean_square_ref(x, n) + eps);
   for (int64_t i = 0; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+void round_to_f16_ref(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
+void softmax_probs_ref(float* s, int64_t n, bool round_f16) {
+  float max = -INFINITY;
+  for (int64_t j = 0; j < n; ++j) max = std::max(max, s[j]);
+  const double sum = ggml_softmax_exp(n, s, s, max);
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t j = 0; j < n; ++j) {
+    s[j] *= inv;
+    if (round_f16) s[j] = fp16_to_fp32(fp32_to_fp16(s[j]));
+  }
 }
 
 }  // namespace bitnet::kernels

@@ -706,10 +706,20 @@ void rms_norm_avx2(const float* x, const float* w, int64_t n, float eps, float* 
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
 
+void round_to_f16_avx2(float* x, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+    _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+  }
+  for (; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
 }  // namespace
 
 const KernelTable* avx2_table() {
-  // The Q8_0 head, attention and SwiGLU: the scalar references (the AVX-512 variant has SIMD ones).
+  // The Q8_0 head, attention, SwiGLU and softmax: the scalar references (the AVX-512 variant has
+  // SIMD ones).
   static const KernelTable t{Variant::kAvx2,
                              quantize,
                              ternary,
@@ -719,7 +729,9 @@ const KernelTable* avx2_table() {
                              attention_values_ref,
                              swiglu_ref,
                              to_f16_row,
-                             rms_norm_avx2};
+                             rms_norm_avx2,
+                             round_to_f16_avx2,
+                             softmax_probs_ref};
   return &t;
 }
 

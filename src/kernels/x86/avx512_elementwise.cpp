@@ -15,6 +15,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -120,6 +121,56 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
         y + i, _mm512_mul_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vs), _mm512_loadu_ps(w + i)));
   }
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
+}
+
+namespace {
+
+inline __mmask16 lanes_below(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
+// F16C's conversion is core/fp16.h's, bit for bit (round to nearest even, NaN payloads kept).
+inline __m512 via_f16(__m512 v) {
+  return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+
+}  // namespace
+
+void round_to_f16(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes_below(n - i);
+    _mm512_mask_storeu_ps(x + i, m, via_f16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+// The reference's steps on 16 lanes. Max: VMAXPS returns its second operand when the first is
+// NaN, as std::max(max, s_j) keeps max. Sums: within each group of 4 lanes, (e0 + e1) + (e2 + e3)
+// by two in-lane swaps and adds (lane 0 of the group holds it); lanes past n are 0, as the
+// reference's missing group members; the groups' sums are then added in double in order.
+void softmax_probs(float* s, int64_t n, bool round_f16) {
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  __m512 vmax = ninf;
+  for (int64_t i = 0; i < n; i += 16)
+    vmax = _mm512_max_ps(_mm512_mask_loadu_ps(ninf, lanes_below(n - i), s + i), vmax);
+  const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+  double sum = 0.0;
+  alignas(64) float groups[16];
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes_below(n - i);
+    const __m512 e =
+        _mm512_maskz_mov_ps(m, vexpf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, s + i), max)));
+    _mm512_mask_storeu_ps(s + i, m, e);
+    const __m512 pairs = _mm512_add_ps(e, _mm512_permute_ps(e, 0xB1));  // e0 + e1, e2 + e3
+    _mm512_store_ps(groups, _mm512_add_ps(pairs, _mm512_permute_ps(pairs, 0x4E)));
+    const int64_t n_groups = std::min<int64_t>(4, (n - i + 3) / 4);
+    for (int64_t g = 0; g < n_groups; ++g) sum += static_cast<double>(groups[4 * g]);
+  }
+  const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes_below(n - i);
+    const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, s + i), inv);
+    _mm512_mask_storeu_ps(s + i, m, round_f16 ? via_f16(p) : p);
+  }
 }
 
 }  // namespace bitnet::kernels::avx512

@@ -744,7 +744,9 @@ const KernelTable* avx512_table() {
                              avx512::attention_values,
                              avx512::swiglu,
                              avx512::fp32_to_fp16_row,
-                             avx512::rms_norm};
+                             avx512::rms_norm,
+                             avx512::round_to_f16,
+                             avx512::softmax_probs};
   return &t;
 }
 

@@ -37,5 +37,7 @@ void attention_values(const AttentionHead& a, const float* p, float* out);
 void swiglu(int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y);
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
+void round_to_f16(float* x, int64_t n);
+void softmax_probs(float* s, int64_t n, bool round_f16);
 
 }  // namespace bitnet::kernels::avx512
