@@ -23,8 +23,8 @@ void ModelFlags::add_to(CLI::App* app) {
   app->add_option(
       "--verify-kernels", verify_kernels,
       "Every N tokens, recompute samples of every SIMD kernel's output (product rows, "
-      "quantization, SwiGLU, KV conversion, attention) with the scalar references and stop on "
-      "any difference (0: off)");
+      "quantization, RMSNorm, SwiGLU, KV conversion, attention with its softmax) with the scalar "
+      "references and stop on any difference (0: off)");
   app->add_flag("-v,--verbose", verbose, "Report the tokenizer, kernels and settings on stderr");
 }
 

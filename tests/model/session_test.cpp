@@ -289,9 +289,9 @@ TEST(Session, BadModelsGiveClearErrors) {
   }
 }
 
-// --verify-kernels: every product, quantization, SwiGLU, KV conversion and attention of a run
-// checked against the scalar references passes (the variants are bit-exact), and a single flipped
-// bit in an output is caught (the other checks: tests/kernels/verify_test.cpp).
+// --verify-kernels: every product, quantization, RMSNorm, SwiGLU, KV conversion and attention of a
+// run checked against the scalar references passes (the variants are bit-exact), and a single
+// flipped bit in an output is caught (the other checks: tests/kernels/verify_test.cpp).
 TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
   test::TempDir dir;
   for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0,
