@@ -60,12 +60,12 @@ void ThreadPool::drain(int index) {
 }
 
 template <class Stop>
-void ThreadPool::warm(Range r, const Stop& stop) {
+void ThreadPool::warm(std::span<const uint8_t> bytes, const Stop& stop) {
   constexpr size_t kStep = 4096;  // between checks
-  for (size_t at = 0; at < r.bytes; at += kStep) {
+  for (size_t at = 0; at < bytes.size(); at += kStep) {
     if (stop()) return;
-    const size_t end = std::min(r.bytes, at + kStep);
-    for (size_t l = at; l < end; l += 64) __builtin_prefetch(r.p + l, 0, 2);
+    const size_t end = std::min(bytes.size(), at + kStep);
+    for (size_t l = at; l < end; l += 64) __builtin_prefetch(bytes.data() + l, 0, 2);
   }
 }
 
@@ -96,9 +96,9 @@ void ThreadPool::worker_loop(int index) {
     if (stop_.load(std::memory_order_relaxed)) return;
     seen = g;
     drain(index);
-    const Range ahead = shares_[static_cast<size_t>(index)].warm;  // before run() resets it
+    const auto ahead = shares_[static_cast<size_t>(index)].warm;  // before run() resets it
     pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
-    if (ahead.bytes > 0) {
+    if (!ahead.empty()) {
       warm(ahead, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
     }
   }
@@ -125,14 +125,14 @@ void ThreadPool::run(int64_t n_chunks, const std::function<void(int64_t)>& fn) {
   }
   drain(0);
   // The caller's own hint, while workers are still busy with their last chunks.
-  if (shares_[0].warm.bytes > 0) {
+  if (!shares_[0].warm.empty()) {
     warm(shares_[0].warm, [&] { return pending_workers_.load(std::memory_order_relaxed) == 0; });
   }
   // Every worker takes part (possibly finding no chunk left) and checks out.
   for (uint32_t spins = 0; pending_workers_.load(std::memory_order_acquire) != 0; ++spins)
     backoff(spins);
   job_ = nullptr;
-  for (int i = 0; i < n_threads_; ++i) shares_[static_cast<size_t>(i)].warm = Range{};
+  for (int i = 0; i < n_threads_; ++i) shares_[static_cast<size_t>(i)].warm = {};
 }
 
 }  // namespace bitnet

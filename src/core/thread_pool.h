@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -51,20 +52,16 @@ class ThreadPool {
   // the caller (i = 0) only while workers are still busy with the job. Either way memory would
   // otherwise sit idle for that core. Only a hint: it changes no result. Set between jobs, by
   // the caller; each run() that starts workers consumes the hints.
-  struct Range {
-    const uint8_t* p = nullptr;
-    size_t bytes = 0;
-  };
-  void warm_after_next_job(int i, Range r) {
-    if (i >= 0 && i < n_threads_) shares_[static_cast<size_t>(i)].warm = r;
+  void warm_after_next_job(int i, std::span<const uint8_t> bytes) {
+    if (i >= 0 && i < n_threads_) shares_[static_cast<size_t>(i)].warm = bytes;
   }
 
  private:
   void worker_loop(int index);
   void drain(int index);
-  // Prefetches r into this core's caches, 4 KiB at a time until stop() says to stop.
+  // Prefetches `bytes` into this core's caches, 4 KiB at a time until stop() says to stop.
   template <class Stop>
-  void warm(Range r, const Stop& stop);
+  void warm(std::span<const uint8_t> bytes, const Stop& stop);
   // Spins until generation_ != seen or the spin time runs out; returns the generation seen.
   uint32_t wait_for_job(uint32_t seen);
 
@@ -80,7 +77,7 @@ class ThreadPool {
   struct alignas(64) Share {
     std::atomic<int64_t> next{0};
     int64_t end = 0;
-    Range warm;
+    std::span<const uint8_t> warm;
   };
   std::unique_ptr<Share[]> shares_;
   alignas(64) std::atomic<uint32_t> generation_{0};

@@ -46,7 +46,7 @@ int64_t stream_row_bytes(const WeightMatrix& w) {
   return w.type == gguf::TensorType::Q8_0 ? w.k : w.k / 4;
 }
 
-ByteRange rows_from(const WeightMatrix& w, int64_t r, size_t max_bytes) {
+std::span<const uint8_t> rows_from(const WeightMatrix& w, int64_t r, size_t max_bytes) {
   const int64_t per_row = stream_row_bytes(w);
   const uint8_t* base = w.packed != nullptr ? w.packed : w.data;
   const auto left = static_cast<size_t>((w.n_out - r) * per_row);
@@ -55,8 +55,8 @@ ByteRange rows_from(const WeightMatrix& w, int64_t r, size_t max_bytes) {
 
 }  // namespace
 
-ByteRange share_start(std::span<const TernaryProduct> products, int i, int n_threads,
-                      size_t max_bytes) {
+std::span<const uint8_t> share_start(std::span<const TernaryProduct> products, int i, int n_threads,
+                                     size_t max_bytes) {
   int64_t n_chunks = 0;
   for (const TernaryProduct& p : products) {
     const int64_t rows = rows_per_chunk(*p.w);
@@ -71,7 +71,8 @@ ByteRange share_start(std::span<const TernaryProduct> products, int i, int n_thr
   return {};
 }
 
-ByteRange share_start(const WeightMatrix& w, int i, int n_threads, size_t max_bytes) {
+std::span<const uint8_t> share_start(const WeightMatrix& w, int i, int n_threads,
+                                     size_t max_bytes) {
   const int64_t rows = rows_per_chunk(w), n_chunks = (w.n_out + rows - 1) / rows;
   return rows_from(w, ThreadPool::share_begin(n_chunks, i, n_threads) * rows, max_bytes);
 }

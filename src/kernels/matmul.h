@@ -84,13 +84,9 @@ void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y,
 
 // The weights thread i of n_threads reads first in matmul_ternary_many(products) /
 // matmul_float(w): the start of its share, in the layout the kernels read (packed if there is
-// one), at most max_bytes. For ThreadPool::warm_after_next_job.
-struct ByteRange {
-  const uint8_t* p = nullptr;
-  size_t bytes = 0;
-};
-ByteRange share_start(std::span<const TernaryProduct> products, int i, int n_threads,
-                      size_t max_bytes);
-ByteRange share_start(const WeightMatrix& w, int i, int n_threads, size_t max_bytes);
+// one), at most max_bytes (empty past the last thread). For ThreadPool::warm_after_next_job.
+std::span<const uint8_t> share_start(std::span<const TernaryProduct> products, int i, int n_threads,
+                                     size_t max_bytes);
+std::span<const uint8_t> share_start(const WeightMatrix& w, int i, int n_threads, size_t max_bytes);
 
 }  // namespace bitnet::kernels

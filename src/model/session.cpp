@@ -10,7 +10,6 @@
 #include "core/fp16.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
-#include "kernels/ggml_math.h"
 #include "kernels/matmul.h"
 #include "kernels/q8_0_head.h"
 #include "kernels/verify.h"
@@ -257,10 +256,7 @@ void Session::warm_next(std::initializer_list<const Projection*> next) {
   constexpr size_t kWarmBytes = 512 * 1024;
   const int n = pool_.size();
   auto hint = [&](auto&& range_of) {
-    for (int i = 0; i < n; ++i) {
-      const kernels::ByteRange r = range_of(i);
-      pool_.warm_after_next_job(i, {r.p, r.bytes});
-    }
+    for (int i = 0; i < n; ++i) pool_.warm_after_next_job(i, range_of(i));
   };
   if (next.size() == 0) {
     hint([&](int i) { return kernels::share_start(model_.head(), i, n, kWarmBytes); });

@@ -207,38 +207,39 @@ TEST(Packed, ShareStartsForWarmHints) {
     const uint8_t* q_base = packed ? q.w.packed : q.w.data;
     const uint8_t* k_base = packed ? k.w.packed : k.w.data;
     const TernaryProduct products[] = {{&q.w, nullptr}, {&k.w, nullptr}};
-    const ByteRange one = share_start(products, 0, 1, 1 << 20);
-    EXPECT_EQ(one.p, q_base);
-    EXPECT_EQ(one.bytes, size_t{1} << 20);
-    EXPECT_EQ(share_start(products, 0, 1, 100).bytes, 100u);
+    const auto one = share_start(products, 0, 1, 1 << 20);
+    EXPECT_EQ(one.data(), q_base);
+    EXPECT_EQ(one.size(), size_t{1} << 20);
+    EXPECT_EQ(share_start(products, 0, 1, 100).size(), 100u);
     for (int n : {2, 3, 4}) {
       const uint8_t* prev = nullptr;
       bool in_k = false;
       for (int i = 0; i < n; ++i) {
-        const ByteRange r = share_start(products, i, n, 1 << 20);
-        ASSERT_NE(r.p, nullptr) << n << " " << i;
-        const bool k_part = r.p >= k_base && r.p < k_base + 640 * q_row;
+        const auto r = share_start(products, i, n, 1 << 20);
+        ASSERT_NE(r.data(), nullptr) << n << " " << i;
+        const bool k_part = r.data() >= k_base && r.data() < k_base + 640 * q_row;
         const uint8_t* base = k_part ? k_base : q_base;
         const int64_t rows = k_part ? 640 : 2560;
-        ASSERT_TRUE(k_part || (r.p >= q_base && r.p < q_base + 2560 * q_row)) << n << " " << i;
-        EXPECT_EQ((r.p - base) % (64 * q_row), 0) << n << " " << i;
-        EXPECT_LE(r.p - base + static_cast<int64_t>(r.bytes), rows * q_row) << n << " " << i;
+        ASSERT_TRUE(k_part || (r.data() >= q_base && r.data() < q_base + 2560 * q_row))
+            << n << " " << i;
+        EXPECT_EQ((r.data() - base) % (64 * q_row), 0) << n << " " << i;
+        EXPECT_LE(r.data() - base + static_cast<int64_t>(r.size()), rows * q_row) << n << " " << i;
         EXPECT_TRUE(!in_k || k_part) << "shares go q then k";
         if (!k_part && prev != nullptr && !in_k) {
-          EXPECT_GT(r.p, prev);
+          EXPECT_GT(r.data(), prev);
         }
         in_k = in_k || k_part;
-        prev = r.p;
+        prev = r.data();
       }
-      EXPECT_EQ(share_start(products, n, n, 1 << 20).bytes, 0u) << "no thread n";
+      EXPECT_EQ(share_start(products, n, n, 1 << 20).size(), 0u) << "no thread n";
     }
     // One F16 matrix, two threads: the second starts within a chunk of half way.
     const uint8_t* f_base = packed ? f.w.packed : f.w.data;
-    const ByteRange h = share_start(f.w, 1, 2, 1 << 30);
-    const int64_t row = (h.p - f_base) / (512 * 2);
-    EXPECT_EQ((h.p - f_base) % (64 * 512 * 2), 0);
+    const auto h = share_start(f.w, 1, 2, 1 << 30);
+    const int64_t row = (h.data() - f_base) / (512 * 2);
+    EXPECT_EQ((h.data() - f_base) % (64 * 512 * 2), 0);
     EXPECT_NEAR(static_cast<double>(row), 500.0, 128.0);
-    EXPECT_EQ(h.bytes, static_cast<size_t>((1000 - row) * 512 * 2));
+    EXPECT_EQ(h.size(), static_cast<size_t>((1000 - row) * 512 * 2));
   }
 }
 
