@@ -233,6 +233,11 @@ inline void ternary_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar,
 // sequential stream, so a thread keeps NT streams of weights in flight, which the hardware
 // prefetchers serve with more misses outstanding than one; every tile's lanes do exactly the
 // operations of ternary_tile<1> (its two int32 chains are an exact regrouping of these sums).
+// Each stream's vectors are loaded kLoadAhead vectors before their arithmetic (a ring of
+// registers): the AND / VPDPBUSD of a vector then wait on a load issued long before, instead of
+// filling the scheduler while their own load misses, which lets the core keep more of the
+// stream in flight (+2-3% tokens/s in alternating in-process runs; loads past the end of a
+// stream repeat its last vector).
 template <int NT, bool kTq2>
 inline void ternary_tiles_decode(const WeightMatrix& w, const int64_t* tiles, const ActRows& ar,
                                  float* out) {
@@ -250,6 +255,13 @@ inline void ternary_tiles_decode(const WeightMatrix& w, const int64_t* tiles, co
     sumf[t] = _mm512_setzero_ps();
     tot[t] = _mm512_setzero_si512();
   }
+  constexpr int kLoadAhead = 4;  // divides the 16 vectors of a block
+  const int64_t last = nb * 16 - 1;
+  __m512i ring[NT][kLoadAhead];
+  BITNET_UNROLL
+  for (int t = 0; t < NT; ++t) BITNET_UNROLL
+  for (int d = 0; d < kLoadAhead; ++d)
+    ring[t][d] = _mm512_loadu_si512(codes[t] + 64 * std::min<int64_t>(d, last));
   for (int64_t b = 0; b < nb; ++b) {
     const int8_t* q = ar.q[0] + 256 * b;
     __m512i acc[NT][4];
@@ -260,9 +272,10 @@ inline void ternary_tiles_decode(const WeightMatrix& w, const int64_t* tiles, co
     for (int v = 0; v < 16; ++v) {
       BITNET_UNROLL
       for (int t = 0; t < NT; ++t) {
-        const uint8_t* blk = codes[t] + b * kPackedBlockBytes;
-        prefetch_ahead(blk + 64 * v);
-        const __m512i wv = _mm512_loadu_si512(blk + 64 * v);
+        prefetch_ahead(codes[t] + b * kPackedBlockBytes + 64 * v);
+        const __m512i wv = ring[t][v % kLoadAhead];
+        const int64_t next = std::min<int64_t>(16 * b + v + kLoadAhead, last);
+        ring[t][v % kLoadAhead] = _mm512_loadu_si512(codes[t] + 64 * next);
         BITNET_UNROLL
         for (int g = 0; g < 4; ++g)
           acc[t][g] = dpbusd_bcast(acc[t][g], _mm512_and_si512(wv, mask[g]), q + 64 * g + 4 * v);
