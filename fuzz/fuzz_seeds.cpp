@@ -15,6 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using bitnet::test::GgufBytes;
+using bitnet::test::small_valid_file;
 
 void write(const fs::path& p, const std::string& bytes) {
   fs::create_directories(p.parent_path());
@@ -34,14 +35,7 @@ int main(int argc, char** argv) {
   const fs::path dir = argv[1];
 
   // GGUF: metadata and two tensors (TQ2_0, I2_S), as the reader's own fuzz test starts from.
-  GgufBytes a = GgufBytes().header(2, 3);
-  a.kv_str("general.architecture", "bitnet")
-      .kv_u32("general.alignment", 32)
-      .kv_strs("arr", {"x", "yy"})
-      .tensor("a", {256}, 35, 0)
-      .tensor("b", {128, 2}, 36, 96)
-      .align()
-      .zeros(96 + 96);
+  const GgufBytes a = small_valid_file();
   // A model's configuration keys and a four-token byte-level vocabulary with one merge.
   GgufBytes b = GgufBytes().header(1, 9);
   b.kv_str("general.architecture", "bitnet")

@@ -55,4 +55,18 @@ struct GgufBytes {
   }
 };
 
+// A small valid file: three metadata keys (a string, a u32, a string array) and two tensors
+// (TQ2_0, I2_S) with their data. The start of the reader's mutation test and of the fuzzer's seeds.
+inline GgufBytes small_valid_file() {
+  GgufBytes g = GgufBytes().header(2, 3);
+  g.kv_str("general.architecture", "bitnet")
+      .kv_u32("general.alignment", 32)
+      .kv_strs("arr", {"x", "yy"})
+      .tensor("a", {256}, 35, 0)
+      .tensor("b", {128, 2}, 36, 96)
+      .align()
+      .zeros(96 + 96);
+  return g;
+}
+
 }  // namespace bitnet::test

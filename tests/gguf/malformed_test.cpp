@@ -12,6 +12,7 @@ namespace bitnet::gguf {
 namespace {
 
 using test::GgufBytes;
+using test::small_valid_file;
 
 struct Case {
   std::string name;
@@ -140,14 +141,7 @@ TEST(GgufMalformed, MissingFileAndDirectory) {
 // Mutation fuzzing: flips, truncations and length-field corruptions of a valid file must never
 // crash the reader (run under ASan/UBSan by the asan preset).
 TEST(GgufFuzz, RandomMutationsNeverCrash) {
-  GgufBytes g = valid_prefix(2, 3)
-                    .kv_str("general.architecture", "bitnet")
-                    .kv_u32("general.alignment", 32)
-                    .kv_strs("arr", {"x", "yy"})
-                    .tensor("a", {256}, 35, 0)
-                    .tensor("b", {128, 2}, 36, 96)
-                    .align()
-                    .zeros(96 + 96);
+  GgufBytes g = small_valid_file();
   ASSERT_TRUE(File::parse(g.b).ok()) << File::parse(g.b).message();
   uint64_t state = 7;
   auto rnd = [&] {

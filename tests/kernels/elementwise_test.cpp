@@ -72,14 +72,19 @@ TEST(Elementwise, SwigluReferenceMatchesItsDefinition) {
   EXPECT_NEAR(y[0], 0.5f / (1.0f + std::exp(-0.5f)), 1e-6f);
 }
 
+// mixed(), with f16's own edges after the first value: overflow to infinity, the subnormal
+// range, and a tie between two f16 values.
+std::vector<float> f16_edges(size_t n, uint32_t seed) {
+  std::vector<float> x = mixed(n, seed);
+  const float edges[] = {65520.0f, 6e-8f, 1.00048828125f};  // the last: 1 + 2^-11, to even (1)
+  for (size_t i = 1; i < n && i <= 3; ++i) x[i] = edges[i - 1];
+  return x;
+}
+
 TEST(Elementwise, ToF16BitExactWithReference) {
   for (const KernelTable* t : test::simd_tables()) {
     for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 640, 641}) {
-      std::vector<float> x = mixed(static_cast<size_t>(n), 3);
-      if (n > 2) {
-        x[1] = 65520.0f;  // rounds to infinity
-        x[2] = 6e-8f;     // f16 subnormal range
-      }
+      const std::vector<float> x = f16_edges(static_cast<size_t>(n), 3);
       std::vector<uint16_t> want(static_cast<size_t>(n) + 1, 0xABCD), got(want);
       fp32_to_fp16_row_ref(x.data(), n, want.data());
       t->to_f16(x.data(), n, got.data());
@@ -91,12 +96,7 @@ TEST(Elementwise, ToF16BitExactWithReference) {
 TEST(Elementwise, RoundToF16BitExactWithReference) {
   for (const KernelTable* t : test::simd_tables()) {
     for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 2560, 2561}) {
-      std::vector<float> x = mixed(static_cast<size_t>(n), 8);
-      if (n > 3) {
-        x[1] = 65520.0f;        // rounds to infinity
-        x[2] = 6e-8f;           // f16 subnormal range
-        x[3] = 1.00048828125f;  // 1 + 2^-11: a tie, to even (1)
-      }
+      const std::vector<float> x = f16_edges(static_cast<size_t>(n), 8);
       std::vector<float> want(x), got(x);
       round_to_f16_ref(want.data(), n);
       t->round_f16(got.data(), n);

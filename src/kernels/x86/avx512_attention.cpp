@@ -23,10 +23,6 @@
 namespace bitnet::kernels::avx512 {
 namespace {
 
-inline __mmask16 mask_of(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
-
 template <bool F16>
 inline __m512 load16(const void* base, int64_t at, __mmask16 m) {
   if constexpr (F16) {
@@ -51,7 +47,7 @@ inline void score_blocks(const AttentionHead& a, int64_t j0, float* s) {
   BITNET_UNROLL
   for (int b = 0; b < NB; ++b) {
     lo[b] = hi[b] = _mm512_setzero_pd();
-    m[b] = mask_of(a.n_kv - (j0 + 16 * b));
+    m[b] = lanes_below(a.n_kv - (j0 + 16 * b));
   }
   for (int i = 0; i < a.head_dim; ++i) {
     const __m512 qi = _mm512_set1_ps(a.q[i]);
@@ -96,8 +92,7 @@ inline void value_dims(const AttentionHead& a, const float* p, int64_t d0, float
   BITNET_UNROLL
   for (int c = 0; c < ND; ++c) {
     lo[c] = hi[c] = _mm512_setzero_pd();
-    const int64_t left = a.head_dim - (d0 + 16 * c);
-    m[c] = left > 0 ? mask_of(left) : static_cast<__mmask16>(0);
+    m[c] = lanes_below(a.head_dim - (d0 + 16 * c));
   }
   for (int j = 0; j < a.n_kv; ++j) {
     const __m512 pj = _mm512_set1_ps(p[j]);

@@ -83,7 +83,7 @@ void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y) {
                         _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
   }
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __mmask16 m = lanes_below(n - i);
     _mm256_mask_storeu_epi16(
         y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
   }
@@ -92,8 +92,6 @@ void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y) {
 // The squares summed in 32 double lanes (4 vectors, each lane in element order), then the lanes;
 // mean_square_from_sum turns that into the reference's mean (elementwise.h).
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
-  for (int64_t j = 0; j < n; j += 16)
-    _mm_prefetch(reinterpret_cast<const char*>(w + j), _MM_HINT_T0);
   __m512d a0 = _mm512_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -105,9 +103,7 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
     a3 = _mm512_add_pd(a3, hi_pd(s1));
   }
   for (; i < n; i += 16) {  // masked-off lanes load 0, whose square adds nothing
-    const __mmask16 m =
-        n - i >= 16 ? __mmask16{0xffff} : static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+    const __m512 v = _mm512_maskz_loadu_ps(lanes_below(n - i), x + i);
     const __m512 sq = _mm512_mul_ps(v, v);
     a0 = _mm512_add_pd(a0, lo_pd(sq));
     a1 = _mm512_add_pd(a1, hi_pd(sq));
@@ -124,10 +120,6 @@ void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
 }
 
 namespace {
-
-inline __mmask16 lanes_below(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << n) - 1u);
-}
 
 // F16C's conversion is core/fp16.h's, bit for bit (round to nearest even, NaN payloads kept).
 inline __m512 via_f16(__m512 v) {

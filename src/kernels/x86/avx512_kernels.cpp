@@ -59,6 +59,7 @@
 namespace bitnet::kernels {
 namespace {
 
+using avx512::lanes_below;
 using gguf::TensorType;
 
 // acc + (4 products of unsigned u8 bytes and signed s8 bytes per int32 lane), no saturation.
@@ -81,8 +82,6 @@ inline void prefetch_ahead(const uint8_t* p) {
 
 // ------------------------------------------------------------------ activation quantization
 
-inline __mmask16 tail_mask16(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
-
 // Per-token int8 (bitnet.cpp). NaN is skipped by the max exactly as std::max(m, NaN) skips it
 // (MAXPS returns its second operand when one is NaN), and reaches the int8 cast as NaN, which the
 // reference's cvttss2si turns into INT_MIN, i.e. a byte of 0; VPMOVDB truncates the same way.
@@ -91,7 +90,7 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), vmax);
   if (i < k) {
-    const __m512 v = _mm512_maskz_loadu_ps(tail_mask16(k - i), x + i);
+    const __m512 v = _mm512_maskz_loadu_ps(lanes_below(k - i), x + i);
     vmax = _mm512_max_ps(_mm512_abs_ps(v), vmax);
   }
   double m = static_cast<double>(_mm512_reduce_max_ps(vmax));
@@ -109,7 +108,7 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), quant16(_mm512_loadu_ps(x + i)));
   }
   if (i < k) {
-    const __mmask16 m16 = tail_mask16(k - i);
+    const __mmask16 m16 = lanes_below(k - i);
     _mm_mask_storeu_epi8(q + i, m16, quant16(_mm512_maskz_loadu_ps(m16, x + i)));
   }
   return s;
@@ -670,7 +669,7 @@ inline void float_tile(const uint8_t* const* w, const float* const* x, int64_t k
   };
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) block(i, 16, 0xFFFF);
-  if (i < k) block(i, static_cast<int>(k - i), tail_mask16(k - i));
+  if (i < k) block(i, static_cast<int>(k - i), lanes_below(k - i));
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) {
     BITNET_UNROLL

@@ -14,6 +14,13 @@ namespace bitnet::kernels::avx512 {
 
 // Lanes 0-7 and 8-15 of a float vector widened to double: the sums the kernels keep in double
 // (the scalar references' `sum += (double)...`) run in two 8-lane vectors.
+// The first n of 16 lanes (all when n >= 16, none when n <= 0): loads and stores of a row's
+// last partial vector.
+inline __mmask16 lanes_below(int64_t n) {
+  if (n >= 16) return static_cast<__mmask16>(0xFFFF);
+  return n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1u);
+}
+
 inline __m512d lo_pd(__m512 v) { return _mm512_cvtps_pd(_mm512_castps512_ps256(v)); }
 inline __m512d hi_pd(__m512 v) {
   return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
