@@ -65,6 +65,18 @@ inline void prefetch_ahead(const void* p) {
   _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
 }
 
+// The F16 kernels' streams (one per tile, 32 bytes per element) prefetch 2 KiB ahead. Near the
+// end of a tile that line lies in the next tile, which another stream of the same pass reads
+// anyway, so next_stream (bytes) moves those prefetches on to where this stream reads next:
+// decode passes over four consecutive tiles and the thread's next chunk goes on with the four
+// after them, so tile t's stream continues at tile t + 4 (passes over one tile need no move).
+// Both together: +4-6% for the head kernel alone against 4 KiB without the move, in alternating
+// runs on the machines measured.
+constexpr int64_t kF16PrefetchBytes = 2048;
+inline void prefetch_f16(const uint16_t* p, int64_t next_stream) {
+  _mm_prefetch(reinterpret_cast<const char*>(p) + kF16PrefetchBytes + next_stream, _MM_HINT_T0);
+}
+
 // ------------------------------------------------------------------ ternary
 
 // Sum of 256 signed bytes.
@@ -525,7 +537,8 @@ inline void store_sums(const __m512d (&lo)[NA][NT], const __m512d (&hi)[NA][NT],
 // and added.
 template <int NA, int NT, bool kExact>
 inline void f16_tiles_double(const uint16_t* const* tile, const float* const* x, int64_t k,
-                             float* out) {
+                             float* out, int64_t next_stream) {
+  const int64_t jump_from = k - kF16PrefetchBytes / (kPackRows * 2);
   __m512d lo[NA][NT], hi[NA][NT];
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) BITNET_UNROLL
@@ -534,7 +547,7 @@ inline void f16_tiles_double(const uint16_t* const* tile, const float* const* x,
     BITNET_UNROLL
     for (int t = 0; t < NT; ++t) {
       const uint16_t* p = tile[t] + i * kPackRows;
-      if (i % 2 == 0) prefetch_ahead(p);
+      if (i % 2 == 0) prefetch_f16(p, i >= jump_from ? next_stream : 0);
       const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
       const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 8)));
       if constexpr (kExact) {
@@ -564,7 +577,8 @@ inline void f16_tiles_double(const uint16_t* const* tile, const float* const* x,
 // fma(w, x, s) rounds once, as s + (float)(w * x) does; otherwise VMULPS then VADDPS.
 template <int NA, int NT, bool kExact>
 inline void f16_tiles_blocks(const uint16_t* const* tile, const float* const* x, int64_t k,
-                             float* out) {
+                             float* out, int64_t next_stream) {
+  const int64_t jump_from = k - kF16PrefetchBytes / (kPackRows * 2);
   __m512d lo[NA][NT], hi[NA][NT];
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) BITNET_UNROLL
@@ -579,7 +593,7 @@ inline void f16_tiles_blocks(const uint16_t* const* tile, const float* const* x,
       BITNET_UNROLL
       for (int t = 0; t < NT; ++t) {
         const uint16_t* p = tile[t] + i * kPackRows;
-        if (i % 2 == 0) prefetch_ahead(p);
+        if (i % 2 == 0) prefetch_f16(p, i >= jump_from ? next_stream : 0);
         const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
         BITNET_UNROLL
         for (int a = 0; a < NA; ++a) {
@@ -601,13 +615,13 @@ inline void f16_tiles_blocks(const uint16_t* const* tile, const float* const* x,
 
 template <int NA, int NT>
 inline void f16_tiles(FloatSums sums, bool exact, const uint16_t* const* tile,
-                      const float* const* x, int64_t k, float* out) {
+                      const float* const* x, int64_t k, float* out, int64_t next_stream = 0) {
   if (sums == FloatSums::kBlocks) {
-    exact ? f16_tiles_blocks<NA, NT, true>(tile, x, k, out)
-          : f16_tiles_blocks<NA, NT, false>(tile, x, k, out);
+    exact ? f16_tiles_blocks<NA, NT, true>(tile, x, k, out, next_stream)
+          : f16_tiles_blocks<NA, NT, false>(tile, x, k, out, next_stream);
   } else {
-    exact ? f16_tiles_double<NA, NT, true>(tile, x, k, out)
-          : f16_tiles_double<NA, NT, false>(tile, x, k, out);
+    exact ? f16_tiles_double<NA, NT, true>(tile, x, k, out, next_stream)
+          : f16_tiles_double<NA, NT, false>(tile, x, k, out, next_stream);
   }
 }
 
@@ -641,13 +655,14 @@ void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, i
     }
   }
   // Decode: four tiles per pass.
+  const int64_t tile_bytes = w.k * kPackRows * 2;
   for (; r < rows; ++r) {
     const float* xr[1] = {x + r * w.k};
     const bool exact = all_f16_values(xr[0], w.k);
     int64_t t = t0;
     for (; t + 4 <= t1; t += 4) {
       const uint16_t* tp[4] = {tile_ptr(t), tile_ptr(t + 1), tile_ptr(t + 2), tile_ptr(t + 3)};
-      f16_tiles<1, 4>(w.float_sums, exact, tp, xr, w.k, out);
+      f16_tiles<1, 4>(w.float_sums, exact, tp, xr, w.k, out, 3 * tile_bytes);
       emit(t, 4, r, 1);
     }
     for (; t < t1; ++t) {
