@@ -16,6 +16,9 @@
 #include "core/thread_pool.h"
 #include "kernel_test_util.h"
 #include "kernels/q8_0_head.h"
+#if defined(__x86_64__)
+#include "kernels/x86/avx512_packed_entries.h"
+#endif
 
 namespace bitnet::kernels {
 namespace {
@@ -97,38 +100,50 @@ TEST(Packed, TernaryLayoutAsDocumented) {
   }
 }
 
+// Both ways of taking the codes' fields apart (a mask; VBMI's byte permute where the CPU has it),
+// each called directly: the table entry uses the second wherever it can.
 TEST(Packed, TernaryBitExactWithReference) {
+#if defined(__x86_64__)
   if (!cpu_supports(Variant::kAvx512))
     GTEST_SKIP() << "no AVX-512 here: the packed kernels do not run";
-  const KernelTable* t = avx512_table();
-  for (TensorType type : {TensorType::I2_S, TensorType::TQ2_0}) {
-    for (int64_t k : {256, 512, 2560, 6912}) {
-      for (bool raw : {false, true}) {
-        // 3 full tiles + a partial one; with k = 512 also 7 + 1 (decode splits a range in two
-        // streams of tiles, with an odd one left over).
-        const int64_t n_out = k == 512 && raw ? 117 : 53;
-        auto m = test::make_ternary(type, k, n_out, static_cast<uint32_t>(k + raw), raw);
-        const auto p = pack(&m);
-        for (int64_t rows : {1, 2, 3, 4, 5, 9}) {
-          for (const auto& in : test::activation_sets(rows, k, 7)) {
-            QuantizedActivations a;
-            quantize_activations_ref(act_quant_for(type), in.x.data(), rows, k, &a);
-            std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size(), -1.0f);
-            matmul_ternary_ref(m.w, a, want.data(), 0, n_out);
-            t->ternary(m.w, a, got.data(), 0, n_out);
-            ASSERT_EQ(first_bit_mismatch(got, want), "")
-                << gguf::tensor_type_name(type) << " k=" << k << " rows=" << rows << " raw=" << raw
-                << " " << in.name;
-            // A sub-range not aligned to tiles leaves everything outside it alone.
-            std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
-            matmul_ternary_ref(m.w, a, want_part.data(), 5, 37);
-            t->ternary(m.w, a, part.data(), 5, 37);
-            ASSERT_EQ(first_bit_mismatch(part, want_part), "") << "sub-range rows=" << rows;
+  using Entry =
+      void (*)(const WeightMatrix&, const QuantizedActivations&, float*, int64_t, int64_t);
+  std::vector<std::pair<std::string, Entry>> entries = {{"masked", &avx512::packed_ternary}};
+  if (avx512::has_vbmi()) entries.emplace_back("vbmi", &avx512::packed_ternary_vbmi);
+  for (const auto& [how, ternary] : entries) {
+    for (TensorType type : {TensorType::I2_S, TensorType::TQ2_0}) {
+      for (int64_t k : {256, 512, 2560, 6912}) {
+        for (bool raw : {false, true}) {
+          // 3 full tiles + a partial one; with k = 512 also 7 + 1 (decode splits a range in two
+          // streams of tiles, with an odd one left over).
+          const int64_t n_out = k == 512 && raw ? 117 : 53;
+          auto m = test::make_ternary(type, k, n_out, static_cast<uint32_t>(k + raw), raw);
+          const auto p = pack(&m);
+          for (int64_t rows : {1, 2, 3, 4, 5, 9}) {
+            for (const auto& in : test::activation_sets(rows, k, 7)) {
+              QuantizedActivations a;
+              quantize_activations_ref(act_quant_for(type), in.x.data(), rows, k, &a);
+              std::vector<float> want(static_cast<size_t>(rows * n_out)), got(want.size(), -1.0f);
+              matmul_ternary_ref(m.w, a, want.data(), 0, n_out);
+              ternary(m.w, a, got.data(), 0, n_out);
+              ASSERT_EQ(first_bit_mismatch(got, want), "")
+                  << how << " " << gguf::tensor_type_name(type) << " k=" << k << " rows=" << rows
+                  << " raw=" << raw << " " << in.name;
+              // A sub-range not aligned to tiles leaves everything outside it alone.
+              std::vector<float> part(want.size(), 0.0f), want_part(want.size(), 0.0f);
+              matmul_ternary_ref(m.w, a, want_part.data(), 5, 37);
+              ternary(m.w, a, part.data(), 5, 37);
+              ASSERT_EQ(first_bit_mismatch(part, want_part), "")
+                  << how << " sub-range rows=" << rows;
+            }
           }
         }
       }
     }
   }
+#else
+  GTEST_SKIP() << "x86-64 only";
+#endif
 }
 
 TEST(Packed, F16BitExactWithReference) {

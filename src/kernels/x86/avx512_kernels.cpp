@@ -57,6 +57,12 @@
 #define BITNET_UNROLL _Pragma("GCC unroll 16")
 
 namespace bitnet::kernels {
+
+bool avx512::has_vbmi() {
+  static const bool vbmi = __builtin_cpu_supports("avx512vbmi");
+  return vbmi;
+}
+
 namespace {
 
 using avx512::lanes_below;
@@ -535,7 +541,8 @@ void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int
   if (o_begin >= o_end || a.rows == 0) return;
   if (w.k > detail::kMaxSimdK) return matmul_ternary_ref(w, a, y, o_begin, o_end);
   if (w.packed != nullptr && (w.type == TensorType::I2_S || w.type == TensorType::TQ2_0)) {
-    return avx512::packed_ternary(w, a, y, o_begin, o_end);
+    return avx512::has_vbmi() ? avx512::packed_ternary_vbmi(w, a, y, o_begin, o_end)
+                              : avx512::packed_ternary(w, a, y, o_begin, o_end);
   }
   switch (w.type) {
     case TensorType::I2_S:

@@ -9,6 +9,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
+#include "kernels/x86/avx512_packed_entries.h"
 
 namespace bitnet::kernels::avx512 {
 
@@ -26,9 +27,6 @@ inline __m512d hi_pd(__m512 v) {
   return _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
-// I2_S / TQ2_0 with w.packed set; rows [o_begin, o_end) of every activation row.
-void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
-                    int64_t o_end);
 // F16 with w.packed set.
 void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,
                 int64_t o_end);
