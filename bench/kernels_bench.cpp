@@ -223,7 +223,7 @@ void bm_quantize(benchmark::State& state, ActQuant kind, int64_t k, int64_t rows
 
 // Reads of `bytes`, split over the pool in 64 KiB chunks (as the kernels split rows), with the
 // same reader as `bitnet bench`'s roofline (core/bandwidth.h); with `prefetch`, also touching the
-// line 4 KiB ahead as the kernels do, so that the reference bandwidth is the better of the two.
+// lines ahead as the kernels do, so that the reference bandwidth is the better of the two.
 void bm_read(benchmark::State& state, size_t bytes, bool prefetch) {
   constexpr size_t kChunk = 64 * 1024;
   bytes = (bytes + kChunk - 1) / kChunk * kChunk;

@@ -10,9 +10,9 @@ namespace bitnet {
 class ThreadPool;
 
 // Reads n bytes at p with the widest vector loads this CPU has (AVX-512, AVX2, else 64-bit), in a
-// few streams side by side and, with `prefetch`, a software prefetch 4 KiB ahead as the weight
-// kernels do. Returns the XOR of the span's 8-byte words (the last zero-padded), so the reads
-// cannot be optimised away and a reader that skips bytes is caught.
+// few streams side by side and, with `prefetch`, software prefetches ahead as the weight
+// kernels' decode streams do. Returns the XOR of the span's 8-byte words (the last zero-padded), so
+// the reads cannot be optimised away and a reader that skips bytes is caught.
 uint64_t read_bytes(const uint8_t* p, size_t n, bool prefetch);
 
 // Reads a buffer of `bytes` (default 1 GiB: far larger than any cache) with the pool's threads,
