@@ -24,7 +24,6 @@ namespace {
 // keep more misses in flight over several streams, as the kernels' tiles do), and the near
 // prefetch alone ~4% less than both.
 constexpr size_t kStreams = 3;
-constexpr size_t kNearBytes = 2048, kFarBytes = 8192;
 
 // The XOR of the 8-byte words at p (n bytes, the last word zero-padded): what every reader returns.
 uint64_t xor_words(const uint8_t* p, size_t n) {
@@ -43,8 +42,8 @@ __attribute__((target("avx512f"), always_inline)) inline void step_avx512(__m512
                                                                           const uint8_t* q) {
   if constexpr (kPrefetch) {
     for (int l = 0; l < 4; ++l) {
-      _mm_prefetch(reinterpret_cast<const char*>(q + kNearBytes + 64 * l), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(q + kFarBytes + 64 * l), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(q + kNearPrefetchBytes + 64 * l), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(q + kFarPrefetchBytes + 64 * l), _MM_HINT_T1);
     }
   }
   for (int l = 0; l < 4; ++l) a[l] = _mm512_xor_si512(a[l], _mm512_loadu_si512(q + 64 * l));
@@ -76,8 +75,8 @@ template <bool kPrefetch>
 __attribute__((target("avx2"), always_inline)) inline void step_avx2(__m256i (&a)[2],
                                                                      const uint8_t* q) {
   if constexpr (kPrefetch) {
-    _mm_prefetch(reinterpret_cast<const char*>(q + kNearBytes), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(q + kFarBytes), _MM_HINT_T1);
+    _mm_prefetch(reinterpret_cast<const char*>(q + kNearPrefetchBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(q + kFarPrefetchBytes), _MM_HINT_T1);
   }
   a[0] = _mm256_xor_si256(a[0], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
   a[1] = _mm256_xor_si256(a[1], _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32)));

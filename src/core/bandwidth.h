@@ -9,6 +9,11 @@ namespace bitnet {
 
 class ThreadPool;
 
+// The distances (bytes) at which the weight kernels' decode streams prefetch: the line this far
+// ahead into L1 (near) and into L2 (far). The roofline reader below prefetches the same way, so
+// the bandwidth it measures is what the kernels' way of reading can reach.
+inline constexpr int64_t kNearPrefetchBytes = 2048, kFarPrefetchBytes = 8192;
+
 // Reads n bytes at p with the widest vector loads this CPU has (AVX-512, AVX2, else 64-bit), in a
 // few streams side by side and, with `prefetch`, software prefetches ahead as the weight
 // kernels' decode streams do. Returns the XOR of the span's 8-byte words (the last zero-padded), so

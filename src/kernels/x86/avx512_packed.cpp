@@ -29,9 +29,7 @@ struct F16Prefetch {
         far_from(k - kFarPrefetchBytes / (kPackRows * 2)),
         next_stream(next) {}
   void operator()(const uint16_t* p, int64_t i) const {
-    const char* c = reinterpret_cast<const char*>(p);
-    _mm_prefetch(c + kNearPrefetchBytes + (i >= near_from ? next_stream : 0), _MM_HINT_T0);
-    _mm_prefetch(c + kFarPrefetchBytes + (i >= far_from ? next_stream : 0), _MM_HINT_T1);
+    prefetch_near_far(p, i >= near_from ? next_stream : 0, i >= far_from ? next_stream : 0);
   }
 };
 

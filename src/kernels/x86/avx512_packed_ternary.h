@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/bandwidth.h"
 #include "kernels/kernel_support.h"
 #include "kernels/packed.h"
 #include "kernels/x86/avx512_units.h"
@@ -62,15 +63,15 @@ inline void prefetch_ahead(const void* p) {
   _mm_prefetch(static_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
 }
 
-// Decode streams prefetch at two distances: the line 2 KiB ahead into L1 and the line 8 KiB
-// ahead into L2. The far prefetch keeps more of the stream in flight than the near one alone
-// (which holds a fill buffer per line until it arrives): +4-6% for the ternary decode kernel
-// and for the F16 head kernel alone, in alternating runs on the machines measured; the roofline
-// reader (core/bandwidth.cpp) reads the same way.
-constexpr int64_t kNearPrefetchBytes = 2048, kFarPrefetchBytes = 8192;
-inline void prefetch_near_far(const void* p) {
-  _mm_prefetch(static_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
-  _mm_prefetch(static_cast<const char*>(p) + kFarPrefetchBytes, _MM_HINT_T1);
+// Decode streams prefetch at two distances (core/bandwidth.h, which the roofline reader shares):
+// the line 2 KiB ahead into L1 and the line 8 KiB ahead into L2. The far prefetch keeps more of
+// the stream in flight than the near one alone (which holds a fill buffer per line until it
+// arrives): +4-6% for the ternary decode kernel and for the F16 head kernel alone, in
+// alternating runs on the machines measured. near_move / far_move (bytes) shift either line, for
+// a stream that goes on elsewhere than right after its end (the F16 head's tiles).
+inline void prefetch_near_far(const void* p, int64_t near_move = 0, int64_t far_move = 0) {
+  _mm_prefetch(static_cast<const char*>(p) + kNearPrefetchBytes + near_move, _MM_HINT_T0);
+  _mm_prefetch(static_cast<const char*>(p) + kFarPrefetchBytes + far_move, _MM_HINT_T1);
 }
 
 // How a kernel takes group g's codes out of a packed vector: bits 2g..2g+1 of every byte, kept in
