@@ -22,7 +22,7 @@
 #include "core/random.h"
 #include "generate/sampler.h"
 #include "kernels/dispatch.h"
-#include "model/session.h"
+#include "model/context.h"
 #include "reference/llama_reference.h"
 
 using namespace bitnet;
@@ -93,10 +93,10 @@ int main(int argc, char** argv) {
     if (!ref) die(ref.message());
     if (threads == thread_counts.front())
       std::printf("reference: %s\n", (*ref)->description().c_str());
-    auto session =
-        model::Session::create(**model, {.n_ctx = 256, .kv_f16 = true, .n_threads = threads});
-    if (!session) die(session.message());
-    model::Session& s = **session;
+    auto context =
+        model::Context::create(**model, {.n_ctx = 256, .kv_f16 = true, .n_threads = threads});
+    if (!context) die(context.message());
+    model::Context& s = **context;
     std::vector<float> logits;
 
     struct Test {
@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
       const std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + (t.prompt ? t.n : 1));
       for (int r = 0; r < reps; ++r) {
         // A: ours.
-        s.reset();
+        s.kv_cache().clear();
         double t0 = now_s();
         if (t.prompt) {
           if (!s.eval(prompt, false, &logits).ok()) die("our eval failed");

@@ -18,7 +18,8 @@
 #include <random>
 
 #include "core/paths.h"
-#include "model/session.h"
+#include "model/context.h"
+#include "model/observe/trace_observer.h"
 #include "synth/synth.h"
 #include "trace/record.h"
 #include "trace/writer.h"
@@ -35,7 +36,7 @@ int env_int(const char* name, int fallback) {
 struct Fixture {
   std::filesystem::path dir;
   std::unique_ptr<model::Model> model;
-  std::unique_ptr<model::Session> session;
+  std::unique_ptr<model::Context> session;
 
   Fixture() {
     dir =
@@ -51,7 +52,7 @@ struct Fixture {
     const std::string path = (dir / "model.gguf").string();
     if (!synth::write_synthetic_model(o, path).ok()) std::abort();
     model = model::Model::load(path).value();
-    session = model::Session::create(
+    session = model::Context::create(
                   *model, {.n_ctx = 512, .n_threads = env_int("BITNET_BENCH_THREADS", 2)})
                   .value();
   }
@@ -76,16 +77,17 @@ void BM_DecodeStep(benchmark::State& state) {
     if (state.range(0) == 1) o.selection = *trace::Selection::parse("none", "");
     w = trace::Writer::open(o).value();
   }
-  f.session->set_trace(w.get());
-  f.session->reset();
+  model::TraceObserver tracer(w.get());
+  f.session->set_observer(w ? &tracer : nullptr);
+  f.session->kv_cache().clear();
   std::vector<float> logits;
   int32_t token = 128000;
   for (auto _ : state) {
-    if (f.session->n_past() + 1 >= f.session->n_ctx()) f.session->reset();
+    if (f.session->n_past() + 1 >= f.session->n_ctx()) f.session->kv_cache().clear();
     if (!f.session->eval(std::span(&token, 1), false, &logits).ok()) std::abort();
     token = 1000 + f.session->n_past();
   }
-  f.session->set_trace(nullptr);
+  f.session->set_observer(nullptr);
   if (w)
     state.counters["records/step"] =
         static_cast<double>(w->n_records()) / static_cast<double>(state.iterations());

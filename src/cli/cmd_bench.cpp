@@ -1,6 +1,8 @@
 // `bitnet bench`: prompt-processing (pp) and token-generation (tg) speed, like llama-bench, plus
 // the machine's measured read bandwidth and the fraction of the memory roofline tg reaches
-// (token generation reads every weight once per token).
+// (token generation reads every weight once per token). With --parallel N it also decodes N
+// sequences together, one batch of N rows per step (what a server does with N clients), and
+// prints the aggregate and per-sequence rates beside the single-sequence one.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -13,7 +15,7 @@
 #include "core/bandwidth.h"
 #include "core/random.h"
 #include "kernels/dispatch.h"
-#include "model/session.h"
+#include "model/context.h"
 
 namespace bitnet::cli {
 namespace {
@@ -27,6 +29,7 @@ struct BenchFlags {
   bool json = false;
   std::string kernels;
   std::string head_type = "file";
+  int parallel = 1;
 };
 
 struct Stats {
@@ -55,6 +58,7 @@ int run_bench(const BenchFlags& f) {
     if (auto st = kernels::set_variant_by_name(f.kernels); !st) return fail(st.error());
   }
   if (f.reps < 1) return fail("-r must be at least 1");
+  if (f.parallel < 1 || f.parallel > 256) return fail("--parallel must be in 1..256");
   for (int t : f.threads) {
     if (t < 1) return fail("thread counts must be positive");
   }
@@ -79,8 +83,13 @@ int run_bench(const BenchFlags& f) {
     return fail("test sizes exceed the model's context length");
 
   SplitMix64 rng(1234);
-  std::vector<int32_t> tokens(static_cast<size_t>(max_ctx));
-  for (auto& t : tokens) t = static_cast<int32_t>(rng.below(c.n_vocab));
+  // One stream of tokens per sequence (the first is the single-sequence tests' stream).
+  std::vector<std::vector<int32_t>> streams(static_cast<size_t>(f.parallel));
+  for (auto& s : streams) {
+    s.resize(static_cast<size_t>(max_ctx));
+    for (auto& t : s) t = static_cast<int32_t>(rng.below(c.n_vocab));
+  }
+  const std::vector<int32_t>& tokens = streams[0];
 
   nlohmann::ordered_json results = nlohmann::ordered_json::array();
   if (!f.json) {
@@ -98,10 +107,13 @@ int run_bench(const BenchFlags& f) {
   for (int threads : f.threads) {
     // Measured (in a forked child) before this thread count's session starts its workers.
     const double bw = measure_read_bandwidth_isolated(threads);
-    auto s = model::Session::create(**m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads});
+    auto s = model::Context::create(
+        **m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads, .n_seq_max = f.parallel});
     if (!s) return fail(s.error());
+    model::KvCache& kv = (*s)->kv_cache();
     std::vector<float> logits;
-    auto emit = [&](const std::string& test, const Stats& st, double read_gbs, double roofline) {
+    auto emit = [&](const std::string& test, const Stats& st, double read_gbs, double roofline,
+                    const nlohmann::ordered_json& extra = {}) {
       nlohmann::ordered_json j = {{"test", test},
                                   {"threads", threads},
                                   {"tok_s_median", st.median},
@@ -117,6 +129,7 @@ int run_bench(const BenchFlags& f) {
         j["roofline_fraction"] = roofline;
       }
       j["peak_rss_bytes"] = peak_rss_bytes();
+      for (const auto& [k, v] : extra.items()) j[k] = v;
       results.push_back(j);
       if (!f.json) {
         std::printf("%-8s %7d %12.2f %12.2f %12.2f %10.1f %8s\n", test.c_str(), threads, st.median,
@@ -129,7 +142,7 @@ int run_bench(const BenchFlags& f) {
     for (int p : f.prompt_sizes) {
       std::vector<double> rates;
       for (int r = 0; r < f.reps; ++r) {
-        (*s)->reset();
+        kv.clear();
         const auto t0 = std::chrono::steady_clock::now();
         if (auto st = (*s)->eval(std::span(tokens).first(p), false, &logits); !st)
           return fail(st.error());
@@ -141,7 +154,7 @@ int run_bench(const BenchFlags& f) {
       if (g < 1) continue;
       std::vector<double> rates;
       for (int r = 0; r < f.reps; ++r) {
-        (*s)->reset();
+        kv.clear();
         if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits); !st)
           return fail(st.error());
         const auto t0 = std::chrono::steady_clock::now();
@@ -158,6 +171,46 @@ int run_bench(const BenchFlags& f) {
       const double bw_tg = std::max(bw, measure_read_bandwidth_isolated(threads));
       emit("tg" + std::to_string(g), st, bw_tg,
            bw_tg > 0 ? st.median * static_cast<double>(weight_bytes) / (bw_tg * 1e9) : 0);
+      if (f.parallel > 1) {
+        // N sequences, each started with its own first token, then g steps of one batch of N
+        // decode rows, logits for every row. Its roofline fraction says how close a step comes
+        // to the time one pass over the weights takes: near 1 the steps are bandwidth-bound, well
+        // below it they are compute-bound.
+        const int n = f.parallel;
+        model::Batch batch;
+        std::vector<double> agg;
+        for (int r = 0; r < f.reps; ++r) {
+          kv.clear();
+          batch.clear();
+          for (int q = 0; q < n; ++q) batch.add(streams[static_cast<size_t>(q)][0], q, 0, true);
+          if (auto e = (*s)->decode(batch, &logits); !e) return fail(e.error());
+          const auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < g; ++i) {
+            batch.clear();
+            for (int q = 0; q < n; ++q)
+              batch.add(streams[static_cast<size_t>(q)][static_cast<size_t>(1 + i)], q, 1 + i,
+                        true);
+            if (auto e = (*s)->decode(batch, &logits); !e) return fail(e.error());
+          }
+          agg.push_back(static_cast<double>(n) * g / seconds_since(t0));
+        }
+        const Stats pst = stats(agg);
+        const double steps_s = pst.median / n;
+        const double frac =
+            bw_tg > 0 ? steps_s * static_cast<double>(weight_bytes) / (bw_tg * 1e9) : 0;
+        emit("tg" + std::to_string(g) + "x" + std::to_string(n), pst, bw_tg, frac,
+             {{"parallel", n},
+              {"per_sequence_tok_s", steps_s},
+              {"aggregate_vs_single", st.median > 0 ? pst.median / st.median : 0},
+              {"bound", frac >= 0.8 ? "bandwidth" : "compute"}});
+        if (!f.json) {
+          std::printf(
+              "  %d sequences: aggregate %.2f tok/s = %.2fx the single sequence, %.2f tok/s "
+              "each; steps at %.0f%% of the memory roofline (%s-bound)\n",
+              n, pst.median, st.median > 0 ? pst.median / st.median : 0, steps_s, frac * 100,
+              frac >= 0.8 ? "bandwidth" : "compute");
+        }
+      }
     }
   }
   if (f.json)
@@ -186,6 +239,10 @@ std::vector<Command> register_bench(CLI::App& app) {
   sub->add_option("-r,--repetitions", f->reps, "Repetitions per test")->capture_default_str();
   sub->add_option("--kernels", f->kernels, "Force a kernel variant: scalar | avx2 | avx512");
   sub->add_option("--head-type", f->head_type, kHeadTypeHelp)->capture_default_str();
+  sub->add_option("--parallel", f->parallel,
+                  "Also decode this many sequences together (one batch per step): aggregate and "
+                  "per-sequence tok/s")
+      ->capture_default_str();
   sub->add_flag("--json", f->json, "Print a JSON array, one object per test");
   return {Command{sub, [f] { return run_bench(*f); }}};
 }

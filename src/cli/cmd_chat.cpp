@@ -72,7 +72,7 @@ int chat(ChatFlags f) {
     if (line == "/reset") {
       messages.resize(f.system.empty() ? 0 : 1);
       cached.clear();
-      lm->session->reset();
+      lm->context->kv_cache().clear();
       continue;
     }
     if (line.empty()) continue;
@@ -85,11 +85,13 @@ int chat(ChatFlags f) {
     size_t common = 0;
     while (common < cached.size() && common < ids.size() && cached[common] == ids[common]) ++common;
     if (common == ids.size()) --common;
-    if (static_cast<int>(ids.size()) + f.sampling.max_tokens > lm->session->n_ctx()) {
+    if (static_cast<int>(ids.size()) + f.sampling.max_tokens > lm->context->n_ctx()) {
       return fail("the conversation no longer fits the context (" +
-                  std::to_string(lm->session->n_ctx()) + " tokens); /reset or raise --ctx");
+                  std::to_string(lm->context->n_ctx()) + " tokens); /reset or raise --ctx");
     }
-    lm->session->truncate(static_cast<int>(common));
+    // The cache keeps the shared prefix; the rest of the previous turn goes.
+    if (auto st = lm->context->kv_cache().remove(0, static_cast<int>(common)); !st)
+      return fail(st.error());
     ++turn;
     std::unique_ptr<trace::Writer> tracer;
     if (!trace_base.empty()) {
@@ -109,7 +111,7 @@ int chat(ChatFlags f) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);
     };
-    auto r = generate::generate(*lm->session, lm->tokenizer, std::span(ids).subspan(common), go);
+    auto r = generate::generate(*lm->context, lm->tokenizer, std::span(ids).subspan(common), go);
     if (!r) return fail(r.error());
     std::fputc('\n', stdout);
     cached = ids;

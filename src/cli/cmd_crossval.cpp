@@ -161,11 +161,6 @@ int finish(const XvalFlags& f, const crossval::RunResult& run, const crossval::T
   ordered_json receipt = crossval::make_receipt(run, ctx);
   crossval::seal_receipt(&receipt);
   if (auto st = write_outputs(f, receipt); !st.ok()) return error(st.message());
-  if (!run.test_perturbation.empty()) {
-    std::fprintf(stderr,
-                 "bitnet: warning: BITNET_TEST_PERTURB=%s was active (recorded in the receipt)\n",
-                 run.test_perturbation.c_str());
-  }
   if (!f.quiet) {
     std::printf("%s", crossval::markdown_report(json(receipt)).c_str());
   } else {

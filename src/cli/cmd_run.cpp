@@ -29,14 +29,14 @@ int run(const RunFlags& f) {
   if (f.model.verbose) {
     std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d\n",
                  lm->tokenizer.describe().c_str(), active_kernels().c_str(),
-                 lm->session->n_threads(), f.model.kv_type.c_str(), lm->session->n_ctx());
+                 lm->context->n_threads(), f.model.kv_type.c_str(), lm->context->n_ctx());
   }
   const std::vector<int32_t> prompt =
       lm->tokenizer.encode(f.prompt, {.add_special = !f.no_bos, .parse_special = f.special});
   if (prompt.empty()) return fail("the prompt gives no tokens (empty prompt with --no-bos?)");
-  if (static_cast<int>(prompt.size()) > lm->session->n_ctx()) {
+  if (static_cast<int>(prompt.size()) > lm->context->n_ctx()) {
     return fail("the prompt has " + std::to_string(prompt.size()) +
-                " tokens, more than the context length " + std::to_string(lm->session->n_ctx()) +
+                " tokens, more than the context length " + std::to_string(lm->context->n_ctx()) +
                 " (see --ctx)");
   }
   generate::GenerateOptions go;
@@ -52,7 +52,7 @@ int run(const RunFlags& f) {
       std::fflush(stdout);
     };
   }
-  auto r = generate::generate(*lm->session, lm->tokenizer, prompt, go);
+  auto r = generate::generate(*lm->context, lm->tokenizer, prompt, go);
   if (!r) return fail(r.error());
   if (*tracer) {
     // Evaluated ids: the prompt, then every generated id but the last (never fed back).
@@ -78,7 +78,7 @@ int run(const RunFlags& f) {
                     {"prompt_tok_s", t.prompt_tok_s()}, {"decode_tokens", t.n_decode},
                     {"decode_ms", t.decode_ms},         {"decode_tok_s", t.decode_tok_s()}};
     j["kernels"] = active_kernels();
-    j["threads"] = lm->session->n_threads();
+    j["threads"] = lm->context->n_threads();
     j["model"] = f.model.model;
     j["weight_type"] = gguf::tensor_type_name(lm->model->weight_type());
     j["tokenizer"] = lm->tokenizer.describe();
@@ -92,7 +92,7 @@ int run(const RunFlags& f) {
                  "prompt: %d tokens, %.1f tok/s | decode: %zu tokens, %.1f tok/s | stop: %s | "
                  "kernels: %s, %d threads\n",
                  t.n_prompt, t.prompt_tok_s(), r->generated.size(), t.decode_tok_s(),
-                 r->stop_reason.c_str(), active_kernels().c_str(), lm->session->n_threads());
+                 r->stop_reason.c_str(), active_kernels().c_str(), lm->context->n_threads());
   }
   return kExitOk;
 }

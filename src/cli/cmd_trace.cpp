@@ -71,13 +71,13 @@ Result<std::unique_ptr<trace::Writer>> TraceFlags::start(LoadedModel& lm) const 
   }
   o.seed_layout = seed_layout;
   BITNET_ASSIGN_OR_RETURN(auto w, trace::Writer::open(o));
-  lm.session->set_trace(w.get());
+  lm.set_trace(w.get());
   return w;
 }
 
-Status TraceFlags::finish(trace::Writer* w, const LoadedModel& lm, const ModelFlags& mf,
+Status TraceFlags::finish(trace::Writer* w, LoadedModel& lm, const ModelFlags& mf,
                           std::span<const int32_t> ids, int n_prompt, int first_position) const {
-  lm.session->set_trace(nullptr);
+  lm.set_trace(nullptr);
   const auto& c = lm.model->config();
   nlohmann::ordered_json meta;
   meta["engine"] = "bitnet";
@@ -101,9 +101,9 @@ Status TraceFlags::finish(trace::Writer* w, const LoadedModel& lm, const ModelFl
   meta["settings"] = {{"filter", filter},
                       {"positions", positions.empty() ? "all" : positions},
                       {"kernels", active_kernels()},
-                      {"threads", lm.session->n_threads()},
+                      {"threads", lm.context->n_threads()},
                       {"kv_type", mf.kv_type},
-                      {"n_ctx", lm.session->n_ctx()}};
+                      {"n_ctx", lm.context->n_ctx()}};
   return w->finish(meta);
 }
 

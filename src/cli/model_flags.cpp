@@ -82,6 +82,14 @@ std::string active_kernels() {
   return std::string(kernels::variant_name(kernels::active_variant()));
 }
 
+void LoadedModel::set_trace(trace::Sink* sink) {
+  trace = sink != nullptr ? std::make_unique<model::TraceObserver>(sink) : nullptr;
+  observers = std::make_unique<model::ObserverList>();
+  observers->add(verify.get());
+  observers->add(trace.get());
+  context->set_observer(observers->get());
+}
+
 Result<LoadedModel> load_model(const ModelFlags& f) {
   if (!f.kernels.empty()) {
     BITNET_TRY(kernels::set_variant_by_name(f.kernels));
@@ -93,27 +101,42 @@ Result<LoadedModel> load_model(const ModelFlags& f) {
     return make_error("--kv-type '%s' is not one of f16, f32", f.kv_type.c_str());
   }
   if (f.threads < 0 || f.ctx < 0) return make_error("--threads and --ctx must not be negative");
+  if (f.verify_kernels < 0) return make_error("--verify-kernels must not be negative");
   model::LoadOptions load_options;
   BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(f.head_type));
   LoadedModel lm;
-  BITNET_ASSIGN_OR_RETURN(lm.model, model::Model::load(f.model, load_options));
+  // The tokenizer first, from the file's metadata; the model then keeps no copy of the
+  // vocabulary and merges (tens of MB of strings that only the tokenizer reads).
   tokenizer::LoadOptions lo;
   if (!f.pre_tokenizer.empty()) lo.pre_tokenizer = f.pre_tokenizer;
-  BITNET_ASSIGN_OR_RETURN(lm.tokenizer, f.tokenizer.empty()
-                                            ? tokenizer::Tokenizer::from_gguf(lm.model->file(), lo)
-                                            : tokenizer::Tokenizer::load(f.tokenizer, lo));
+  if (f.tokenizer.empty()) {
+    BITNET_ASSIGN_OR_RETURN(gguf::File meta, gguf::File::open(f.model));
+    BITNET_ASSIGN_OR_RETURN(lm.tokenizer, tokenizer::Tokenizer::from_gguf(meta, lo));
+  } else {
+    BITNET_ASSIGN_OR_RETURN(lm.tokenizer, tokenizer::Tokenizer::load(f.tokenizer, lo));
+  }
+  load_options.keep_metadata_arrays = false;
+  BITNET_ASSIGN_OR_RETURN(lm.model, model::Model::load(f.model, load_options));
   if (lm.tokenizer.n_tokens() > lm.model->config().n_vocab) {
     return make_error("the tokenizer has %zu tokens but the model only %u", lm.tokenizer.n_tokens(),
                       lm.model->config().n_vocab);
   }
-  model::SessionOptions so;
-  so.n_ctx = f.ctx;
-  so.kv_f16 = f.kv_type == "f16";
-  so.verify_kernels_every = f.verify_kernels;
-  so.n_threads = f.threads > 0
+  model::ContextOptions co;
+  co.n_ctx = f.ctx;
+  co.kv_f16 = f.kv_type == "f16";
+  co.n_threads = f.threads > 0
                      ? f.threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  BITNET_ASSIGN_OR_RETURN(lm.session, model::Session::create(*lm.model, so));
+  BITNET_ASSIGN_OR_RETURN(lm.context, model::Context::create(*lm.model, co));
+  if (f.verify_kernels > 0) {
+    if constexpr (!model::kObserverCompiled) {
+      return make_error(
+          "--verify-kernels: the forward pass's observer hooks are compiled out of "
+          "this build (configure with -DBITNET_TRACE=ON)");
+    }
+    lm.verify = std::make_unique<model::VerifyObserver>(f.verify_kernels);
+  }
+  lm.set_trace(nullptr);
   return lm;
 }
 

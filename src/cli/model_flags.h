@@ -9,7 +9,9 @@
 
 #include "core/result.h"
 #include "generate/sampler.h"
-#include "model/session.h"
+#include "model/context.h"
+#include "model/observe/trace_observer.h"
+#include "model/observe/verify_observer.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 #include "trace/writer.h"
@@ -59,7 +61,14 @@ struct SamplingFlags {
 struct LoadedModel {
   std::unique_ptr<model::Model> model;
   tokenizer::Tokenizer tokenizer;
-  std::unique_ptr<model::Session> session;
+  std::unique_ptr<model::Context> context;
+  // What observes the context's forward passes: --verify-kernels and a trace sink.
+  std::unique_ptr<model::VerifyObserver> verify;
+  std::unique_ptr<model::TraceObserver> trace;
+  std::unique_ptr<model::ObserverList> observers;
+
+  // Traces sequence 0 into `sink` (null: stops tracing), beside any kernel verification.
+  void set_trace(trace::Sink* sink);
 };
 
 Result<LoadedModel> load_model(const ModelFlags& flags);
@@ -77,11 +86,12 @@ struct TraceFlags {
   void add_to(CLI::App* app);
   // The trace folder asked for: --trace-dir, else BITNET_TRACE_DIR, else "" (tracing off).
   std::string folder() const;
-  // Opens the trace folder and attaches it to lm.session; null when tracing is off.
+  // Opens the trace folder and attaches it to lm's context; null when tracing is off.
   Result<std::unique_ptr<trace::Writer>> start(LoadedModel& lm) const;
-  // Writes meta.json (model and its BLAKE3, the token ids at positions 0.., n_prompt,
-  // first_position: the first position this trace evaluated, settings) and closes the trace.
-  Status finish(trace::Writer* writer, const LoadedModel& lm, const ModelFlags& model_flags,
+  // Detaches the trace, writes meta.json (model and its BLAKE3, the token ids at positions 0..,
+  // n_prompt, first_position: the first position this trace evaluated, settings) and closes the
+  // trace.
+  Status finish(trace::Writer* writer, LoadedModel& lm, const ModelFlags& model_flags,
                 std::span<const int32_t> evaluated_ids, int n_prompt, int first_position = 0) const;
 };
 

@@ -16,7 +16,8 @@
 #include "crossval/sha256.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
-#include "model/session.h"
+#include "model/context.h"
+#include "model/observe/trace_observer.h"
 #include "model/weights.h"
 #include "tokenizer/tokenizer.h"
 #include "trace/reader.h"
@@ -194,7 +195,7 @@ Result<RunResult> run_crossval(const Options& o) {
     return make_error("--kv-type '%s' is not one of f16, f32", o.kv_type.c_str());
   }
   RunResult run;
-  if (const char* p = std::getenv("BITNET_TEST_PERTURB"); p != nullptr) run.test_perturbation = p;
+  if (o.test_observer != nullptr) run.test_perturbation = o.test_observer_note;
 
   model::LoadOptions load_options;
   BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(o.head_type));
@@ -328,12 +329,16 @@ Result<RunResult> run_crossval(const Options& o) {
       BITNET_ASSIGN_OR_RETURN(writer, trace::Writer::open(wo));
     }
     CollectSink sink(writer.get());
-    model::SessionOptions so;
-    so.n_ctx = n_rows + 1;
-    so.kv_f16 = o.kv_type == "f16";
-    so.n_threads = std::max(1, o.n_threads);
-    BITNET_ASSIGN_OR_RETURN(auto session, model::Session::create(*model, so));
-    if (o.trace_ops) session->set_trace(&sink);
+    model::ContextOptions co;
+    co.n_ctx = n_rows + 1;
+    co.kv_f16 = o.kv_type == "f16";
+    co.n_threads = std::max(1, o.n_threads);
+    BITNET_ASSIGN_OR_RETURN(auto session, model::Context::create(*model, co));
+    model::TraceObserver tracer(&sink);
+    model::ObserverList observers;
+    if (o.trace_ops) observers.add(&tracer);
+    observers.add(o.test_observer);
+    session->set_observer(observers.get());
     std::vector<float> ours, step;
     BITNET_TRY(session->eval(cr.ids_ours, true, &ours));
     std::vector<int32_t> evaluated = cr.ids_ours;
@@ -344,7 +349,7 @@ Result<RunResult> run_crossval(const Options& o) {
       ours.insert(ours.end(), step.begin(), step.end());
       evaluated.push_back(t);
     }
-    session->set_trace(nullptr);
+    session->set_observer(nullptr);
     if (writer) {
       ordered_json meta = {{"engine", "bitnet"},
                            {"model", run.model["path"]},

@@ -27,6 +27,7 @@
 #include "core/result.h"
 #include "crossval/metrics.h"
 #include "crossval/reference_runner.h"
+#include "model/observe/observer.h"
 #include "trace/ops.h"
 
 namespace bitnet::crossval {
@@ -51,6 +52,11 @@ struct Options {
   Tolerances tol;
   std::string work_dir;   // reference files; "" = a temporary folder removed afterwards
   std::string trace_dir;  // keep both traces: <trace_dir>/<case id>/{ours,reference}
+  // TEST-ONLY: an observer attached to our forward passes beside the trace, e.g. a test's fault
+  // injection, which crossval must then find; `test_observer_note` says what it does and is
+  // recorded in the receipt (settings.ours.test_perturbation). Not owned.
+  model::Observer* test_observer = nullptr;
+  std::string test_observer_note;
 };
 
 struct PositionRow {
@@ -94,7 +100,7 @@ struct RunResult {
   nlohmann::ordered_json ours;       // our settings
   nlohmann::ordered_json model;      // path, sha256, arch, dims
   nlohmann::ordered_json tokenizer;  // source, hash
-  std::string test_perturbation;     // BITNET_TEST_PERTURB when set
+  std::string test_perturbation;     // Options::test_observer_note when a test observer ran
   bool passed() const;
 };
 

@@ -27,6 +27,8 @@ size_t complete_utf8_prefix(std::string_view s) {
   return s.size();  // not UTF-8 at all: pass the bytes on
 }
 
+}  // namespace
+
 // Streams text, holding back what could still become a stop string or an unfinished character.
 class TextStream {
  public:
@@ -45,7 +47,8 @@ class TextStream {
         return true;
       }
     }
-    if (text_.size() > hold_) flush(complete_utf8_prefix(std::string_view(text_).substr(0, text_.size() - hold_)));
+    if (text_.size() > hold_)
+      flush(complete_utf8_prefix(std::string_view(text_).substr(0, text_.size() - hold_)));
     return false;
   }
   void finish() { flush(text_.size()); }
@@ -53,7 +56,8 @@ class TextStream {
 
  private:
   void flush(size_t upto) {
-    if (upto > emitted_ && o_.on_text) o_.on_text(std::string_view(text_).substr(emitted_, upto - emitted_));
+    if (upto > emitted_ && o_.on_text)
+      o_.on_text(std::string_view(text_).substr(emitted_, upto - emitted_));
     emitted_ = std::max(emitted_, upto);
   }
   const GenerateOptions& o_;
@@ -61,24 +65,58 @@ class TextStream {
   size_t emitted_ = 0, hold_ = 0;
 };
 
-}  // namespace
+Stepper::Stepper(const tokenizer::Tokenizer& tok, const GenerateOptions& o,
+                 std::span<const int32_t> history)
+    : tok_(tok),
+      o_(o),
+      sampler_(o.sampler),
+      history_(history.begin(), history.end()),
+      stream_(std::make_unique<TextStream>(o)) {
+  result_.stop_reason = "max_tokens";
+  if (o.max_tokens <= 0) finish("max_tokens");
+}
 
-Result<GenerateResult> generate(model::Session& session, const tokenizer::Tokenizer& tok,
-                                std::span<const int32_t> prompt, const GenerateOptions& o) {
-  if (prompt.empty()) return make_error("the prompt has no tokens");
-  if (session.n_past() + static_cast<int>(prompt.size()) > session.n_ctx()) {
-    return make_error("the prompt (%zu tokens) does not fit the context (%d tokens, %d used)",
-                      prompt.size(), session.n_ctx(), session.n_past());
+Stepper::~Stepper() = default;
+
+std::optional<int32_t> Stepper::next(std::span<const float> logits) {
+  if (done_) return std::nullopt;
+  const int32_t t = sampler_.sample(logits, history_);
+  result_.generated.push_back(t);
+  history_.push_back(t);
+  if (o_.stop_at_eog && tok_.is_eog(t)) {
+    finish("eog");
+  } else if (stream_->add(tok_.token_to_piece(t, false))) {
+    finish("stop_string");
+  } else if (static_cast<int>(result_.generated.size()) >= o_.max_tokens) {
+    finish("max_tokens");
   }
-  GenerateResult r;
-  const int64_t nv = session.model().config().n_vocab;
+  if (done_) return std::nullopt;
+  return t;
+}
+
+void Stepper::finish(const std::string& reason) {
+  if (done_) return;
+  done_ = true;
+  result_.stop_reason = reason;
+  stream_->finish();
+  result_.text = stream_->text();
+}
+
+Result<GenerateResult> generate(model::Context& ctx, const tokenizer::Tokenizer& tok,
+                                std::span<const int32_t> prompt, const GenerateOptions& o,
+                                int seq) {
+  if (prompt.empty()) return make_error("the prompt has no tokens");
+  if (ctx.n_past(seq) + static_cast<int>(prompt.size()) > ctx.n_ctx()) {
+    return make_error("the prompt (%zu tokens) does not fit the context (%d tokens, %d used)",
+                      prompt.size(), ctx.n_ctx(), ctx.n_past(seq));
+  }
+  const int64_t nv = ctx.model().config().n_vocab;
   std::vector<float> logits;
-  std::vector<int32_t> history(prompt.begin(), prompt.end());
-  Sampler sampler(o.sampler);
-  TextStream stream(o);
+  Stepper stepper(tok, o, prompt);
+  GenerateResult& r = stepper.result();
 
   auto t0 = std::chrono::steady_clock::now();
-  BITNET_TRY(session.eval(prompt, o.collect_logits, &logits));
+  BITNET_TRY(ctx.eval(prompt, o.collect_logits, &logits, seq));
   r.timings.prompt_ms = ms_since(t0);
   r.timings.n_prompt = static_cast<int>(prompt.size());
   if (o.collect_logits) {
@@ -87,26 +125,13 @@ Result<GenerateResult> generate(model::Session& session, const tokenizer::Tokeni
   }
   std::span<const float> last(logits.data() + logits.size() - nv, static_cast<size_t>(nv));
 
-  r.stop_reason = "max_tokens";
   auto t1 = std::chrono::steady_clock::now();
-  for (int i = 0; i < o.max_tokens; ++i) {
-    const int32_t t = sampler.sample(last, history);
-    r.generated.push_back(t);
-    history.push_back(t);
-    if (o.stop_at_eog && tok.is_eog(t)) {
-      r.stop_reason = "eog";
+  while (const std::optional<int32_t> t = stepper.next(last)) {
+    if (ctx.n_past(seq) >= ctx.n_ctx()) {
+      stepper.finish("context_full");
       break;
     }
-    if (stream.add(tok.token_to_piece(t, false))) {
-      r.stop_reason = "stop_string";
-      break;
-    }
-    if (i + 1 == o.max_tokens) break;
-    if (session.n_past() >= session.n_ctx()) {
-      r.stop_reason = "context_full";
-      break;
-    }
-    BITNET_TRY(session.eval(std::span(&t, 1), false, &logits));
+    BITNET_TRY(ctx.eval(std::span(&*t, 1), false, &logits, seq));
     ++r.timings.n_decode;
     last = std::span<const float>(logits.data(), static_cast<size_t>(nv));
     if (o.collect_logits) {
@@ -115,9 +140,7 @@ Result<GenerateResult> generate(model::Session& session, const tokenizer::Tokeni
     }
   }
   r.timings.decode_ms = ms_since(t1);
-  stream.finish();
-  r.text = stream.text();
-  return r;
+  return std::move(r);
 }
 
 }  // namespace bitnet::generate

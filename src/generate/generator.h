@@ -1,8 +1,14 @@
-// The generation loop: evaluate the prompt in one batch, then sample one token at a time,
-// streaming text, until end-of-generation, a stop string, max_tokens or a full context.
+// Generation, one step at a time. A Stepper holds one sequence's generation state (sampler,
+// stop strings, streamed text) and turns the logits of its last evaluated position into the next
+// token to evaluate; it never evaluates anything itself, so a caller can drive many of them and
+// evaluate their next tokens together in one batch (a server), or stop one at any step.
+// generate() is the single-sequence loop: evaluate the prompt in one batch, then step until
+// end-of-generation, a stop string, max_tokens or a full context.
 #pragma once
 
 #include <functional>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10,7 +16,7 @@
 
 #include "core/result.h"
 #include "generate/sampler.h"
-#include "model/session.h"
+#include "model/context.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bitnet::generate {
@@ -18,9 +24,9 @@ namespace bitnet::generate {
 struct GenerateOptions {
   int max_tokens = 32;
   SamplerOptions sampler;
-  std::vector<std::string> stop;  // stop strings (not included in the text)
-  bool stop_at_eog = true;        // EOS / EOT end generation
-  bool collect_logits = false;    // keep the logits of every evaluated position
+  std::vector<std::string> stop;                  // stop strings (not included in the text)
+  bool stop_at_eog = true;                        // EOS / EOT end generation
+  bool collect_logits = false;                    // keep the logits of every evaluated position
   std::function<void(std::string_view)> on_text;  // streamed text, whole UTF-8 characters
 };
 
@@ -36,7 +42,8 @@ struct Timings {
 struct GenerateResult {
   std::vector<int32_t> generated;  // sampled ids (an end-of-generation id included)
   std::string text;                // their text, up to any stop string
-  std::string stop_reason;         // "eog", "stop_string", "max_tokens", "context_full"
+  // "eog", "stop_string", "max_tokens", "context_full", "cancelled"
+  std::string stop_reason;
   Timings timings;
   // With collect_logits: one row of n_vocab per evaluated position (every prompt position,
   // then one per decode step; the last generated token is not evaluated).
@@ -44,8 +51,41 @@ struct GenerateResult {
   int64_t logits_rows = 0;
 };
 
-// Evaluates `prompt` on top of what `session` already holds, then generates.
-Result<GenerateResult> generate(model::Session& session, const tokenizer::Tokenizer& tok,
-                                std::span<const int32_t> prompt, const GenerateOptions& options);
+class TextStream;
+
+class Stepper {
+ public:
+  // `history`: the tokens before the first generated one (the prompt), for the repetition
+  // penalty. options.max_tokens == 0 finishes at once.
+  Stepper(const tokenizer::Tokenizer& tok, const GenerateOptions& options,
+          std::span<const int32_t> history);
+  ~Stepper();
+
+  // logits: n_vocab floats of the last evaluated position. Samples a token and streams its text;
+  // returns it if it is to be evaluated next, or nothing when the generation is over (the
+  // sampled token is then the last one of generated(), unless the generation had already ended).
+  std::optional<int32_t> next(std::span<const float> logits);
+  // Ends the generation with this reason (e.g. "context_full", "cancelled"), keeping the text.
+  void finish(const std::string& reason);
+  bool done() const { return done_; }
+  const std::vector<int32_t>& generated() const { return result_.generated; }
+  // The result so far; its text is complete once done().
+  const GenerateResult& result() const { return result_; }
+  GenerateResult& result() { return result_; }
+
+ private:
+  const tokenizer::Tokenizer& tok_;
+  const GenerateOptions& o_;
+  Sampler sampler_;
+  std::vector<int32_t> history_;
+  std::unique_ptr<TextStream> stream_;
+  GenerateResult result_;
+  bool done_ = false;
+};
+
+// Evaluates `prompt` on top of what sequence `seq` of `ctx` already holds, then generates.
+Result<GenerateResult> generate(model::Context& ctx, const tokenizer::Tokenizer& tok,
+                                std::span<const int32_t> prompt, const GenerateOptions& options,
+                                int seq = 0);
 
 }  // namespace bitnet::generate

@@ -16,7 +16,10 @@ constexpr uint64_t kMaxAlignment = uint64_t{1} << 20;
 // so that truncation errors say where the file ends.
 class Cursor {
  public:
-  Cursor(std::span<const uint8_t> bytes, const std::string& name) : bytes_(bytes), name_(name) {}
+  Cursor(std::span<const uint8_t> bytes, const std::string& name, uint64_t max_array_items)
+      : bytes_(bytes), name_(name), max_array_items_(max_array_items) {}
+
+  uint64_t max_array_items() const { return max_array_items_; }
 
   uint64_t pos() const { return pos_; }
   uint64_t remaining() const { return bytes_.size() - pos_; }
@@ -52,6 +55,7 @@ class Cursor {
  private:
   std::span<const uint8_t> bytes_;
   const std::string& name_;
+  uint64_t max_array_items_;
   uint64_t pos_ = 0;
 };
 
@@ -97,25 +101,28 @@ Result<Value> read_array(Cursor& c, uint32_t depth, const std::string& key) {
   }
   BITNET_ASSIGN_OR_RETURN(uint32_t elem_type, c.read<uint32_t>(key.c_str()));
   if (elem_type >= kValueTypeCount) {
-    return make_error("%s: key '%s': unknown array element type %u", c.name().c_str(),
-                      key.c_str(), elem_type);
+    return make_error("%s: key '%s': unknown array element type %u", c.name().c_str(), key.c_str(),
+                      elem_type);
   }
   BITNET_ASSIGN_OR_RETURN(uint64_t count, c.read<uint64_t>(key.c_str()));
   const uint64_t min_size = min_encoded_size(static_cast<ValueType>(elem_type));
   if (count > c.remaining() / min_size) {
-    return make_error("%s: key '%s': array of %" PRIu64 " %s elements cannot fit in the %" PRIu64
-                      " bytes left",
-                      c.name().c_str(), key.c_str(), count,
-                      std::string(value_type_name(static_cast<ValueType>(elem_type))).c_str(),
-                      c.remaining());
+    return make_error(
+        "%s: key '%s': array of %" PRIu64 " %s elements cannot fit in the %" PRIu64 " bytes left",
+        c.name().c_str(), key.c_str(), count,
+        std::string(value_type_name(static_cast<ValueType>(elem_type))).c_str(), c.remaining());
   }
   Array a;
   a.element_type = static_cast<ValueType>(elem_type);
-  a.items.reserve(count);
+  // A top-level array longer than the caller keeps is still read through (validated), but its
+  // elements are dropped as they are read.
+  const bool keep = depth > 0 || count <= c.max_array_items();
+  if (keep) a.items.reserve(count);
   for (uint64_t i = 0; i < count; ++i) {
     BITNET_ASSIGN_OR_RETURN(Value v, read_value(c, elem_type, depth + 1, key));
-    a.items.push_back(std::move(v));
+    if (keep) a.items.push_back(std::move(v));
   }
+  if (!keep) a.elided = count;
   return Value(std::move(a));
 }
 
@@ -156,8 +163,7 @@ Result<Value> read_value(Cursor& c, uint32_t type_id, uint32_t depth, const std:
     case ValueType::ARRAY:
       return read_array(c, depth, key);
   }
-  return make_error("%s: key '%s': unknown value type %u", c.name().c_str(), key.c_str(),
-                    type_id);
+  return make_error("%s: key '%s': unknown value type %u", c.name().c_str(), key.c_str(), type_id);
 }
 
 bool is_bitnet_cpp_arch(const std::string& arch) {
@@ -176,11 +182,12 @@ Status resolve_type_36(const std::string& file, const std::string& arch, const T
   const uint64_t i2s = t.n_elements / 4 + kI2sTailBytes;
   const uint64_t iq4 = t.n_elements / 32 * 18;
   if (room >= i2s && room < iq4) return {};
-  return make_error("%s: tensor '%s' has type 36, which is I2_S only in bitnet.cpp files "
-                    "(architecture '%s' is not a BitNet one, and its %" PRIu64
-                    " bytes of room do not fit I2_S's %" PRIu64
-                    "); upstream's type 36 (IQ4_NL_4_4) is not supported",
-                    file.c_str(), t.name.c_str(), arch.c_str(), room, i2s);
+  return make_error(
+      "%s: tensor '%s' has type 36, which is I2_S only in bitnet.cpp files "
+      "(architecture '%s' is not a BitNet one, and its %" PRIu64
+      " bytes of room do not fit I2_S's %" PRIu64
+      "); upstream's type 36 (IQ4_NL_4_4) is not supported",
+      file.c_str(), t.name.c_str(), arch.c_str(), room, i2s);
 }
 
 }  // namespace
@@ -194,27 +201,28 @@ std::string TensorInfo::shape_string() const {
   return s + "]";
 }
 
-Result<File> File::open(const std::string& path) {
+Result<File> File::open(const std::string& path, const OpenOptions& o) {
   BITNET_ASSIGN_OR_RETURN(auto mapping, MappedFile::open(path));
   auto bytes = mapping->bytes();
-  return parse_impl(bytes, path, std::move(mapping));
+  return parse_impl(bytes, path, std::move(mapping), o);
 }
 
 Result<File> File::parse(std::span<const uint8_t> bytes, std::string name) {
-  return parse_impl(bytes, std::move(name), nullptr);
+  return parse_impl(bytes, std::move(name), nullptr, {});
 }
 
 Result<File> File::parse_impl(std::span<const uint8_t> bytes, std::string name,
-                              std::shared_ptr<MappedFile> mapping) {
+                              std::shared_ptr<MappedFile> mapping, const OpenOptions& o) {
   File f;
   f.mapping_ = std::move(mapping);
   f.bytes_ = bytes;
   f.path_ = std::move(name);
   const std::string& fname = f.path_;
-  Cursor c(bytes, fname);
+  Cursor c(bytes, fname, o.max_array_items);
 
   // Header.
-  if (bytes.size() < 4) return make_error("%s: not a GGUF file (only %zu bytes)", fname.c_str(), bytes.size());
+  if (bytes.size() < 4)
+    return make_error("%s: not a GGUF file (only %zu bytes)", fname.c_str(), bytes.size());
   BITNET_ASSIGN_OR_RETURN(uint32_t magic, c.read<uint32_t>("magic"));
   if (magic != kMagic) {
     return make_error("%s: not a GGUF file (bad magic 0x%08x, expected \"GGUF\")", fname.c_str(),
@@ -230,19 +238,20 @@ Result<File> File::parse_impl(std::span<const uint8_t> bytes, std::string name,
   // A key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes; a tensor info at least
   // 8 + 4 + 8 + 4 + 8 bytes. Counts beyond what the file could hold are corrupt.
   if (n_kv > c.remaining() / 13) {
-    return make_error("%s: metadata count %" PRIu64 " is absurd for a %zu-byte file",
-                      fname.c_str(), n_kv, bytes.size());
+    return make_error("%s: metadata count %" PRIu64 " is absurd for a %zu-byte file", fname.c_str(),
+                      n_kv, bytes.size());
   }
   if (n_tensors > c.remaining() / 32) {
-    return make_error("%s: tensor count %" PRIu64 " is absurd for a %zu-byte file",
-                      fname.c_str(), n_tensors, bytes.size());
+    return make_error("%s: tensor count %" PRIu64 " is absurd for a %zu-byte file", fname.c_str(),
+                      n_tensors, bytes.size());
   }
 
   // Metadata.
   f.metadata_.reserve(n_kv);
   for (uint64_t i = 0; i < n_kv; ++i) {
     BITNET_ASSIGN_OR_RETURN(std::string key, c.read_string("metadata key"));
-    if (key.empty()) return make_error("%s: metadata entry %" PRIu64 " has an empty key", fname.c_str(), i);
+    if (key.empty())
+      return make_error("%s: metadata entry %" PRIu64 " has an empty key", fname.c_str(), i);
     BITNET_ASSIGN_OR_RETURN(uint32_t type_id, c.read<uint32_t>(key.c_str()));
     if (type_id >= kValueTypeCount) {
       return make_error("%s: key '%s': unknown value type %u", fname.c_str(), key.c_str(), type_id);
@@ -270,7 +279,8 @@ Result<File> File::parse_impl(std::span<const uint8_t> bytes, std::string name,
   for (uint64_t i = 0; i < n_tensors; ++i) {
     TensorInfo t;
     BITNET_ASSIGN_OR_RETURN(t.name, c.read_string("tensor name"));
-    if (t.name.empty()) return make_error("%s: tensor %" PRIu64 " has an empty name", fname.c_str(), i);
+    if (t.name.empty())
+      return make_error("%s: tensor %" PRIu64 " has an empty name", fname.c_str(), i);
     const char* tn = t.name.c_str();
     BITNET_ASSIGN_OR_RETURN(uint32_t n_dims, c.read<uint32_t>(tn));
     if (n_dims == 0 || n_dims > kMaxDims) {
@@ -326,14 +336,14 @@ Result<File> File::parse_impl(std::span<const uint8_t> bytes, std::string name,
   // Offsets: aligned, in bounds, not overlapping. Checked in file order.
   std::vector<size_t> order(f.tensors_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return f.tensors_[a].offset < f.tensors_[b].offset;
-  });
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return f.tensors_[a].offset < f.tensors_[b].offset; });
   for (size_t k = 0; k < order.size(); ++k) {
     const TensorInfo& t = f.tensors_[order[k]];
     const char* tn = t.name.c_str();
     if (t.offset % f.alignment_ != 0) {
-      return make_error("%s: tensor '%s' data offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
+      return make_error("%s: tensor '%s' data offset %" PRIu64
+                        " is not a multiple of the alignment %" PRIu64,
                         fname.c_str(), tn, t.offset, f.alignment_);
     }
     if (t.offset > data_size || t.n_bytes > data_size - t.offset) {
@@ -342,14 +352,15 @@ Result<File> File::parse_impl(std::span<const uint8_t> bytes, std::string name,
                         fname.c_str(), tn, t.offset, t.n_bytes, data_size,
                         t.offset <= data_size ? " (file truncated?)" : "");
     }
-    const uint64_t room = (k + 1 < order.size() ? f.tensors_[order[k + 1]].offset : data_size) - t.offset;
+    const uint64_t room =
+        (k + 1 < order.size() ? f.tensors_[order[k + 1]].offset : data_size) - t.offset;
     if (t.type == TensorType::I2_S) BITNET_TRY(resolve_type_36(fname, arch, t, room));
     if (k + 1 < order.size()) {
       const TensorInfo& next = f.tensors_[order[k + 1]];
       if (t.offset + t.n_bytes > next.offset) {
-        return make_error("%s: tensor '%s' data [%" PRIu64 ", %" PRIu64 ") overlaps tensor '%s' at %" PRIu64,
-                          fname.c_str(), tn, t.offset, t.offset + t.n_bytes, next.name.c_str(),
-                          next.offset);
+        return make_error(
+            "%s: tensor '%s' data [%" PRIu64 ", %" PRIu64 ") overlaps tensor '%s' at %" PRIu64,
+            fname.c_str(), tn, t.offset, t.offset + t.n_bytes, next.name.c_str(), next.offset);
       }
     }
   }
@@ -363,7 +374,9 @@ const Value* File::find(std::string_view key) const {
 
 Result<std::string> File::get_string(std::string_view key) const {
   const Value* v = find(key);
-  if (v == nullptr) return make_error("%s: missing metadata key '%.*s'", path_.c_str(), int(key.size()), key.data());
+  if (v == nullptr)
+    return make_error("%s: missing metadata key '%.*s'", path_.c_str(), int(key.size()),
+                      key.data());
   if (const auto* s = v->as_string()) return *s;
   return make_error("%s: metadata key '%.*s' is a %s, expected a string", path_.c_str(),
                     int(key.size()), key.data(), std::string(value_type_name(v->type())).c_str());
@@ -371,15 +384,19 @@ Result<std::string> File::get_string(std::string_view key) const {
 
 Result<uint64_t> File::get_uint(std::string_view key) const {
   const Value* v = find(key);
-  if (v == nullptr) return make_error("%s: missing metadata key '%.*s'", path_.c_str(), int(key.size()), key.data());
+  if (v == nullptr)
+    return make_error("%s: missing metadata key '%.*s'", path_.c_str(), int(key.size()),
+                      key.data());
   if (auto u = v->as_uint()) return *u;
-  return make_error("%s: metadata key '%.*s' is %s, expected a non-negative integer",
-                    path_.c_str(), int(key.size()), key.data(), v->to_display().c_str());
+  return make_error("%s: metadata key '%.*s' is %s, expected a non-negative integer", path_.c_str(),
+                    int(key.size()), key.data(), v->to_display().c_str());
 }
 
 Result<double> File::get_number(std::string_view key) const {
   const Value* v = find(key);
-  if (v == nullptr) return make_error("%s: missing metadata key '%.*s'", path_.c_str(), int(key.size()), key.data());
+  if (v == nullptr)
+    return make_error("%s: missing metadata key '%.*s'", path_.c_str(), int(key.size()),
+                      key.data());
   if (auto d = v->as_number()) return *d;
   return make_error("%s: metadata key '%.*s' is %s, expected a number", path_.c_str(),
                     int(key.size()), key.data(), v->to_display().c_str());

@@ -41,10 +41,16 @@ struct TensorInfo {
   std::string shape_string() const;  // "[2560, 6912]"
 };
 
+struct OpenOptions {
+  // Top-level metadata arrays longer than this are validated but not kept (Array::elided): a
+  // caller that needs only the hyper-parameters saves the vocabulary's tens of MB of strings.
+  uint64_t max_array_items = UINT64_MAX;
+};
+
 class File {
  public:
   // Maps and validates a file.
-  static Result<File> open(const std::string& path);
+  static Result<File> open(const std::string& path, const OpenOptions& o = {});
   // Parses an in-memory image (used by tests and the fuzzer); `name` appears in errors.
   static Result<File> parse(std::span<const uint8_t> bytes, std::string name = "<memory>");
 
@@ -71,7 +77,7 @@ class File {
  private:
   File() = default;
   static Result<File> parse_impl(std::span<const uint8_t> bytes, std::string name,
-                                 std::shared_ptr<MappedFile> mapping);
+                                 std::shared_ptr<MappedFile> mapping, const OpenOptions& o);
 
   std::shared_ptr<MappedFile> mapping_;  // keeps bytes_ alive when opened from disk
   std::span<const uint8_t> bytes_;

@@ -8,7 +8,8 @@ namespace bitnet::gguf {
 
 std::string_view value_type_name(ValueType t) {
   static constexpr std::array<std::string_view, kValueTypeCount> kNames = {
-      "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64"};
+      "u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
+      "bool", "string", "array", "u64", "i64", "f64"};
   auto i = static_cast<uint32_t>(t);
   return i < kValueTypeCount ? kNames[i] : std::string_view("?");
 }
@@ -83,7 +84,8 @@ std::string Value::to_display(size_t max_items) const {
           return quote(x, 120);
         } else if constexpr (std::is_same_v<T, Array>) {
           std::string out = "[" + std::string(value_type_name(x.element_type)) + " x " +
-                            std::to_string(x.items.size()) + "]";
+                            std::to_string(x.size()) + "]";
+          if (x.elided > 0) return out + " (not loaded)";
           if (x.items.empty()) return out;
           out += " [";
           for (size_t i = 0; i < x.items.size() && i < max_items; ++i) {

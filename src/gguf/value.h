@@ -34,6 +34,10 @@ class Value;
 struct Array {
   ValueType element_type = ValueType::U8;
   std::vector<Value> items;
+  // Elements read but not kept (File::open with OpenOptions::max_array_items): the array has
+  // items.size() + elided elements in the file.
+  uint64_t elided = 0;
+  uint64_t size() const { return items.size() + elided; }
 };
 
 class Value {

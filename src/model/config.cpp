@@ -80,7 +80,7 @@ Result<ModelConfig> read_config(const gguf::File& f) {
   if (f.find(key(hp::kVocabSize))) {
     BITNET_ASSIGN_OR_RETURN(c.n_vocab, read_u32(f, key(hp::kVocabSize), true, 0));
   } else if (const gguf::Value* toks = f.find("tokenizer.ggml.tokens"); toks && toks->as_array()) {
-    c.n_vocab = static_cast<uint32_t>(toks->as_array()->items.size());
+    c.n_vocab = static_cast<uint32_t>(toks->as_array()->size());
   } else if (const gguf::TensorInfo* e = f.find_tensor(tensor_name(TensorRole::kTokenEmbd));
              e && e->dims.size() == 2) {
     c.n_vocab = static_cast<uint32_t>(e->dims[1]);

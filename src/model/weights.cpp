@@ -126,7 +126,9 @@ class TensorFetcher {
 }  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& o) {
-  BITNET_ASSIGN_OR_RETURN(gguf::File file, gguf::File::open(path));
+  gguf::OpenOptions oo;
+  if (!o.keep_metadata_arrays) oo.max_array_items = LoadOptions::kKeptArrayItems;
+  BITNET_ASSIGN_OR_RETURN(gguf::File file, gguf::File::open(path, oo));
   std::unique_ptr<Model> m(new Model(std::move(file)));
   BITNET_ASSIGN_OR_RETURN(m->config_, read_config(m->file_));
   const ModelConfig& c = m->config_;

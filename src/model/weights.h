@@ -55,6 +55,10 @@ std::string_view head_type_name(HeadType t);
 struct LoadOptions {
   bool repack = true;  // repack for the active kernels where they have a packed layout
   HeadType head = HeadType::kFile;
+  // false: metadata arrays of more than kKeptArrayItems items (the vocabulary, the merges) are
+  // not kept in file(), for a caller that has its tokenizer already; some 20 MB less resident.
+  bool keep_metadata_arrays = true;
+  static constexpr uint64_t kKeptArrayItems = 1024;
 };
 
 class Model {

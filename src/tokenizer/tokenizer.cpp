@@ -147,6 +147,9 @@ Result<Tokenizer> Tokenizer::from_spec(VocabSpec spec) {
     if (!spm.ok()) return make_error("%s: %s", spec.source.c_str(), spm.message().c_str());
     impl->spm.emplace(std::move(spm).value());
   }
+  // The merges live on in the encoder's tables; their text form (some 20 MB for a 128k-token
+  // vocabulary) is not needed again.
+  std::vector<std::pair<std::string, std::string>>().swap(spec.merges);
   impl->pieces.reserve(spec.tokens.size());
   for (const TokenData& t : spec.tokens) impl->pieces.push_back(piece_for(spec, t));
   impl->spec = std::move(spec);

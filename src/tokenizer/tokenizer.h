@@ -90,6 +90,7 @@ class Tokenizer {
   bool is_eog(TokenId id) const;
   const std::vector<TokenId>& eog_tokens() const;
   bool add_bos() const;
+  // The vocabulary as loaded, without its merges (dropped once the encoder holds them).
   const VocabSpec& spec() const;
 
   TokenizerInfo info() const;

@@ -1,7 +1,8 @@
 // `bitnet crossval`, `bitnet sweep`, `bitnet receipt verify` end to end against the pinned
 // llama.cpp (x64 CPU variant: our logits must be bit-identical), on synthetic `bitnet`-arch
 // TQ2_0 models: tiny, and the 2b4t shape with 4 layers (written once for this binary). Also:
-// fault injection (BITNET_TEST_PERTURB) must be found at the right (position, layer, op), the
+// fault injection (a test observer scaling one op's output, run through the crossval library in
+// this process) must be found at the right (position, layer, op), the
 // two traces must diff cleanly with `bitnet trace-diff`, the older-API llama.cpp (b3995) must
 // run through its own helper, and the HTML report must render (headless Chromium, when
 // installed).
@@ -11,6 +12,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "crossval/crossval.h"
+#include "perturb_observer.h"
 #include "synth/synth.h"
 #include "test_util.h"
 
@@ -220,31 +223,35 @@ TEST_F(CrossvalE2E, TinySweepPasses) {
   EXPECT_EQ(bitnet("receipt verify " + receipt).exit_code, 0);
 }
 
-json perturbed_first_divergence(const std::string& model, const std::string& spec,
-                                const std::string& receipt, test::CommandResult* out) {
-  *out = test::run_command("BITNET_TEST_PERTURB=" + spec + " " + test::bitnet_binary() +
-                           " crossval -m " + model + " -p 'Hello world' -n 3 -q --json " + receipt);
-  std::ifstream f(receipt);
-  return json::parse(f)["summary"]["first_divergence"];
+// crossval of "Hello world" (3 greedy choices) with one op's output scaled by 1 + 1e-3.
+Result<RunResult> perturbed_run(const std::string& model, int layer, trace::Op op,
+                                const std::string& note) {
+  test::PerturbObserver perturb(layer, op, 1.0f + 1e-3f);
+  Options o;
+  o.model = model;
+  o.cases = {{"Hello world", 3}};
+  o.test_observer = &perturb;
+  o.test_observer_note = note;
+  return run_crossval(o);
 }
 
 TEST_F(CrossvalE2E, PerturbedUpProjIsNamed) {
-  test::CommandResult r;
-  const json d = perturbed_first_divergence(tiny_, "blk1/up_proj:1e-3", dir_->path("p1.json"), &r);
-  EXPECT_EQ(r.exit_code, 1) << r.err;
-  EXPECT_NE(r.err.find("TEST-ONLY"), std::string::npos);  // the hook announces itself
+  auto r = perturbed_run(tiny_, 1, trace::Op::kUpProj, "blk1/up_proj:1e-3");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_FALSE(r->passed());
+  const json d = json::parse(r->cases[0].first_divergence.dump());
   EXPECT_EQ(d["position"], 0);
   EXPECT_EQ(d["layer"], 1);
   EXPECT_EQ(d["op"], "up_proj");
   EXPECT_EQ(d["classification"], "real divergence");
-  EXPECT_EQ(read_json(dir_->path("p1.json"))["settings"]["ours"]["test_perturbation"],
-            "blk1/up_proj:1e-3");
+  EXPECT_EQ(r->ours["test_perturbation"], "blk1/up_proj:1e-3");  // recorded in the receipt
 }
 
 TEST_F(CrossvalE2E, PerturbedKProjIsNamed) {
-  test::CommandResult r;
-  const json d = perturbed_first_divergence(tiny_, "blk0/k_proj:1e-3", dir_->path("p2.json"), &r);
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  auto r = perturbed_run(tiny_, 0, trace::Op::kKProj, "blk0/k_proj:1e-3");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_FALSE(r->passed());
+  const json d = json::parse(r->cases[0].first_divergence.dump());
   EXPECT_EQ(d["position"], 0);
   EXPECT_EQ(d["layer"], 0);
   EXPECT_EQ(d["op"], "k_proj");
@@ -276,9 +283,6 @@ TEST_F(CrossvalE2E, ErrorsExitTwo) {
              dir_->path("e.json"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("nosuchcpu"), std::string::npos) << r.err;
-  r = test::run_command("BITNET_TEST_PERTURB=garbage " + test::bitnet_binary() + " crossval -m " +
-                        tiny_ + " -p x --json " + dir_->path("e.json"));
-  EXPECT_EQ(r.exit_code, 2);
 }
 
 #ifdef BITNET_HAVE_OLDAPI_REFERENCE

@@ -78,6 +78,37 @@ TEST(GgufRoundTrip, EveryValueTypeAndNestedArrays) {
   }
 }
 
+// OpenOptions::max_array_items: longer top-level arrays are read through but not kept (their
+// length is), shorter ones and nested ones are; the file must still be valid past them.
+TEST(GgufReader, LongArraysCanBeLeftOut) {
+  Writer w(3);
+  std::vector<std::string> many(100, "token");
+  w.set("many", make_string_array(many));
+  w.set("few", make_string_array({"a", "b"}));
+  Array inner{ValueType::I32, {Value(int32_t{1}), Value(int32_t{2}), Value(int32_t{3})}};
+  w.set("nested", Value(Array{ValueType::ARRAY, {Value(inner)}}));
+  w.set("after", Value(uint32_t{7}));
+  test::TempDir dir;
+  const std::string path = dir.path("arrays.gguf");
+  ASSERT_TRUE(w.begin(path).ok());
+  ASSERT_TRUE(w.finish().ok());
+  auto f = File::open(path, {.max_array_items = 2});
+  ASSERT_TRUE(f.ok()) << f.message();
+  const Array* m = f->find("many")->as_array();
+  ASSERT_NE(m, nullptr);
+  EXPECT_TRUE(m->items.empty());
+  EXPECT_EQ(m->elided, 100u);
+  EXPECT_EQ(m->size(), 100u);
+  EXPECT_EQ(f->find("few")->as_array()->items.size(), 2u);
+  EXPECT_EQ(f->find("nested")->as_array()->items[0].as_array()->items.size(), 3u);
+  EXPECT_EQ(*f->find("after")->get_if<uint32_t>(), 7u);
+  EXPECT_NE(f->find("many")->to_display(4).find("not loaded"), std::string::npos);
+  auto full = File::open(path);
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->find("many")->as_array()->items.size(), 100u);
+  EXPECT_EQ(full->find("many")->as_array()->elided, 0u);
+}
+
 TEST(GgufRoundTrip, CustomAlignmentAndManyTensors) {
   Writer w;
   w.set("general.alignment", Value(uint32_t{64}));

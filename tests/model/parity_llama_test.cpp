@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "model/session.h"
+#include "model/context.h"
 #include "model/weights.h"
 #include "reference/llama_reference.h"
 #include "synth/synth.h"
@@ -72,7 +72,7 @@ void check_parity(const std::string& path, const std::vector<std::string>& promp
     ASSERT_TRUE(ids.ok());
     auto ref_logits = (*ref)->eval_logits(*ids);
     ASSERT_TRUE(ref_logits.ok()) << ref_logits.message();
-    auto s = Session::create(**model, {.n_ctx = 512, .kv_f16 = true, .n_threads = 2});
+    auto s = Context::create(**model, {.n_ctx = 512, .kv_f16 = true, .n_threads = 2});
     ASSERT_TRUE(s.ok());
     std::vector<float> ours;
     ASSERT_TRUE((*s)->eval(*ids, true, &ours).ok());
@@ -91,7 +91,7 @@ void check_parity(const std::string& path, const std::vector<std::string>& promp
     // Greedy generation: same ids.
     auto ref_gen = (*ref)->greedy(*ids, n_gen);
     ASSERT_TRUE(ref_gen.ok());
-    (*s)->reset();
+    (*s)->kv_cache().clear();
     std::vector<int32_t> gen;
     std::vector<float> logits;
     ASSERT_TRUE((*s)->eval(*ids, false, &logits).ok());
@@ -109,7 +109,9 @@ void check_parity(const std::string& path, const std::vector<std::string>& promp
 TEST(ParityLlama, TinyTq2) {
   test::TempDir dir;
   const auto path = synth_model(dir, "tiny", 0, gguf::TensorType::TQ2_0, Arch::kBitnet);
-  check_parity(path, {"2+2=", "Hello", "Count: ", "The quick brown fox jumps over the lazy dog. 1 2 3 4 5"}, 32);
+  check_parity(
+      path, {"2+2=", "Hello", "Count: ", "The quick brown fox jumps over the lazy dog. 1 2 3 4 5"},
+      32);
 }
 
 }  // namespace
@@ -134,7 +136,8 @@ TEST(ParityLlama, TinyTq1) {
 TEST(ParityLlama, Shape2b4tTwoLayersTq2) {
   test::TempDir dir;
   const auto path = synth_model(dir, "2b4t", 2, gguf::TensorType::TQ2_0, Arch::kBitnet);
-  check_parity(path, {"2+2=", "Hello", "Count: ", "The quick brown fox jumps over the lazy dog."}, 32);
+  check_parity(path, {"2+2=", "Hello", "Count: ", "The quick brown fox jumps over the lazy dog."},
+               32);
 }
 
 }  // namespace

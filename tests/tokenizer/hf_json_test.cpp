@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "gguf/reader.h"
 #include "tokenizer/random_text.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab_vectors.h"
@@ -37,7 +38,9 @@ fs::path temp_dir(const std::string& name) {
 void write(const fs::path& p, const json& j) { std::ofstream(p) << j.dump(); }
 
 // The Hugging Face form of a loaded vocabulary.
-json to_tokenizer_json(const Tokenizer& tok, bool byte_level) {
+// `tok` was loaded from the GGUF `gguf_path`, whose merges (which the tokenizer does not keep in
+// text form) are read again.
+json to_tokenizer_json(const Tokenizer& tok, const std::string& gguf_path, bool byte_level) {
   const VocabSpec& spec = tok.spec();
   json vocab = json::object();
   json added = json::array();
@@ -50,7 +53,11 @@ json to_tokenizer_json(const Tokenizer& tok, bool byte_level) {
     vocab[t.text] = i;
   }
   json merges = json::array();
-  for (const auto& [a, b] : spec.merges) merges.push_back(a + " " + b);
+  auto file = gguf::File::open(gguf_path);
+  EXPECT_TRUE(file.ok()) << file.message();
+  if (const gguf::Value* m = file->find("tokenizer.ggml.merges"); m != nullptr && m->as_array()) {
+    for (const gguf::Value& v : m->as_array()->items) merges.push_back(*v.as_string());
+  }
   if (!byte_level) {
     // SentencePiece scores become merge ranks: one merge per multi-character piece, best first.
     std::vector<size_t> order;
@@ -96,7 +103,7 @@ TEST(HfJson, ByteLevelMatchesGguf) {
   auto gguf = Tokenizer::load(vocab_path("llama-bpe"));
   ASSERT_TRUE(gguf.ok()) << gguf.message();
   const fs::path dir = temp_dir("bpe");
-  write(dir / "tokenizer.json", to_tokenizer_json(*gguf, true));
+  write(dir / "tokenizer.json", to_tokenizer_json(*gguf, vocab_path("llama-bpe"), true));
   auto hf = Tokenizer::load((dir / "tokenizer.json").string());
   ASSERT_TRUE(hf.ok()) << hf.message();
   EXPECT_EQ(hf->info().pre_tokenizer, "llama-bpe");
@@ -120,7 +127,7 @@ TEST(HfJson, SentencePieceVectors) {
   auto gguf = Tokenizer::load(vocab_path("llama-spm"));
   ASSERT_TRUE(gguf.ok()) << gguf.message();
   const fs::path dir = temp_dir("spm");
-  write(dir / "tokenizer.json", to_tokenizer_json(*gguf, false));
+  write(dir / "tokenizer.json", to_tokenizer_json(*gguf, vocab_path("llama-spm"), false));
   auto hf = Tokenizer::load((dir / "tokenizer.json").string());
   ASSERT_TRUE(hf.ok()) << hf.message();
   EXPECT_EQ(hf->spec().model, TokenizerModel::kSentencePiece);

@@ -4,7 +4,8 @@
 #include <gtest/gtest.h>
 
 #include "core/paths.h"
-#include "model/session.h"
+#include "model/context.h"
+#include "model/observe/trace_observer.h"
 #include "synth/synth.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
@@ -28,14 +29,15 @@ TEST(TraceOfficialShape, OneTokenRecordsEveryOpOfAllThirtyBlocks) {
   const auto& c = (*m)->config();
   ASSERT_EQ(c.n_layers, 30u);
   ASSERT_EQ(c.n_embd, 2560u);
-  auto s = model::Session::create(**m, {.n_ctx = 64, .n_threads = 2});
+  auto s = model::Context::create(**m, {.n_ctx = 64, .n_threads = 2});
   ASSERT_TRUE(s.ok());
 
   WriterOptions o;
   o.dir = dir.path("trace");
   auto w = Writer::open(o);
   ASSERT_TRUE(w.ok());
-  (*s)->set_trace(w->get());
+  model::TraceObserver tracer(w->get());
+  (*s)->set_observer(&tracer);
   std::vector<float> logits;
   const int32_t bos = 128000;
   ASSERT_TRUE((*s)->eval(std::span(&bos, 1), false, &logits).ok());

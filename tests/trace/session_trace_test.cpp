@@ -6,7 +6,8 @@
 
 #include "core/paths.h"
 #include "generate/generator.h"
-#include "model/session.h"
+#include "model/context.h"
+#include "model/observe/trace_observer.h"
 #include "synth/synth.h"
 #include "trace/reader.h"
 #include "trace/writer.h"
@@ -39,10 +40,11 @@ TracedRun greedy_run(const std::string& path, int n, const std::string& trace_di
                      const std::string& positions = "") {
   auto m = model::Model::load(path);
   EXPECT_TRUE(m.ok()) << m.message();
-  auto s = model::Session::create(**m, {.n_ctx = 64, .n_threads = 2});
+  auto s = model::Context::create(**m, {.n_ctx = 64, .n_threads = 2});
   auto tok = tokenizer::Tokenizer::from_gguf((*m)->file(), {});
   EXPECT_TRUE(tok.ok()) << tok.message();
   std::unique_ptr<Writer> w;
+  std::unique_ptr<model::TraceObserver> tracer;
   if (!trace_dir.empty()) {
     WriterOptions o;
     o.dir = trace_dir;
@@ -51,7 +53,8 @@ TracedRun greedy_run(const std::string& path, int n, const std::string& trace_di
     auto opened = Writer::open(o);
     EXPECT_TRUE(opened.ok()) << opened.message();
     w = std::move(*opened);
-    (*s)->set_trace(w.get());
+    tracer = std::make_unique<model::TraceObserver>(w.get());
+    (*s)->set_observer(tracer.get());
   }
   generate::GenerateOptions go;
   go.max_tokens = n;

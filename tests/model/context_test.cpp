@@ -1,6 +1,6 @@
 // The forward pass on its own: architecture-selected FFN activation, .scale tensors, thread
 // count independence, determinism, I2_S vs TQ2_0 encodings, and errors for bad models/inputs.
-#include "model/session.h"
+#include "model/context.h"
 
 #include <gtest/gtest.h>
 
@@ -14,6 +14,8 @@
 #include "gguf_edit.h"
 #include "kernels/ggml_math.h"
 #include "kernels/verify.h"
+#include "model/observe/trace_observer.h"
+#include "model/observe/verify_observer.h"
 #include "synth/synth.h"
 #include "test_util.h"
 
@@ -42,7 +44,7 @@ std::vector<float> logits_of(const std::string& path, const std::vector<int32_t>
                              bool kv_f16 = true) {
   auto m = Model::load(path);
   EXPECT_TRUE(m.ok()) << m.message();
-  auto s = Session::create(**m, {.n_ctx = 64, .kv_f16 = kv_f16, .n_threads = threads});
+  auto s = Context::create(**m, {.n_ctx = 64, .kv_f16 = kv_f16, .n_threads = threads});
   std::vector<float> out;
   auto st = (*s)->eval(ids, true, &out);
   EXPECT_TRUE(st.ok()) << st.message();
@@ -51,7 +53,7 @@ std::vector<float> logits_of(const std::string& path, const std::vector<int32_t>
 
 const std::vector<int32_t> kIds = {128000, 2568, 25, 220, 16, 220, 17, 220, 18};
 
-TEST(Session, BitIdenticalAcrossThreadsAndRuns) {
+TEST(Context, BitIdenticalAcrossThreadsAndRuns) {
   test::TempDir dir;
   for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0}) {
     const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, wt);
@@ -64,13 +66,13 @@ TEST(Session, BitIdenticalAcrossThreadsAndRuns) {
   }
 }
 
-TEST(Session, BatchedPrefillEqualsTokenByToken) {
+TEST(Context, BatchedPrefillEqualsTokenByToken) {
   test::TempDir dir;
   const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
   auto m = Model::load(path);
   ASSERT_TRUE(m.ok());
   const auto batched = logits_of(path, kIds, 2);
-  auto s = Session::create(**m, {.n_ctx = 64, .n_threads = 2});
+  auto s = Context::create(**m, {.n_ctx = 64, .n_threads = 2});
   const int64_t nv = (*m)->config().n_vocab;
   for (size_t i = 0; i < kIds.size(); ++i) {
     std::vector<float> row;
@@ -80,7 +82,7 @@ TEST(Session, BatchedPrefillEqualsTokenByToken) {
   }
 }
 
-TEST(Session, LogitsWellConditioned) {
+TEST(Context, LogitsWellConditioned) {
   test::TempDir dir;
   const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
   const auto l = logits_of(path, kIds, 2);
@@ -102,7 +104,7 @@ TEST(Session, LogitsWellConditioned) {
 
 // I2_S (per-token activation quantization) and TQ2_0 (Q8_K blocks) hold the same ternary
 // weights: logits differ only through activation grouping, so they stay very close.
-TEST(Session, I2sAndTq2SameModelSideBySide) {
+TEST(Context, I2sAndTq2SameModelSideBySide) {
   test::TempDir dir;
   const auto i2s =
       logits_of(make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S), kIds, 2);
@@ -144,7 +146,7 @@ class CaptureSink : public trace::Sink {
 
 // The same weights under both architecture names: bitnet-b1.58 must apply relu(g)^2 * up and
 // bitnet silu(g) * up, checked on the traced gate/up/act values of every block and position.
-TEST(Session, FfnActivationFollowsArchitecture) {
+TEST(Context, FfnActivationFollowsArchitecture) {
   if (!trace::kTraceCompiled) GTEST_SKIP() << "tracing compiled out";
   test::TempDir dir;
   const auto b158 = make_model(dir, "a.gguf", Arch::kBitnetB158, gguf::TensorType::TQ2_0);
@@ -160,9 +162,10 @@ TEST(Session, FfnActivationFollowsArchitecture) {
     auto m = Model::load(path);
     ASSERT_TRUE(m.ok()) << m.message();
     EXPECT_EQ(ffn_activation((*m)->config().arch) == FfnActivation::kReluSquared, relu2);
-    auto s = Session::create(**m, {.n_ctx = 16, .n_threads = 2});
+    auto s = Context::create(**m, {.n_ctx = 16, .n_threads = 2});
     CaptureSink sink;
-    (*s)->set_trace(&sink);
+    TraceObserver tracer(&sink);
+    (*s)->set_observer(&tracer);
     std::vector<float> logits;
     ASSERT_TRUE((*s)->eval(std::span(kIds).first(3), true, &logits).ok());
     int checked = 0;
@@ -194,7 +197,7 @@ TEST(Session, FfnActivationFollowsArchitecture) {
 
 // .scale tensors (bitnet arch) multiply each projection's output: the logits change, and the
 // parity test against llama.cpp (which applies them) covers their exact use.
-TEST(Session, ScaleTensorsAreApplied) {
+TEST(Context, ScaleTensorsAreApplied) {
   test::TempDir dir;
   const auto plain =
       logits_of(make_model(dir, "a.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0, false), kIds, 2);
@@ -214,11 +217,11 @@ TEST(Session, ScaleTensorsAreApplied) {
   EXPECT_NE(std::memcmp(plain.data(), scaled.data(), plain.size() * 4), 0);
 }
 
-TEST(Session, ContextFullAndBadTokens) {
+TEST(Context, ContextFullAndBadTokens) {
   test::TempDir dir;
   auto m = Model::load(make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S));
   ASSERT_TRUE(m.ok());
-  auto s = Session::create(**m, {.n_ctx = 4, .n_threads = 1});
+  auto s = Context::create(**m, {.n_ctx = 4, .n_threads = 1});
   std::vector<float> l;
   auto st = (*s)->eval(kIds, false, &l);
   ASSERT_FALSE(st.ok());
@@ -236,7 +239,7 @@ struct BadModelCase {
   std::string expect;
 };
 
-TEST(Session, BadModelsGiveClearErrors) {
+TEST(Context, BadModelsGiveClearErrors) {
   test::TempDir dir;
   const auto good = make_model(dir, "good.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
   auto none = [](const std::string&) -> std::optional<test::TensorEdit> { return std::nullopt; };
@@ -292,13 +295,15 @@ TEST(Session, BadModelsGiveClearErrors) {
 // --verify-kernels: every product, quantization, RMSNorm, SwiGLU, KV conversion and attention of a
 // run checked against the scalar references passes (the variants are bit-exact), and a single
 // flipped bit in an output is caught (the other checks: tests/kernels/verify_test.cpp).
-TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
+TEST(Context, VerifyKernelsPassesAndCatchesAFlippedBit) {
   test::TempDir dir;
   for (auto wt : {gguf::TensorType::I2_S, gguf::TensorType::TQ2_0, gguf::TensorType::TQ1_0,
                   gguf::TensorType::F16}) {
     auto m = Model::load(make_model(dir, "v.gguf", Arch::kBitnetB158, wt));
     ASSERT_TRUE(m.ok());
-    auto s = Session::create(**m, {.n_ctx = 32, .n_threads = 2, .verify_kernels_every = 1});
+    auto s = Context::create(**m, {.n_ctx = 32, .n_threads = 2});
+    VerifyObserver verify(1);
+    (*s)->set_observer(&verify);
     std::vector<float> l;
     ASSERT_TRUE((*s)->eval(kIds, false, &l).ok()) << gguf::tensor_type_name(wt);
     for (int32_t t : {1000, 2000}) ASSERT_TRUE((*s)->eval(std::span(&t, 1), false, &l).ok());
@@ -306,7 +311,9 @@ TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
   {  // `bitnet` arch: SwiGLU (its own kernel), Q8_K activations
     auto m = Model::load(make_model(dir, "w.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0));
     ASSERT_TRUE(m.ok());
-    auto s = Session::create(**m, {.n_ctx = 32, .n_threads = 2, .verify_kernels_every = 1});
+    auto s = Context::create(**m, {.n_ctx = 32, .n_threads = 2});
+    VerifyObserver verify(1);
+    (*s)->set_observer(&verify);
     std::vector<float> l;
     ASSERT_TRUE((*s)->eval(kIds, false, &l).ok());
     for (int32_t t : {1000, 2000}) ASSERT_TRUE((*s)->eval(std::span(&t, 1), false, &l).ok());
@@ -326,7 +333,7 @@ TEST(Session, VerifyKernelsPassesAndCatchesAFlippedBit) {
 
 // --head-type q8_0: logits close to the exact F16 head's (same argmax on a tiny model in nearly
 // every position), half the head bytes, kernels verified, and a clear error for a bad name.
-TEST(Session, Q8_0HeadApproximatesTheFileHead) {
+TEST(Context, Q8_0HeadApproximatesTheFileHead) {
   test::TempDir dir;
   const auto path = make_model(dir, "q.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0);
   const auto exact = logits_of(path, kIds, 2);
@@ -336,7 +343,9 @@ TEST(Session, Q8_0HeadApproximatesTheFileHead) {
   EXPECT_EQ((*m)->head().type, gguf::TensorType::Q8_0);
   auto f16m = Model::load(path);
   EXPECT_LT((*m)->decode_weight_bytes(), (*f16m)->decode_weight_bytes());
-  auto s = Session::create(**m, {.n_ctx = 64, .n_threads = 2, .verify_kernels_every = 1});
+  auto s = Context::create(**m, {.n_ctx = 64, .n_threads = 2});
+  VerifyObserver verify(1);
+  (*s)->set_observer(&verify);
   std::vector<float> q8;
   ASSERT_TRUE((*s)->eval(kIds, true, &q8).ok());
   ASSERT_EQ(q8.size(), exact.size());
@@ -365,7 +374,7 @@ TEST(Session, Q8_0HeadApproximatesTheFileHead) {
 // --head-type fast: the same F16 weights and bytes, summed in float per 64-element block
 // (FloatSums kBlocks): logits within float rounding of the exact head's, the same argmax, not
 // the same bits, and the sampled rows verified against the kBlocks scalar reference.
-TEST(Session, FastHeadSumsInFloatBlocks) {
+TEST(Context, FastHeadSumsInFloatBlocks) {
   test::TempDir dir;
   const auto path = make_model(dir, "f.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0);
   const auto exact = logits_of(path, kIds, 2);
@@ -378,7 +387,9 @@ TEST(Session, FastHeadSumsInFloatBlocks) {
   auto f16m = Model::load(path);
   EXPECT_EQ((*f16m)->head().float_sums, kernels::FloatSums::kDouble);
   EXPECT_EQ((*m)->decode_weight_bytes(), (*f16m)->decode_weight_bytes());
-  auto s = Session::create(**m, {.n_ctx = 64, .n_threads = 2, .verify_kernels_every = 1});
+  auto s = Context::create(**m, {.n_ctx = 64, .n_threads = 2});
+  VerifyObserver verify(1);
+  (*s)->set_observer(&verify);
   std::vector<float> fast;
   ASSERT_TRUE((*s)->eval(kIds, true, &fast).ok());
   ASSERT_EQ(fast.size(), exact.size());

@@ -1,0 +1,407 @@
+#include "model/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/matmul.h"
+#include "kernels/q8_0_head.h"
+
+namespace bitnet::model {
+
+Numerics numerics_for(const Model& m, bool kv_f16) {
+  Numerics n;
+  n.f16_attention_operands = kv_f16;
+  // bitnet.cpp (bitnet-b1.58 / bitnet-25) multiplies its F16 head with f32 activations;
+  // upstream llama.cpp (bitnet) rounds them to f16 first (FACTS.md sections 3 and 6).
+  n.f16_head_input = m.config().arch == Arch::kBitnet;
+  n.f16_float_matmul_input = true;
+  return n;
+}
+
+void RopeTable::init(const ModelConfig& c) {
+  half_ = static_cast<int>(c.rope_dims / 2);
+  theta_scale_ = std::pow(c.rope_freq_base, -2.0f / static_cast<float>(c.rope_dims));
+  n_pos_ = 0;
+  cos_.clear();
+  sin_.clear();
+}
+
+void RopeTable::ensure(int n_pos) {
+  if (n_pos <= n_pos_) return;
+  cos_.resize(static_cast<size_t>(n_pos) * half_);
+  sin_.resize(static_cast<size_t>(n_pos) * half_);
+  for (int p = n_pos_; p < n_pos; ++p) {
+    float theta = static_cast<float>(p);
+    for (int i = 0; i < half_; ++i) {
+      cos_[static_cast<size_t>(p) * half_ + i] = std::cos(theta);
+      sin_[static_cast<size_t>(p) * half_ + i] = std::sin(theta);
+      theta *= theta_scale_;
+    }
+  }
+  n_pos_ = n_pos;
+}
+
+void Scratch::ensure(const ModelConfig& c, int n_rows, int n_ctx) {
+  scores.resize(static_cast<size_t>(c.n_heads) * n_ctx);
+  if (n_rows <= rows_) return;
+  rows_ = n_rows;
+  const int64_t d = c.n_embd, dkv = c.n_embd_kv(), f = c.n_ff;
+  Act* acts[] = {&x, &h, &q, &k, &v, &att, &o, &gate, &up, &act, &hf, &fin};
+  const int64_t dims[] = {d, d, d, dkv, dkv, d, d, f, f, f, f, d};
+  int64_t total = 0;
+  for (int64_t dim : dims) total += dim * n_rows;
+  storage_.resize(static_cast<size_t>(total));
+  float* p = storage_.data();
+  for (size_t i = 0; i < std::size(acts); ++i) {
+    acts[i]->p = p;
+    acts[i]->dim = dims[i];
+    p += dims[i] * n_rows;
+  }
+}
+
+Blocks::Blocks(const State& st, std::span<const BatchRow> rows, float* logits)
+    : st_(st),
+      c_(st.model.config()),
+      rows_(rows),
+      n_(static_cast<int>(rows.size())),
+      logits_(logits),
+      obs_(kObserverCompiled ? st.observer : nullptr) {
+  st_.warm.next = 0;
+  if (obs_ != nullptr) obs_->begin(rows_);
+}
+
+// Runs fn(r0, r1) over row ranges covering [0, n_rows): on the pool for prompts (rows are
+// independent and each is computed the same way, so the split changes nothing), inline for a
+// few decode rows. Not from inside another pool job (the pool is not reentrant).
+template <class Fn>
+void Blocks::for_rows(int n_rows, const Fn& fn) {
+  constexpr int kRowsPerChunk = 4;
+  if (n_rows <= kRowsPerChunk) return fn(0, n_rows);
+  st_.pool.run((n_rows + kRowsPerChunk - 1) / kRowsPerChunk, [&](int64_t c) {
+    const int r0 = static_cast<int>(c) * kRowsPerChunk;
+    fn(r0, std::min(n_rows, r0 + kRowsPerChunk));
+  });
+}
+
+void Blocks::observe(int layer, Op op, Act& a, std::span<const BatchRow> rows) {
+  a.op = op;
+  if (obs_ != nullptr) obs_->output({op, layer, rows, a.p, a.dim});
+}
+
+void Blocks::warm(size_t group) {
+  const WarmSchedule& w = st_.warm;
+  if (!w.learned || group >= w.groups.size()) return;
+  // Half a core's L2 (2 MiB on the machines measured): a decode step's serial stretches last
+  // 5-25 us, in which one core fetches ~100-400 KiB; a worker stops at the next job anyway.
+  constexpr size_t kWarmBytes = 512 * 1024;
+  ThreadPool& pool = st_.pool;
+  const int n = pool.size();
+  const auto& next = w.groups[group];
+  if (next.empty()) {  // the LM head
+    for (int i = 0; i < n; ++i)
+      pool.warm_after_next_job(i, kernels::share_start(st_.model.head(), i, n, kWarmBytes));
+    return;
+  }
+  if (!kernels::is_ternary(next.front()->w.type)) return;  // float projections: no hint
+  kernels::TernaryProduct products[kernels::kMaxFusedProducts];
+  size_t k = 0;
+  for (const Projection* p : next) products[k++] = {&p->w, nullptr};
+  for (int i = 0; i < n; ++i) {
+    pool.warm_after_next_job(i, kernels::share_start(std::span(products, k), i, n, kWarmBytes));
+  }
+}
+
+void Blocks::embed(Act& x) {
+  for (int r = 0; r < n_; ++r)
+    st_.model.embedding_row(rows_[static_cast<size_t>(r)].token, x.row(r));
+  observe(-1, Op::kEmbeddings, x, rows_);
+}
+
+// RMSNorm as ggml computes it (kernels/elementwise.h).
+void Blocks::rms_norm(int layer, Op op, const Act& in, const std::vector<float>& w, Act& out) {
+  for_rows(n_, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r)
+      kernels::rms_norm(in.row(r), w.data(), in.dim, c_.rms_eps, out.row(r));
+  });
+  if (obs_ != nullptr) obs_->rms_norm(layer, in.p, w.data(), in.dim, c_.rms_eps, out.p);
+  observe(layer, op, out, rows_);
+}
+
+void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) {
+  WarmSchedule& ws = st_.warm;
+  if (!ws.learned) {
+    ws.groups.emplace_back();
+    for (const Out& o : outs) ws.groups.back().push_back(&o.w);
+  }
+  warm(ws.next + 1);
+  const kernels::WeightMatrix& w0 = outs.begin()->w.w;
+  const int64_t k = w0.k;
+  Scratch& s = st_.s;
+  if (kernels::is_ternary(w0.type)) {
+    // One quantization of the shared input serves every projection reading it.
+    kernels::quantize_activations(kernels::act_quant_for(w0.type), in.p, n_, k, &s.qa);
+    if (obs_ != nullptr) obs_->quantized(in.op, layer, rows_, in.p, s.qa);
+    // One parallel pass over all of them (q/k/v, gate/up): one pool start and finish in all.
+    kernels::TernaryProduct products[kernels::kMaxFusedProducts];
+    size_t n_products = 0;
+    for (const Out& o : outs) {
+      if (n_products == std::size(products)) {
+        kernels::matmul_ternary_many(std::span(products, n_products), s.qa, &st_.pool);
+        n_products = 0;
+      }
+      products[n_products++] = {&o.w.w, o.y.p};
+    }
+    kernels::matmul_ternary_many(std::span(products, n_products), s.qa, &st_.pool);
+    if (obs_ != nullptr) {
+      for (const Out& o : outs) obs_->product({layer, o.w.w, &s.qa, nullptr, n_, o.y.p});
+    }
+  } else {
+    const float* src = in.p;
+    std::vector<float> rounded;
+    if (w0.type != gguf::TensorType::F32 && st_.numerics.f16_float_matmul_input) {
+      rounded.assign(in.p, in.p + static_cast<size_t>(n_) * k);
+      kernels::round_to_f16(rounded.data(), static_cast<int64_t>(rounded.size()));
+      src = rounded.data();
+    }
+    for (const Out& o : outs) {
+      kernels::matmul_float(o.w.w, src, n_, o.y.p, &st_.pool);
+      if (obs_ != nullptr) obs_->product({layer, o.w.w, nullptr, src, n_, o.y.p});
+    }
+  }
+  // `bitnet` arch: scalar .scale tensors multiply the matmul result.
+  for (const Out& o : outs) {
+    if (!o.w.has_scale) continue;
+    const int64_t n = static_cast<int64_t>(n_) * o.w.w.n_out;
+    for (int64_t i = 0; i < n; ++i) o.y.p[i] *= o.w.scale;
+  }
+  ++ws.next;
+  for (const Out& o : outs) observe(layer, o.op, o.y, rows_);
+}
+
+void Blocks::rope(int layer, Op op, Act& x, int n_heads) {
+  const int hd = static_cast<int>(c_.head_dim());
+  const int half = hd / 2;
+  for_rows(n_, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) {
+      const int pos = rows_[static_cast<size_t>(r)].pos;
+      const float* cs = st_.rope.cos(pos);
+      const float* sn = st_.rope.sin(pos);
+      for (int h = 0; h < n_heads; ++h) {
+        float* v = x.row(r) + static_cast<size_t>(h) * hd;
+        for (int i = 0; i < half; ++i) {
+          const float x0 = v[i], x1 = v[i + half];
+          v[i] = x0 * cs[i] - x1 * sn[i];
+          v[i + half] = x0 * sn[i] + x1 * cs[i];
+        }
+      }
+    }
+  });
+  observe(layer, op, x, rows_);
+}
+
+void Blocks::store_kv(int layer, const Act& k, const Act& v) {
+  KvCache& kv = st_.kv;
+  const int64_t dkv = k.dim, hd = c_.head_dim();
+  const bool f16 = kv.f16();
+  for (int r = 0; r < n_; ++r) {
+    const BatchRow& row = rows_[static_cast<size_t>(r)];
+    const int64_t stride = kv.k_stride(row.seq);
+    const float* kr = k.row(r);
+    for (int64_t h0 = 0; h0 < dkv; h0 += hd) {  // one KV head at a time, down its columns
+      uint8_t* col = kv.k_head(row.seq, layer, static_cast<int>(h0 / hd));
+      if (f16) {
+        uint16_t k_head[kMaxHeadDim];
+        kernels::fp32_to_fp16_row(kr + h0, hd, k_head);
+        auto* dst = reinterpret_cast<uint16_t*>(col) + row.pos;
+        for (int64_t i = 0; i < hd; ++i) dst[i * stride] = k_head[i];
+      } else {
+        auto* dst = reinterpret_cast<float*>(col) + row.pos;
+        for (int64_t i = 0; i < hd; ++i) dst[i * stride] = kr[h0 + i];
+      }
+    }
+    uint8_t* vdst = kv.v_row(row.seq, layer, row.pos);
+    if (f16) {
+      kernels::fp32_to_fp16_row(v.row(r), dkv, reinterpret_cast<uint16_t*>(vdst));
+    } else {
+      std::memcpy(vdst, v.row(r), static_cast<size_t>(dkv) * sizeof(float));
+    }
+  }
+  if (obs_ != nullptr) {
+    const BatchRow& row = rows_.front();
+    const size_t eb = kv.element_bytes();
+    obs_->kv_stored(layer, k.p, kv.k_head(row.seq, layer, 0) + row.pos * eb, kv.k_stride(row.seq),
+                    v.p, kv.v_row(row.seq, layer, row.pos), dkv, f16);
+  }
+}
+
+// Head h of row r over its sequence's cache [0, pos]; qh receives the (rounded) query it reads.
+kernels::AttentionHead Blocks::head_of(int layer, int r, int h, float* qh, const Act& q) const {
+  const BatchRow& row = rows_[static_cast<size_t>(r)];
+  const int hd = static_cast<int>(c_.head_dim());
+  const int group = static_cast<int>(c_.n_heads / c_.n_kv_heads);
+  const int g = h / group;
+  std::memcpy(qh, q.row(r) + static_cast<size_t>(h) * hd, static_cast<size_t>(hd) * sizeof(float));
+  if (st_.numerics.f16_attention_operands) kernels::round_to_f16(qh, hd);
+  const KvCache& kv = st_.kv;
+  kernels::AttentionHead a;
+  a.q = qh;
+  a.f16 = kv.f16();
+  a.head_dim = hd;
+  a.n_kv = row.pos + 1;
+  a.scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  a.k = kv.k_head(row.seq, layer, g);
+  a.v = kv.v_row(row.seq, layer, 0) + static_cast<size_t>(g) * hd * kv.element_bytes();
+  a.k_stride = kv.k_stride(row.seq);
+  a.v_stride = kv.n_embd_kv();
+  return a;
+}
+
+// Attention with ggml's portable numerics: s_j = (float)(sum_i q_i k_ji in double) *
+// (1/sqrt(hd)) (kernel); softmax with ggml's exp and sum (ggml_math.h), p_j = e_j * (float)(1 /
+// sum); out_i = (float)(sum_j p_j v_ji in double) (kernel). With an F16 cache, q and p are
+// rounded to f16 first, as ggml's F16 matrix product does (f16 x f16 products are exact).
+void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act& out) {
+  store_kv(layer, k, v);
+  warm(st_.warm.next);
+  const int n_heads = static_cast<int>(c_.n_heads);
+  const int hd = static_cast<int>(c_.head_dim());
+  const bool round = st_.numerics.f16_attention_operands;
+  const int64_t stride = static_cast<int64_t>(st_.s.scores.size()) / n_heads;
+  auto probs_of = [&](int h) { return st_.s.scores.data() + static_cast<size_t>(h) * stride; };
+  auto out_of = [&](int r, int h) { return out.row(r) + static_cast<size_t>(h) * hd; };
+  // Its probabilities stay in the head's scratch row until the next call for that head.
+  auto attend = [&](int r, int h) {
+    float qh[kMaxHeadDim];
+    const kernels::AttentionHead a = head_of(layer, r, h, qh, q);
+    float* s = probs_of(h);
+    kernels::attention_scores(a, s);
+    kernels::softmax_probs(s, a.n_kv, round);
+    kernels::attention_values(a, s, out_of(r, h));
+  };
+  // Each (row, head) is computed the same way whatever the grouping, so both schedules give
+  // identical bits: one task per head covering every row (one pool dispatch), or row by row
+  // when an observer wants each row's probabilities before the next row overwrites them.
+  bool by_row = false;
+  if (obs_ != nullptr) {
+    for (const BatchRow& row : rows_)
+      by_row = by_row || obs_->wants(row, layer, Op::kAttnScoresSoftmax);
+  }
+  if (!by_row) {
+    st_.pool.run(n_heads, [&](int64_t h) {
+      for (int r = 0; r < n_; ++r) attend(r, static_cast<int>(h));
+    });
+  } else {
+    std::vector<float> probs;
+    for (int r = 0; r < n_; ++r) {
+      st_.pool.run(n_heads, [&](int64_t h) { attend(r, static_cast<int>(h)); });
+      const BatchRow& row = rows_[static_cast<size_t>(r)];
+      if (!obs_->wants(row, layer, Op::kAttnScoresSoftmax)) continue;
+      const int n_kv = row.pos + 1;
+      probs.resize(static_cast<size_t>(n_heads) * n_kv);
+      for (int h = 0; h < n_heads; ++h)
+        std::memcpy(probs.data() + static_cast<size_t>(h) * n_kv, probs_of(h),
+                    n_kv * sizeof(float));
+      obs_->attention_probs(layer, row, probs, n_heads, n_kv);
+    }
+  }
+  if (obs_ != nullptr) {  // the last row's probabilities are still in the scratch rows
+    const int r = n_ - 1;
+    obs_->attention({layer, rows_[static_cast<size_t>(r)], n_heads, round,
+                     [&](int h, float* qh) { return head_of(layer, r, h, qh, q); }, probs_of,
+                     [&](int h) -> const float* { return out_of(r, h); }});
+  }
+  observe(layer, Op::kAttnOut, out, rows_);
+}
+
+void Blocks::add(int layer, Op op, Act& x, const Act& y) {
+  for_rows(n_, [&](int r0, int r1) {
+    for (int64_t i = r0 * x.dim; i < r1 * x.dim; ++i) x.p[i] += y.p[i];
+  });
+  observe(layer, op, x, rows_);
+}
+
+void Blocks::ffn_activation(int layer, FfnActivation a, const Act& gate, const Act& up, Act& out) {
+  const int64_t f = gate.dim;
+  for_rows(n_, [&](int r0, int r1) {
+    if (a == FfnActivation::kReluSquared) {
+      for (int64_t i = r0 * f; i < r1 * f; ++i) {
+        const float g = gate.p[i] > 0.0f ? gate.p[i] : 0.0f;
+        out.p[i] = g * g * up.p[i];
+      }
+    } else {
+      // Row by row, as ggml's fused SwiGLU does.
+      for (int r = r0; r < r1; ++r) kernels::swiglu(f, out.row(r), gate.row(r), up.row(r));
+    }
+  });
+  if (obs_ != nullptr && a == FfnActivation::kSilu) obs_->swiglu(layer, gate.p, up.p, out.p, f);
+  observe(layer, Op::kFfnAct, out, rows_);
+}
+
+void Blocks::apply_head(float* fin, int n_rows, float* out) {
+  const kernels::WeightMatrix& head = st_.model.head();
+  if (head.type == gguf::TensorType::Q8_0) {  // --head-type q8_0: quantizes its input itself
+    kernels::matmul_q8_0_head(head, fin, n_rows, out, &st_.pool, &st_.s.qa_head);
+    return;
+  }
+  if (head.type != gguf::TensorType::F32 && st_.numerics.f16_head_input) {
+    // What ggml does to F32 activations meeting an F16 matrix: round them to f16.
+    kernels::round_to_f16(fin, static_cast<int64_t>(n_rows) * c_.n_embd);
+  }
+  kernels::matmul_float(head, fin, n_rows, out, &st_.pool);
+}
+
+void Blocks::head(const Act& x) {
+  WarmSchedule& ws = st_.warm;
+  if (!ws.learned) ws.groups.emplace_back();  // the LM head closes the schedule
+  ws.learned = true;
+  const int64_t d = c_.n_embd, nv = c_.n_vocab;
+  const std::vector<float>& norm_w = st_.model.output_norm();
+  // Rows whose logits nobody asked for, but an observer wants their final_norm or logits: one
+  // by one through the head into side buffers, leaving the batch's logits untouched.
+  if (obs_ != nullptr) {
+    std::vector<float> fin, out;
+    for (int r = 0; r < n_; ++r) {
+      const BatchRow& row = rows_[static_cast<size_t>(r)];
+      if (row.logits) continue;
+      const bool want_logits = obs_->wants(row, -1, Op::kLogits);
+      if (!want_logits && !obs_->wants(row, -1, Op::kFinalNorm)) continue;
+      fin.resize(static_cast<size_t>(d));
+      kernels::rms_norm(x.row(r), norm_w.data(), d, c_.rms_eps, fin.data());
+      obs_->output({Op::kFinalNorm, -1, rows_.subspan(static_cast<size_t>(r), 1), fin.data(), d});
+      if (!want_logits) continue;
+      out.resize(static_cast<size_t>(nv));
+      apply_head(fin.data(), 1, out.data());
+      obs_->output({Op::kLogits, -1, rows_.subspan(static_cast<size_t>(r), 1), out.data(), nv});
+    }
+  }
+  // The rows that ask for logits, gathered in order.
+  std::vector<BatchRow> wanted;
+  std::vector<int> at;
+  for (int r = 0; r < n_; ++r) {
+    if (!rows_[static_cast<size_t>(r)].logits) continue;
+    wanted.push_back(rows_[static_cast<size_t>(r)]);
+    at.push_back(r);
+  }
+  if (wanted.empty()) return;
+  const int n_out = static_cast<int>(wanted.size());
+  Act& fin = st_.s.fin;
+  for_rows(n_out, [&](int i0, int i1) {
+    for (int i = i0; i < i1; ++i)
+      kernels::rms_norm(x.row(at[static_cast<size_t>(i)]), norm_w.data(), d, c_.rms_eps,
+                        fin.row(i));
+  });
+  if (obs_ != nullptr) {
+    obs_->rms_norm(-1, x.row(at[0]), norm_w.data(), d, c_.rms_eps, fin.p);
+    obs_->output({Op::kFinalNorm, -1, wanted, fin.p, d});
+  }
+  apply_head(fin.p, n_out, logits_);
+  if (obs_ != nullptr) {
+    obs_->product({-1, st_.model.head(), nullptr, fin.p, n_out, logits_});
+    obs_->output({Op::kLogits, -1, wanted, logits_, nv});
+  }
+}
+
+}  // namespace bitnet::model
