@@ -53,7 +53,8 @@ Result<int> spawn_wait(const std::vector<std::string>& args, const std::string& 
   if (rc != 0) return make_error("cannot run %s: %s", args[0].c_str(), std::strerror(rc));
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return make_error("waiting for %s: %s", args[0].c_str(), std::strerror(errno));
+    if (errno != EINTR)
+      return make_error("waiting for %s: %s", args[0].c_str(), std::strerror(errno));
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -81,7 +82,9 @@ std::string canonical(const std::string& p) {
   return ec ? p : c.string();
 }
 
-bool is_executable(const fs::path& p) { return ::access(p.c_str(), X_OK) == 0 && fs::is_regular_file(p); }
+bool is_executable(const fs::path& p) {
+  return ::access(p.c_str(), X_OK) == 0 && fs::is_regular_file(p);
+}
 
 // The tree a helper was built against (`helper --tree`), "" on failure.
 std::string helper_tree(const fs::path& helper) {
@@ -111,13 +114,14 @@ Result<std::string> build_helper_for(const std::string& tree) {
   const std::string src = BITNET_SOURCE_DIR;
   const fs::path project = fs::path(src) / "src/reference/standalone";
   if (src.empty() || !fs::exists(project / "CMakeLists.txt")) {
-    return make_error("no bitnet-reference helper for %s, and the source tree is not available "
-                      "to build one; build it with src/reference/standalone (see its "
-                      "CMakeLists.txt) and pass --reference-helper",
-                      tree.c_str());
+    return make_error(
+        "no bitnet-reference helper for %s, and the source tree is not available "
+        "to build one; build it with src/reference/standalone (see its "
+        "CMakeLists.txt) and pass --reference-helper",
+        tree.c_str());
   }
-  const fs::path dir = fs::path(cache_root()) / "reference-helpers" /
-                       sha256_hex(tree + "\n" + src).substr(0, 16);
+  const fs::path dir =
+      fs::path(cache_root()) / "reference-helpers" / sha256_hex(tree + "\n" + src).substr(0, 16);
   const fs::path helper = dir / "bin" / "bitnet-reference";
   if (is_executable(helper) && canonical(helper_tree(helper)) == tree) return helper.string();
   std::error_code ec;
@@ -126,22 +130,28 @@ Result<std::string> build_helper_for(const std::string& tree) {
   const std::string log = (dir / "build.log").string();
   std::fprintf(stderr, "bitnet: building the reference helper against %s (once; log: %s)\n",
                tree.c_str(), log.c_str());
-  std::vector<std::string> configure = {"/usr/bin/env", "cmake", "-S", project.string(), "-B",
-                                        dir.string(), "-DCMAKE_BUILD_TYPE=Release",
+  std::vector<std::string> configure = {"/usr/bin/env",
+                                        "cmake",
+                                        "-S",
+                                        project.string(),
+                                        "-B",
+                                        dir.string(),
+                                        "-DCMAKE_BUILD_TYPE=Release",
                                         "-DBITNET_LLAMA_TREE=" + tree};
-  if (::access("/usr/bin/ninja", X_OK) == 0) configure.insert(configure.begin() + 2, {"-G", "Ninja"});
+  if (::access("/usr/bin/ninja", X_OK) == 0)
+    configure.insert(configure.begin() + 2, {"-G", "Ninja"});
   BITNET_ASSIGN_OR_RETURN(int rc, spawn_wait(configure, log, log + ".err"));
   if (rc == 0) {
-    BITNET_ASSIGN_OR_RETURN(rc, spawn_wait({"/usr/bin/env", "cmake", "--build", dir.string()}, log,
-                                           log + ".err"));
+    BITNET_ASSIGN_OR_RETURN(
+        rc, spawn_wait({"/usr/bin/env", "cmake", "--build", dir.string()}, log, log + ".err"));
   }
   if (rc != 0 || !is_executable(helper)) {
     std::string why = last_line(log + ".err");
     if (why.empty()) why = last_line(log);
-    return make_error("building the reference helper against %s failed (%s); command: cmake -S "
-                      "%s -B %s -DBITNET_LLAMA_TREE=%s && cmake --build %s",
-                      tree.c_str(), why.c_str(), project.c_str(), dir.c_str(), tree.c_str(),
-                      dir.c_str());
+    return make_error(
+        "building the reference helper against %s failed (%s); command: cmake -S "
+        "%s -B %s -DBITNET_LLAMA_TREE=%s && cmake --build %s",
+        tree.c_str(), why.c_str(), project.c_str(), dir.c_str(), tree.c_str(), dir.c_str());
   }
   return helper.string();
 }
@@ -163,9 +173,10 @@ Result<std::string> find_reference_helper(const ReferenceOptions& o) {
   if (o.reference_dir.empty()) {
     const fs::path h = bin / "bitnet-reference";
     if (!is_executable(h)) {
-      return make_error("%s not found: build the bitnet-reference target (needs the pinned "
-                        "llama.cpp from scripts/setup.sh) or pass --reference-helper",
-                        h.c_str());
+      return make_error(
+          "%s not found: build the bitnet-reference target (needs the pinned "
+          "llama.cpp from scripts/setup.sh) or pass --reference-helper",
+          h.c_str());
     }
     return h.string();
   }
@@ -182,7 +193,8 @@ Result<std::string> find_reference_helper(const ReferenceOptions& o) {
   return build_helper_for(tree);
 }
 
-Result<nlohmann::json> run_reference_helper(const std::string& helper, const nlohmann::json& request,
+Result<nlohmann::json> run_reference_helper(const std::string& helper,
+                                            const nlohmann::json& request,
                                             const std::string& work_dir) {
   std::error_code ec;
   fs::create_directories(work_dir, ec);
@@ -194,13 +206,15 @@ Result<nlohmann::json> run_reference_helper(const std::string& helper, const nlo
     if (!f) return make_error("%s: cannot write", req.c_str());
   }
   const std::string err = (fs::path(work_dir) / "helper.stderr").string();
-  BITNET_ASSIGN_OR_RETURN(int rc, spawn_wait({helper, "--request", req, "--out", work_dir}, "", err));
+  BITNET_ASSIGN_OR_RETURN(int rc,
+                          spawn_wait({helper, "--request", req, "--out", work_dir}, "", err));
   if (rc != 0) {
     std::string why = last_line(err);
     const std::string prefix = "bitnet-reference: error: ";
     if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
-    return make_error("reference: %s", why.empty() ? ("helper exited with " + std::to_string(rc)).c_str()
-                                                   : why.c_str());
+    return make_error("reference: %s", why.empty()
+                                           ? ("helper exited with " + std::to_string(rc)).c_str()
+                                           : why.c_str());
   }
   const std::string resp = (fs::path(work_dir) / "response.json").string();
   try {

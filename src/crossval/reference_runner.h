@@ -22,20 +22,21 @@
 namespace bitnet::crossval {
 
 struct ReferenceOptions {
-  std::string helper;         // explicit helper executable
-  std::string reference_dir;  // llama.cpp tree; "" = the pinned one
+  std::string helper;               // explicit helper executable
+  std::string reference_dir;        // llama.cpp tree; "" = the pinned one
   std::string cpu_variant = "x64";  // "" = the best for this CPU
   int n_threads = 1;
-  int n_batch = 0;            // 0: the prompt in one batch
+  int n_batch = 0;  // 0: the prompt in one batch
   std::string kv_type = "f16";
-  bool verbose = false;       // the helper echoes llama.cpp's log
+  bool verbose = false;  // the helper echoes llama.cpp's log
 };
 
 // Path of the helper to run (building it for a foreign tree if needed; progress on stderr).
 Result<std::string> find_reference_helper(const ReferenceOptions& o);
 
 // Runs `helper --request request.json --out work_dir`; returns the parsed response.json.
-Result<nlohmann::json> run_reference_helper(const std::string& helper, const nlohmann::json& request,
+Result<nlohmann::json> run_reference_helper(const std::string& helper,
+                                            const nlohmann::json& request,
                                             const std::string& work_dir);
 
 // The directory of the running executable (/proc/self/exe).
