@@ -16,7 +16,9 @@ class Cli : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     model_ = dir_->path("tiny.gguf");
-    auto r = test::run_command(test::bitnet_binary() + " synth -q --preset tiny --arch bitnet-b1.58 --weights i2_s -o " + model_);
+    auto r = test::run_command(test::bitnet_binary() +
+                               " synth -q --preset tiny --arch bitnet-b1.58 --weights i2_s -o " +
+                               model_);
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -53,7 +55,8 @@ TEST_F(Cli, RunJsonHasIdsTextTimingsAndKernels) {
 TEST_F(Cli, GreedyRunsAreIdenticalAcrossThreadsAndRuns) {
   std::string first;
   for (int threads : {1, 2, 2}) {
-    auto r = bitnet("run -m " + model_ + " -p Hello -n 12 --greedy --json -t " + std::to_string(threads));
+    auto r = bitnet("run -m " + model_ + " -p Hello -n 12 --greedy --json -t " +
+                    std::to_string(threads));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto ids = json::parse(r.out)["generated_ids"].dump();
     if (first.empty()) first = ids;
@@ -62,10 +65,10 @@ TEST_F(Cli, GreedyRunsAreIdenticalAcrossThreadsAndRuns) {
 }
 
 TEST_F(Cli, DeterministicSamplingRepeats) {
-  auto a = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() + " run -m " + model_ +
-                             " -p Hi -n 10 --temperature 1.0 --json");
-  auto b = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() + " run -m " + model_ +
-                             " -p Hi -n 10 --temperature 1.0 --json -t 1");
+  auto a = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() +
+                             " run -m " + model_ + " -p Hi -n 10 --temperature 1.0 --json");
+  auto b = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() +
+                             " run -m " + model_ + " -p Hi -n 10 --temperature 1.0 --json -t 1");
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(json::parse(a.out)["generated_ids"], json::parse(b.out)["generated_ids"]);
@@ -74,14 +77,16 @@ TEST_F(Cli, DeterministicSamplingRepeats) {
 
 TEST_F(Cli, DumpLogitsRowsAreEveryEvaluatedPosition) {
   const std::string npy = dir_->path("logits.npy");
-  auto r = bitnet("run -m " + model_ + " -p 'Count: 1 2' -n 5 --greedy --json --dump-logits " + npy);
+  auto r =
+      bitnet("run -m " + model_ + " -p 'Count: 1 2' -n 5 --greedy --json --dump-logits " + npy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   auto a = read_npy_f32(npy);
   ASSERT_TRUE(a.ok()) << a.message();
   ASSERT_EQ(a->shape.size(), 2u);
   // Every prompt position, then one row per decode step (the last token is not evaluated).
-  EXPECT_EQ(a->shape[0], static_cast<int64_t>(j["prompt_ids"].size() + j["generated_ids"].size() - 1));
+  EXPECT_EQ(a->shape[0],
+            static_cast<int64_t>(j["prompt_ids"].size() + j["generated_ids"].size() - 1));
   EXPECT_EQ(a->shape[1], 128256);
   // The greedy choice at the last prompt row is the first generated token.
   const float* row = a->data.data() + (j["prompt_ids"].size() - 1) * 128256;
@@ -91,8 +96,8 @@ TEST_F(Cli, DumpLogitsRowsAreEveryEvaluatedPosition) {
 }
 
 TEST_F(Cli, ChatKeepsTheConversation) {
-  auto r = test::run_command("printf 'Hello\\nHow are you?\\n/exit\\n' | " + test::bitnet_binary() + " chat -m " +
-                             model_ + " -n 4 --greedy -v");
+  auto r = test::run_command("printf 'Hello\\nHow are you?\\n/exit\\n' | " + test::bitnet_binary() +
+                             " chat -m " + model_ + " -n 4 --greedy -v");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Two turns answered; the second reuses the first turn's cached tokens.
   size_t turns = 0;
