@@ -99,18 +99,13 @@ std::string helper_tree(const fs::path& helper) {
   return tree;
 }
 
-std::string cache_root() {
-  if (const char* c = std::getenv("BITNET_CACHE_DIR"); c != nullptr && c[0] != '\0') return c;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && x[0] != '\0') {
-    return (fs::path(x) / "bitnet").string();
-  }
-  if (const char* h = std::getenv("HOME"); h != nullptr && h[0] != '\0') {
-    return (fs::path(h) / ".cache" / "bitnet").string();
-  }
+// ReferenceOptions::cache_dir, else a folder in the temporary directory.
+std::string cache_root(const std::string& cache_dir) {
+  if (!cache_dir.empty()) return cache_dir;
   return (fs::temp_directory_path() / "bitnet-cache").string();
 }
 
-Result<std::string> build_helper_for(const std::string& tree) {
+Result<std::string> build_helper_for(const std::string& tree, const std::string& cache_dir) {
   const std::string src = BITNET_SOURCE_DIR;
   const fs::path project = fs::path(src) / "src/reference/standalone";
   if (src.empty() || !fs::exists(project / "CMakeLists.txt")) {
@@ -120,8 +115,8 @@ Result<std::string> build_helper_for(const std::string& tree) {
         "CMakeLists.txt) and pass --reference-helper",
         tree.c_str());
   }
-  const fs::path dir =
-      fs::path(cache_root()) / "reference-helpers" / sha256_hex(tree + "\n" + src).substr(0, 16);
+  const fs::path dir = fs::path(cache_root(cache_dir)) / "reference-helpers" /
+                       sha256_hex(tree + "\n" + src).substr(0, 16);
   const fs::path helper = dir / "bin" / "bitnet-reference";
   if (is_executable(helper) && canonical(helper_tree(helper)) == tree) return helper.string();
   std::error_code ec;
@@ -159,15 +154,11 @@ Result<std::string> build_helper_for(const std::string& tree) {
 }  // namespace
 
 Result<std::string> find_reference_helper(const ReferenceOptions& o) {
-  std::string explicit_helper = o.helper;
-  if (explicit_helper.empty()) {
-    if (const char* e = std::getenv("BITNET_REFERENCE_HELPER"); e != nullptr) explicit_helper = e;
-  }
-  if (!explicit_helper.empty()) {
-    if (!is_executable(explicit_helper)) {
-      return make_error("reference helper %s is not an executable", explicit_helper.c_str());
+  if (!o.helper.empty()) {
+    if (!is_executable(o.helper)) {
+      return make_error("reference helper %s is not an executable", o.helper.c_str());
     }
-    return explicit_helper;
+    return o.helper;
   }
   const fs::path bin = executable_dir();
   if (o.reference_dir.empty()) {
@@ -190,7 +181,7 @@ Result<std::string> find_reference_helper(const ReferenceOptions& o) {
     if (name.rfind("bitnet-reference", 0) != 0 || !is_executable(entry.path())) continue;
     if (canonical(helper_tree(entry.path())) == tree) return entry.path().string();
   }
-  return build_helper_for(tree);
+  return build_helper_for(tree, o.cache_dir);
 }
 
 Result<nlohmann::json> run_reference_helper(const std::string& helper,

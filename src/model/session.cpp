@@ -158,14 +158,14 @@ void Session::trace_head_rows(const float* x, int n_rows, int first_pos) {
 void Session::apply_head(float* fin, int n_rows, float* out) {
   const kernels::WeightMatrix& head = model_.head();
   if (head.type == gguf::TensorType::Q8_0) {  // --head-type q8_0: quantizes its input itself
-    kernels::matmul_q8_0_head(head, fin, n_rows, out, &pool_, &qa_head_);
+    kernels::matmul_q8_0_head(model_.kernels(), head, fin, n_rows, out, &pool_, &qa_head_);
     return;
   }
   if (head.type != gguf::TensorType::F32 && numerics_.f16_head_input) {
     // What ggml does to F32 activations meeting an F16 matrix: round them to f16.
-    kernels::round_to_f16(fin, static_cast<int64_t>(n_rows) * c_.n_embd);
+    kernels::round_to_f16(model_.kernels(), fin, static_cast<int64_t>(n_rows) * c_.n_embd);
   }
-  kernels::matmul_float(head, fin, n_rows, out, &pool_);
+  kernels::matmul_float(model_.kernels(), head, fin, n_rows, out, &pool_);
 }
 
 // RMSNorm as ggml computes it (kernels/elementwise.h).
@@ -173,10 +173,10 @@ void Session::rms_norm_rows(const float* x, const std::vector<float>& w, int n_r
                             float* out) {
   for_rows(n_rows, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r)
-      kernels::rms_norm(x + r * dim, w.data(), dim, c_.rms_eps, out + r * dim);
+      kernels::rms_norm(model_.kernels(), x + r * dim, w.data(), dim, c_.rms_eps, out + r * dim);
   });
   if (verify_now_ && verify_status_.ok())  // --verify-kernels: the first row
-    verify_status_ = kernels::verify_rms_norm(x, w.data(), dim, c_.rms_eps, out);
+    verify_status_ = kernels::verify_rms_norm(model_.kernels(), x, w.data(), dim, c_.rms_eps, out);
 }
 
 void Session::add_rows(float* x, const float* y, int n_rows, int64_t dim) {
@@ -192,9 +192,11 @@ void Session::project(const float* in, int n_rows,
   const int64_t k = w0.k;
   if (kernels::is_ternary(w0.type)) {
     // One quantization of the shared input serves every projection reading it.
-    kernels::quantize_activations(kernels::act_quant_for(w0.type), in, n_rows, k, &qa_);
+    kernels::quantize_activations(model_.kernels(), kernels::act_quant_for(w0.type), in, n_rows, k,
+                                  &qa_);
     if (verify_now_ && verify_status_.ok())
-      verify_status_ = kernels::verify_quantized(in, n_rows, k, qa_, first_pos + layer);
+      verify_status_ =
+          kernels::verify_quantized(model_.kernels(), in, n_rows, k, qa_, first_pos + layer);
     if constexpr (trace::kTraceCompiled) {
       if (trace_ != nullptr) {
         const bool per_token = qa_.kind == kernels::ActQuant::kPerTokenInt8;
@@ -214,12 +216,13 @@ void Session::project(const float* in, int n_rows,
     size_t n_products = 0;
     for (const auto& [proj, out] : outs) {
       if (n_products == std::size(products)) {
-        kernels::matmul_ternary_many(std::span(products, n_products), qa_, &pool_);
+        kernels::matmul_ternary_many(model_.kernels(), std::span(products, n_products), qa_,
+                                     &pool_);
         n_products = 0;
       }
       products[n_products++] = {&proj->w, out};
     }
-    kernels::matmul_ternary_many(std::span(products, n_products), qa_, &pool_);
+    kernels::matmul_ternary_many(model_.kernels(), std::span(products, n_products), qa_, &pool_);
     for (const auto& [proj, out] : outs) {
       if (verify_now_) verify_product(proj->w, &qa_, nullptr, n_rows, out, first_pos + layer);
     }
@@ -228,11 +231,11 @@ void Session::project(const float* in, int n_rows,
     std::vector<float> rounded;
     if (w0.type != gguf::TensorType::F32 && numerics_.f16_float_matmul_input) {
       rounded.assign(in, in + static_cast<size_t>(n_rows) * k);
-      kernels::round_to_f16(rounded.data(), static_cast<int64_t>(rounded.size()));
+      kernels::round_to_f16(model_.kernels(), rounded.data(), static_cast<int64_t>(rounded.size()));
       src = rounded.data();
     }
     for (const auto& [proj, out] : outs) {
-      kernels::matmul_float(proj->w, src, n_rows, out, &pool_);
+      kernels::matmul_float(model_.kernels(), proj->w, src, n_rows, out, &pool_);
       if (verify_now_) verify_product(proj->w, nullptr, src, n_rows, out, first_pos + layer);
     }
   }
@@ -247,7 +250,8 @@ void Session::project(const float* in, int n_rows,
 void Session::verify_product(const kernels::WeightMatrix& w, const kernels::QuantizedActivations* a,
                              const float* x, int n_rows, const float* out, int salt) {
   if (!verify_status_.ok()) return;  // keep the first failure
-  verify_status_ = kernels::verify_sample_rows(w, a, x, n_rows, out, static_cast<uint64_t>(salt));
+  verify_status_ = kernels::verify_sample_rows(model_.kernels(), w, a, x, n_rows, out,
+                                               static_cast<uint64_t>(salt));
 }
 
 void Session::warm_next(std::initializer_list<const Projection*> next) {
@@ -297,7 +301,9 @@ void Session::store_kv(int layer, const float* k, const float* v, int n_rows, in
     const size_t pos = static_cast<size_t>(first_pos + r);
     for (size_t h0 = 0; h0 < dkv; h0 += hd) {  // one KV head at a time
       uint16_t k_head[kMaxHeadDim];            // its K in f16, before it goes down the columns
-      if (kv_f16_) kernels::fp32_to_fp16_row(k + r * dkv + h0, static_cast<int64_t>(hd), k_head);
+      if (kv_f16_)
+        kernels::fp32_to_fp16_row(model_.kernels(), k + r * dkv + h0, static_cast<int64_t>(hd),
+                                  k_head);
       for (size_t e = h0; e < h0 + hd; ++e) {  // e = g * hd + i: row (g * hd + i) of the layer's K
         const size_t at = kbase + e * n_ctx_ + pos;
         if (kv_f16_) {
@@ -310,15 +316,16 @@ void Session::store_kv(int layer, const float* k, const float* v, int n_rows, in
   }
   const size_t n = static_cast<size_t>(n_rows) * dkv;
   if (kv_f16_) {
-    kernels::fp32_to_fp16_row(v, static_cast<int64_t>(n), v16_.data() + vbase);
+    kernels::fp32_to_fp16_row(model_.kernels(), v, static_cast<int64_t>(n), v16_.data() + vbase);
   } else {
     std::memcpy(v32_.data() + vbase, v, n * 4);
   }
   if (kv_f16_ && verify_now_ && verify_status_.ok()) {  // the first row's K (a column) and V
-    verify_status_ = kernels::verify_to_f16(k, k16_.data() + kbase + first_pos,
+    verify_status_ = kernels::verify_to_f16(model_.kernels(), k, k16_.data() + kbase + first_pos,
                                             static_cast<int64_t>(dkv), n_ctx_);
     if (verify_status_.ok())
-      verify_status_ = kernels::verify_to_f16(v, v16_.data() + vbase, static_cast<int64_t>(dkv), 1);
+      verify_status_ = kernels::verify_to_f16(model_.kernels(), v, v16_.data() + vbase,
+                                              static_cast<int64_t>(dkv), 1);
   }
 }
 
@@ -341,7 +348,7 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     const size_t g = static_cast<size_t>(h / group);
     const float* qsrc = q + (static_cast<size_t>(r) * n_heads + h) * hd;
     std::memcpy(qh, qsrc, static_cast<size_t>(hd) * sizeof(float));
-    if (round) kernels::round_to_f16(qh, hd);
+    if (round) kernels::round_to_f16(model_.kernels(), qh, hd);
     kernels::AttentionHead a;
     a.q = qh;
     a.f16 = kv_f16_;
@@ -363,9 +370,10 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     float qh[kMaxHeadDim];
     const kernels::AttentionHead a = head_of(r, h, qh);
     float* s = scores_.data() + static_cast<size_t>(h) * n_ctx_;
-    kernels::attention_scores(a, s);
-    kernels::softmax_probs(s, a.n_kv, round);
-    kernels::attention_values(a, s, out + (static_cast<size_t>(r) * n_heads + h) * hd);
+    kernels::attention_scores(model_.kernels(), a, s);
+    kernels::softmax_probs(model_.kernels(), s, a.n_kv, round);
+    kernels::attention_values(model_.kernels(), a, s,
+                              out + (static_cast<size_t>(r) * n_heads + h) * hd);
   };
   // --verify-kernels: one head of the last row (its probabilities are still in the scratch row)
   // recomputed with the scalar references.
@@ -375,8 +383,8 @@ void Session::attention(int layer, const float* q, int n_rows, int first_pos, fl
     const int h = static_cast<int>((static_cast<uint64_t>(first_pos + layer) * 7919u) % n_heads);
     float qh[kMaxHeadDim];
     verify_status_ =
-        kernels::verify_attention(head_of(r, h, qh), &kernels::softmax_probs_ref, round,
-                                  scores_.data() + static_cast<size_t>(h) * n_ctx_,
+        kernels::verify_attention(model_.kernels(), head_of(r, h, qh), &kernels::softmax_probs_ref,
+                                  round, scores_.data() + static_cast<size_t>(h) * n_ctx_,
                                   out + (static_cast<size_t>(r) * n_heads + h) * hd);
   };
 
@@ -489,11 +497,12 @@ Status Session::eval(std::span<const int32_t> tokens, bool all_logits, std::vect
         }
       } else {
         // silu(g) * up (bitnet), row by row as ggml's fused SwiGLU does.
-        for (int r = r0; r < r1; ++r) kernels::swiglu(f, gate + r * f, gate + r * f, up + r * f);
+        for (int r = r0; r < r1; ++r)
+          kernels::swiglu(model_.kernels(), f, gate + r * f, gate + r * f, up + r * f);
       }
     });
     if (check_swiglu && verify_status_.ok())
-      verify_status_ = kernels::verify_swiglu(win_x, win_g, gate + win_at, win_n);
+      verify_status_ = kernels::verify_swiglu(model_.kernels(), win_x, win_g, gate + win_at, win_n);
     trace_rows(Op::kFfnAct, l, gate, n, f, p0);
     rms_norm_rows(gate, L.ffn_sub_norm, n, f, up);
     trace_rows(Op::kFfnSubNorm, l, up, n, f, p0);

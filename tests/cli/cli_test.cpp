@@ -115,6 +115,51 @@ TEST_F(Cli, TokenizeMatchesRun) {
   EXPECT_EQ(json::parse(t.out)["ids"], json::parse(r.out)["prompt_ids"]) << t.out;
 }
 
+// The kernel variant comes from --kernels, else BITNET_KERNELS (read by the CLI, which passes it
+// down), and the run reports the one it used; a bad value names where it came from.
+TEST_F(Cli, KernelsFromFlagOrEnvironment) {
+  const std::string run = " run -m " + model_ + " -p hi -n 2 --greedy --json";
+  auto r = test::run_command("BITNET_KERNELS=scalar " + test::bitnet_binary() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["kernels"], "scalar");
+  r = test::run_command("BITNET_KERNELS=avx9000 " + test::bitnet_binary() + run +
+                        " --kernels scalar");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["kernels"], "scalar") << "the flag wins over the variable";
+  r = test::run_command("BITNET_KERNELS=avx9000 " + test::bitnet_binary() + run);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("bitnet: error: BITNET_KERNELS: unknown kernel variant 'avx9000'", 0), 0u)
+      << r.err;
+  // bench reads the same flag and variable.
+  const std::string bench = " bench -m " + model_ + " -p 4 -n 2 -t 1 -r 1 --json";
+  r = test::run_command("BITNET_KERNELS=scalar " + test::bitnet_binary() + bench);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const json& row : json::parse(r.out)) EXPECT_EQ(row["kernels"], "scalar") << row.dump();
+  r = test::run_command("BITNET_KERNELS=avx9000 " + test::bitnet_binary() + bench);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("BITNET_KERNELS: unknown kernel variant"), std::string::npos) << r.err;
+  r = bitnet(bench + " --kernels avx9000");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown kernel variant 'avx9000'"), std::string::npos) << r.err;
+  // BITNET_HUGEPAGES=1 (huge pages for packed weights) changes nothing but memory backing.
+  r = test::run_command("BITNET_HUGEPAGES=1 " + test::bitnet_binary() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+// synth's default vocabulary is the reference's, in BITNET_REFERENCE_DIR when that is set.
+TEST_F(Cli, SynthDefaultVocabularyFollowsReferenceDir) {
+  const std::string out = dir_->path("refdir.gguf");
+  auto r = test::run_command("BITNET_REFERENCE_DIR=/nonexistent-reference-dir " +
+                             test::bitnet_binary() + " synth -q --preset tiny -o " + out);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent-reference-dir/models/ggml-vocab-llama-bpe.gguf"),
+            std::string::npos)
+      << r.err;
+  r = test::run_command("BITNET_REFERENCE_DIR=" BITNET_REFERENCE_DIR " " + test::bitnet_binary() +
+                        " synth -q --preset tiny -o " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
 struct ErrorCase {
   std::string args;
   int exit_code;
