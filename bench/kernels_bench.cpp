@@ -54,6 +54,21 @@ ThreadPool& pool() {
   return p;
 }
 
+// The variant every benchmark runs: BITNET_KERNELS, else the best this CPU runs.
+const Kernels& bench_kernels() {
+  static const Kernels k = [] {
+    const char* e = std::getenv("BITNET_KERNELS");
+    if (e == nullptr || e[0] == '\0') return Kernels::best();
+    auto named = Kernels::named(e);
+    if (!named.ok()) {
+      std::fprintf(stderr, "BITNET_KERNELS: %s\n", named.message().c_str());
+      std::exit(2);
+    }
+    return *named;
+  }();
+  return k;
+}
+
 struct Shape {
   const char* name;
   int64_t k, n_out;
@@ -189,11 +204,11 @@ void bm_ternary(benchmark::State& state, TensorType t, Shape s, int64_t rows, bo
   const MatrixSet& m = matrices(t, s, cold, packed);
   const std::vector<float> x = activations(rows, s.k);
   QuantizedActivations a;
-  quantize_activations(act_quant_for(t), x.data(), rows, s.k, &a);
+  quantize_activations(bench_kernels(), act_quant_for(t), x.data(), rows, s.k, &a);
   std::vector<float> y(static_cast<size_t>(rows * s.n_out));
   size_t i = 0;
   for (auto _ : state) {
-    matmul_ternary(m.mats[i], a, y.data(), &pool());
+    matmul_ternary(bench_kernels(), m.mats[i], a, y.data(), &pool());
     if (++i == m.mats.size()) i = 0;
     benchmark::DoNotOptimize(y.data());
   }
@@ -205,7 +220,7 @@ void bm_float(benchmark::State& state, TensorType t, Shape s, int64_t rows, bool
   const std::vector<float> x = activations(rows, s.k);
   std::vector<float> y(static_cast<size_t>(rows * s.n_out));
   for (auto _ : state) {
-    matmul_float(m.mats[0], x.data(), rows, y.data(), &pool());
+    matmul_float(bench_kernels(), m.mats[0], x.data(), rows, y.data(), &pool());
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, m.weight_bytes, 2 * rows * s.k * s.n_out);
@@ -215,7 +230,7 @@ void bm_quantize(benchmark::State& state, ActQuant kind, int64_t k, int64_t rows
   const std::vector<float> x = activations(rows, k);
   QuantizedActivations a;
   for (auto _ : state) {
-    quantize_activations(kind, x.data(), rows, k, &a);
+    quantize_activations(bench_kernels(), kind, x.data(), rows, k, &a);
     benchmark::DoNotOptimize(a.q.data());
   }
   set_counters(state, rows * k * 4, rows * k);
@@ -262,7 +277,7 @@ class Reporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  const std::string variant(variant_name(active_variant()));
+  const std::string variant(bench_kernels().name());
   std::printf("kernels: %s, threads: %d\n", variant.c_str(), pool().size());
 
   auto reg = [](const std::string& name, auto fn) {

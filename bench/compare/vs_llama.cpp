@@ -10,7 +10,8 @@
 // way the logits are not our exact head's, and the output says so on every line.
 // The reference loads its best CPU variant for this machine (not the portable one the parity
 // tests use). Its timings include copying logits out of llama.cpp (all positions for pp, one per
-// step for tg): a few ms at most, noted, not subtracted.
+// step for tg): a few ms at most, noted, not subtracted. BITNET_KERNELS (scalar | avx2 | avx512)
+// and BITNET_HUGEPAGES=1 act on our side as they do for `bitnet`.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -75,6 +76,13 @@ int main(int argc, char** argv) {
   auto head = model::head_type_from_name(head_name);
   if (!head) die(head.message());
   load_options.head = *head;
+  if (const char* e = std::getenv("BITNET_KERNELS"); e != nullptr && e[0] != '\0') {
+    auto k = kernels::Kernels::named(e);
+    if (!k) die("BITNET_KERNELS: " + k.message());
+    load_options.kernels = *k;
+  }
+  const char* hp = std::getenv("BITNET_HUGEPAGES");
+  load_options.hugepages = hp != nullptr && std::string(hp) == "1";
   auto model = model::Model::load(path, load_options);
   if (!model) die(model.message());
   const std::string head_note =
@@ -84,7 +92,7 @@ int main(int argc, char** argv) {
   std::vector<int32_t> tokens(129);
   for (auto& t : tokens) t = static_cast<int32_t>(rng.below(n_vocab));
   std::printf("model %s, ours: kernels %s\n", path.c_str(),
-              std::string(kernels::variant_name(kernels::active_variant())).c_str());
+              std::string((*model)->kernels().name()).c_str());
 
   for (int threads : thread_counts) {
     reference::ReferenceSettings rs;

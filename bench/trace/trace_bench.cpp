@@ -48,10 +48,15 @@ struct Fixture {
     if (const int layers = env_int("BITNET_BENCH_LAYERS", 0); layers > 0)
       o.config.n_layers = layers;
     o.config.n_ctx_train = 512;
-    o.vocab_path = reference_vocab_path("ggml-vocab-llama-bpe.gguf");
+    const char* ref_dir = std::getenv("BITNET_REFERENCE_DIR");
+    o.vocab_path =
+        reference_vocab_path("ggml-vocab-llama-bpe.gguf", ref_dir != nullptr ? ref_dir : "");
     const std::string path = (dir / "model.gguf").string();
     if (!synth::write_synthetic_model(o, path).ok()) std::abort();
-    model = model::Model::load(path).value();
+    model::LoadOptions lo;
+    if (const char* k = std::getenv("BITNET_KERNELS"); k != nullptr && k[0] != '\0')
+      lo.kernels = kernels::Kernels::named(k).value();
+    model = model::Model::load(path, lo).value();
     session = model::Context::create(
                   *model, {.n_ctx = 512, .n_threads = env_int("BITNET_BENCH_THREADS", 2)})
                   .value();

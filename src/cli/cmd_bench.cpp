@@ -14,7 +14,6 @@
 #include "cli/model_flags.h"
 #include "core/bandwidth.h"
 #include "core/random.h"
-#include "kernels/dispatch.h"
 #include "model/context.h"
 
 namespace bitnet::cli {
@@ -54,9 +53,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 
 int run_bench(const BenchFlags& f) {
-  if (!f.kernels.empty()) {
-    if (auto st = kernels::set_variant_by_name(f.kernels); !st) return fail(st.error());
-  }
+  auto load_options = model_load_options(f.kernels, f.head_type);
+  if (!load_options) return fail(load_options.error());
   if (f.reps < 1) return fail("-r must be at least 1");
   if (f.parallel < 1 || f.parallel > 256) return fail("--parallel must be in 1..256");
   for (int t : f.threads) {
@@ -65,13 +63,7 @@ int run_bench(const BenchFlags& f) {
   for (int n : f.prompt_sizes) {
     if (n < 1) return fail("prompt sizes must be positive");
   }
-  model::LoadOptions load_options;
-  if (auto h = model::head_type_from_name(f.head_type); !h) {
-    return fail(h.error());
-  } else {
-    load_options.head = *h;
-  }
-  auto m = model::Model::load(f.model, load_options);
+  auto m = model::Model::load(f.model, *load_options);
   if (!m) return fail(m.error());
   const auto& c = (*m)->config();
   // What a decode step reads: every block matrix and the LM head in the precision in use.
@@ -100,7 +92,7 @@ int run_bench(const BenchFlags& f) {
         std::string(gguf::tensor_type_name((*m)->weight_type())).c_str(),
         std::string(gguf::tensor_type_name((*m)->head().type)).c_str(),
         std::string(model::head_type_name((*m)->head_type())).c_str(), weight_bytes / 1e9,
-        std::string(kernels::variant_name(kernels::active_variant())).c_str());
+        std::string((*m)->kernels().name()).c_str());
     std::printf("%-8s %7s %12s %12s %12s %10s %9s\n", "test", "threads", "t/s median", "t/s min",
                 "t/s max", "read GB/s", "roofline");
   }
@@ -120,7 +112,7 @@ int run_bench(const BenchFlags& f) {
                                   {"tok_s_min", st.min},
                                   {"tok_s_max", st.max},
                                   {"reps", f.reps},
-                                  {"kernels", kernels::variant_name(kernels::active_variant())},
+                                  {"kernels", (*m)->kernels().name()},
                                   {"head_type", gguf::tensor_type_name((*m)->head().type)},
                                   {"head", model::head_type_name((*m)->head_type())},
                                   {"read_bandwidth_gbs", read_gbs}};
@@ -237,7 +229,8 @@ std::vector<Command> register_bench(CLI::App& app) {
       ->delimiter(',')
       ->capture_default_str();
   sub->add_option("-r,--repetitions", f->reps, "Repetitions per test")->capture_default_str();
-  sub->add_option("--kernels", f->kernels, "Force a kernel variant: scalar | avx2 | avx512");
+  sub->add_option("--kernels", f->kernels,
+                  "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
   sub->add_option("--head-type", f->head_type, kHeadTypeHelp)->capture_default_str();
   sub->add_option("--parallel", f->parallel,
                   "Also decode this many sequences together (one batch per step): aggregate and "

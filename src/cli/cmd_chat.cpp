@@ -56,7 +56,7 @@ int chat(ChatFlags f) {
   std::fprintf(stderr,
                "bitnet chat: %s, template %s, kernels %s. /reset clears, /exit or EOF quits.\n",
                f.model.model.c_str(), std::string(tokenizer::chat_template_name(tmpl)).c_str(),
-               active_kernels().c_str());
+               kernels_name(*lm).c_str());
 
   std::vector<tokenizer::ChatMessage> messages;
   if (!f.system.empty()) messages.push_back({"system", f.system});

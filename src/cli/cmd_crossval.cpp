@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/command.h"
+#include "cli/model_flags.h"
 #include "crossval/crossval.h"
 #include "crossval/receipt.h"
 #include "crossval/report.h"
@@ -39,6 +40,19 @@ std::string shell_quote(const std::string& s) {
   return o + "'";
 }
 
+// Where helpers built for other llama.cpp trees are kept: $BITNET_CACHE_DIR, else
+// $XDG_CACHE_HOME/bitnet, else ~/.cache/bitnet; "" (the library's folder in the temporary
+// directory) when none of them is set.
+std::string helper_cache_dir() {
+  if (std::string c = env_var("BITNET_CACHE_DIR"); !c.empty()) return c;
+  if (std::string x = env_var("XDG_CACHE_HOME"); !x.empty())
+    return (fs::path(x) / "bitnet").string();
+  if (std::string h = env_var("HOME"); !h.empty()) {
+    return (fs::path(h) / ".cache" / "bitnet").string();
+  }
+  return "";
+}
+
 // Flags shared by crossval and sweep.
 struct XvalFlags {
   std::string model;
@@ -66,7 +80,7 @@ struct XvalFlags {
                     "(also BITNET_CPP_DIR); a helper is built for it once")
         ->envname("BITNET_CPP_DIR");
     app->add_option("--reference-helper", reference_helper,
-                    "A prebuilt bitnet-reference helper to run");
+                    "A prebuilt bitnet-reference helper to run (also BITNET_REFERENCE_HELPER)");
     app->add_option("--cpu-variant", cpu_variant,
                     "Reference CPU backend variant: x64 (portable, bit-exact with ours), haswell, "
                     "zen4, ... or 'best'")
@@ -80,7 +94,8 @@ struct XvalFlags {
            "Our LM head: file (exact) | fast (float sums) | q8_0 (the reference keeps its exact "
            "F16 head, so the logits metrics measure what fast or q8_0 costs: KL, top-1, cosine)")
         ->capture_default_str();
-    app->add_option("--kernels", kernels, "Force our kernel variant: scalar | avx2 | avx512");
+    app->add_option("--kernels", kernels,
+                    "Force our kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
     app->add_option("--json", json_path, "Receipt (JSON) to write")->capture_default_str();
     app->add_option("--report", report,
                     "Report to write: .md (Markdown) or .html (with the divergence chart)");
@@ -104,8 +119,11 @@ struct XvalFlags {
     o.n_threads = threads > 0 ? threads : std::min(4, hw);
     o.kv_type = kv_type;
     o.head_type = head_type;
-    o.kernels = kernels;
-    o.reference.helper = reference_helper;
+    BITNET_ASSIGN_OR_RETURN(o.kernels, kernels_from_flag_or_env(kernels));
+    o.hugepages = env_var("BITNET_HUGEPAGES") == "1";
+    o.reference.helper =
+        !reference_helper.empty() ? reference_helper : env_var("BITNET_REFERENCE_HELPER");
+    o.reference.cache_dir = helper_cache_dir();
     o.reference.reference_dir = reference_dir;
     o.reference.cpu_variant = cpu_variant == "best" ? "" : cpu_variant;
     o.reference.n_threads = ref_threads > 0 ? ref_threads : o.n_threads;

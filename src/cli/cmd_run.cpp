@@ -28,7 +28,7 @@ int run(const RunFlags& f) {
   if (!lm) return fail(lm.error());
   if (f.model.verbose) {
     std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d\n",
-                 lm->tokenizer.describe().c_str(), active_kernels().c_str(),
+                 lm->tokenizer.describe().c_str(), kernels_name(*lm).c_str(),
                  lm->context->n_threads(), f.model.kv_type.c_str(), lm->context->n_ctx());
   }
   const std::vector<int32_t> prompt =
@@ -77,7 +77,7 @@ int run(const RunFlags& f) {
     j["timings"] = {{"prompt_tokens", t.n_prompt},      {"prompt_ms", t.prompt_ms},
                     {"prompt_tok_s", t.prompt_tok_s()}, {"decode_tokens", t.n_decode},
                     {"decode_ms", t.decode_ms},         {"decode_tok_s", t.decode_tok_s()}};
-    j["kernels"] = active_kernels();
+    j["kernels"] = kernels_name(*lm);
     j["threads"] = lm->context->n_threads();
     j["model"] = f.model.model;
     j["weight_type"] = gguf::tensor_type_name(lm->model->weight_type());
@@ -92,7 +92,7 @@ int run(const RunFlags& f) {
                  "prompt: %d tokens, %.1f tok/s | decode: %zu tokens, %.1f tok/s | stop: %s | "
                  "kernels: %s, %d threads\n",
                  t.n_prompt, t.prompt_tok_s(), r->generated.size(), t.decode_tok_s(),
-                 r->stop_reason.c_str(), active_kernels().c_str(), lm->context->n_threads());
+                 r->stop_reason.c_str(), kernels_name(*lm).c_str(), lm->context->n_threads());
   }
   return kExitOk;
 }

@@ -82,7 +82,9 @@ int run_synth(const SynthFlags& f) {
   }
   o.weight_type = *wt;
   o.embd_type = *et;
-  o.vocab_path = f.vocab.empty() ? reference_vocab_path("ggml-vocab-llama-bpe.gguf") : f.vocab;
+  o.vocab_path = f.vocab.empty() ? reference_vocab_path("ggml-vocab-llama-bpe.gguf",
+                                                        env_var("BITNET_REFERENCE_DIR"))
+                                 : f.vocab;
   // The official bitnet-b1.58 file has no tokenizer.ggml.pre; mirror it unless asked otherwise.
   o.pre_tokenizer = !f.pre.empty() ? f.pre : (*arch == model::Arch::kBitnet ? "" : "none");
   o.seed = f.seed;
@@ -120,7 +122,7 @@ std::vector<Command> register_synth(CLI::App& app) {
   sub->add_option("--embd", f->embd, "token_embd format: f16 | f32")->capture_default_str();
   sub->add_option("--vocab", f->vocab,
                   "GGUF whose tokenizer.* keys are copied (default: the "
-                  "reference's ggml-vocab-llama-bpe.gguf)");
+                  "reference's ggml-vocab-llama-bpe.gguf, in BITNET_REFERENCE_DIR if set)");
   sub->add_option("--pre", f->pre,
                   "tokenizer.ggml.pre to write, or 'none' (default: keep the "
                   "vocabulary's for bitnet, none for bitnet-b1.58 as in 2B4T)");

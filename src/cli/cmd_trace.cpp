@@ -100,7 +100,7 @@ Status TraceFlags::finish(trace::Writer* w, LoadedModel& lm, const ModelFlags& m
   meta["first_position"] = first_position;
   meta["settings"] = {{"filter", filter},
                       {"positions", positions.empty() ? "all" : positions},
-                      {"kernels", active_kernels()},
+                      {"kernels", kernels_name(lm)},
                       {"threads", lm.context->n_threads()},
                       {"kv_type", mf.kv_type},
                       {"n_ctx", lm.context->n_ctx()}};

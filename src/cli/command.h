@@ -26,6 +26,11 @@ constexpr int kExitUsage = 2;    // bad flags or arguments
 int fail(const Error& e);
 int fail(const std::string& message);
 
+// Environment variable `name`, "" when unset. Only the CLI reads the environment: it turns the
+// variables users know (BITNET_KERNELS, BITNET_HUGEPAGES, BITNET_REFERENCE_DIR, ...) into the
+// options it passes to the libraries.
+std::string env_var(const char* name);
+
 std::vector<Command> register_inspect(CLI::App& app);
 std::vector<Command> register_synth(CLI::App& app);
 std::vector<Command> register_run(CLI::App& app);

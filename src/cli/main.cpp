@@ -1,5 +1,6 @@
 // The `bitnet` command line: one binary, one subcommand per job.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/command.h"
@@ -11,6 +12,11 @@ int fail(const Error& e) { return fail(e.message); }
 int fail(const std::string& message) {
   std::fprintf(stderr, "bitnet: error: %s\n", message.c_str());
   return kExitFailure;
+}
+
+std::string env_var(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "cli/command.h"
 #include "kernels/dispatch.h"
 
 namespace bitnet::cli {
@@ -78,8 +79,13 @@ Result<generate::SamplerOptions> SamplingFlags::resolve() const {
   return o;
 }
 
-std::string active_kernels() {
-  return std::string(kernels::variant_name(kernels::active_variant()));
+Result<kernels::Kernels> kernels_from_flag_or_env(const std::string& flag) {
+  if (!flag.empty()) return kernels::Kernels::named(flag);
+  const std::string env = env_var("BITNET_KERNELS");
+  if (env.empty()) return kernels::Kernels::best();
+  auto k = kernels::Kernels::named(env);
+  if (!k.ok()) return make_error("BITNET_KERNELS: %s", k.message().c_str());
+  return k;
 }
 
 void LoadedModel::set_trace(trace::Sink* sink) {
@@ -90,20 +96,25 @@ void LoadedModel::set_trace(trace::Sink* sink) {
   context->set_observer(observers->get());
 }
 
+Result<model::LoadOptions> model_load_options(const std::string& kernels_flag,
+                                              const std::string& head_type) {
+  model::LoadOptions o;
+  BITNET_ASSIGN_OR_RETURN(o.kernels, kernels_from_flag_or_env(kernels_flag));
+  BITNET_ASSIGN_OR_RETURN(o.head, model::head_type_from_name(head_type));
+  o.hugepages = env_var("BITNET_HUGEPAGES") == "1";
+  return o;
+}
+
+std::string kernels_name(const LoadedModel& lm) { return std::string(lm.model->kernels().name()); }
+
 Result<LoadedModel> load_model(const ModelFlags& f) {
-  if (!f.kernels.empty()) {
-    BITNET_TRY(kernels::set_variant_by_name(f.kernels));
-  } else if (const char* env = std::getenv("BITNET_KERNELS"); env != nullptr && env[0] != '\0') {
-    auto st = kernels::set_variant_by_name(env);
-    if (!st.ok()) return make_error("BITNET_KERNELS: %s", st.message().c_str());
-  }
+  BITNET_ASSIGN_OR_RETURN(model::LoadOptions load_options,
+                          model_load_options(f.kernels, f.head_type));
   if (f.kv_type != "f16" && f.kv_type != "f32") {
     return make_error("--kv-type '%s' is not one of f16, f32", f.kv_type.c_str());
   }
   if (f.threads < 0 || f.ctx < 0) return make_error("--threads and --ctx must not be negative");
   if (f.verify_kernels < 0) return make_error("--verify-kernels must not be negative");
-  model::LoadOptions load_options;
-  BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(f.head_type));
   LoadedModel lm;
   // The tokenizer first, from the file's metadata; the model then keeps no copy of the
   // vocabulary and merges (tens of MB of strings that only the tokenizer reads).
@@ -134,7 +145,7 @@ Result<LoadedModel> load_model(const ModelFlags& f) {
           "--verify-kernels: the forward pass's observer hooks are compiled out of "
           "this build (configure with -DBITNET_TRACE=ON)");
     }
-    lm.verify = std::make_unique<model::VerifyObserver>(f.verify_kernels);
+    lm.verify = std::make_unique<model::VerifyObserver>(f.verify_kernels, lm.model->kernels());
   }
   lm.set_trace(nullptr);
   return lm;

@@ -9,6 +9,7 @@
 
 #include "core/result.h"
 #include "generate/sampler.h"
+#include "kernels/dispatch.h"
 #include "model/context.h"
 #include "model/observe/trace_observer.h"
 #include "model/observe/verify_observer.h"
@@ -34,7 +35,7 @@ struct ModelFlags {
   int ctx = 0;      // 0: the model's
   std::string kv_type = "f16";
   std::string head_type = "file";  // LM head precision (model::HeadType)
-  std::string kernels;             // force a kernel variant
+  std::string kernels;             // force a kernel variant (else BITNET_KERNELS)
   int verify_kernels = 0;          // check sampled rows against the scalar reference every N tokens
   bool verbose = false;
 
@@ -95,7 +96,17 @@ struct TraceFlags {
                 std::span<const int32_t> evaluated_ids, int n_prompt, int first_position = 0) const;
 };
 
-// "avx512", the active kernel variant name.
-std::string active_kernels();
+// The kernel variant to run: --kernels (`flag`), else BITNET_KERNELS, else the best this CPU
+// runs. An unknown name, or a variant this CPU cannot run, is an error.
+Result<kernels::Kernels> kernels_from_flag_or_env(const std::string& flag);
+
+// model::LoadOptions from what every command that loads a model shares: the kernels
+// (kernels_from_flag_or_env), --head-type, and BITNET_HUGEPAGES=1 (huge pages for the packed
+// weights).
+Result<model::LoadOptions> model_load_options(const std::string& kernels_flag,
+                                              const std::string& head_type);
+
+// The kernel variant the loaded model runs, e.g. "avx512".
+std::string kernels_name(const LoadedModel& lm);
 
 }  // namespace bitnet::cli

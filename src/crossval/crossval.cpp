@@ -123,7 +123,7 @@ void classify(const model::Model& m, const Tolerances& tol, const std::vector<fl
   }
   // Our projection applied to the reference's (quantized) input.
   std::vector<float> y(static_cast<size_t>(p.w.n_out));
-  kernels::matmul_ternary(p.w, qr, y.data(), pool);
+  kernels::matmul_ternary(m.kernels(), p.w, qr, y.data(), pool);
   if (p.has_scale) {
     for (float& v : y) v *= p.scale;
   }
@@ -190,7 +190,6 @@ Result<RunResult> run_crossval(const Options& o) {
   for (const Case& c : o.cases) {
     if (c.max_tokens < 0) return make_error("crossval: --max-tokens must not be negative");
   }
-  if (!o.kernels.empty()) BITNET_TRY(kernels::set_variant_by_name(o.kernels));
   if (o.kv_type != "f16" && o.kv_type != "f32") {
     return make_error("--kv-type '%s' is not one of f16, f32", o.kv_type.c_str());
   }
@@ -199,7 +198,10 @@ Result<RunResult> run_crossval(const Options& o) {
 
   model::LoadOptions load_options;
   BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(o.head_type));
+  load_options.kernels = o.kernels;
+  load_options.hugepages = o.hugepages;
   BITNET_ASSIGN_OR_RETURN(auto model, model::Model::load(o.model, load_options));
+  run.kernels = std::string(model->kernels().name());
   BITNET_ASSIGN_OR_RETURN(auto tok, tokenizer::Tokenizer::from_gguf(model->file()));
   const model::ModelConfig& cfg = model->config();
   BITNET_ASSIGN_OR_RETURN(std::string model_sha, sha256_file_hex(o.model));
@@ -228,7 +230,7 @@ Result<RunResult> run_crossval(const Options& o) {
       {"n_threads", o.n_threads},
       {"kv_type", o.kv_type},
       {"head_type", o.head_type},
-      {"kernels", std::string(kernels::variant_name(kernels::active_variant()))},
+      {"kernels", run.kernels},
       {"batch_layout", "prompt in one batch (logits at every position), then one token per eval"},
       {"trace_ops", o.trace_ops}};
   if (!run.test_perturbation.empty()) run.ours["test_perturbation"] = run.test_perturbation;
@@ -336,8 +338,8 @@ Result<RunResult> run_crossval(const Options& o) {
     BITNET_ASSIGN_OR_RETURN(auto session, model::Context::create(*model, co));
     model::TraceObserver tracer(&sink);
     model::ObserverList observers;
+    observers.add(o.test_observer);  // first: the trace records what it leaves
     if (o.trace_ops) observers.add(&tracer);
-    observers.add(o.test_observer);
     session->set_observer(observers.get());
     std::vector<float> ours, step;
     BITNET_TRY(session->eval(cr.ids_ours, true, &ours));

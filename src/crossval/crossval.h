@@ -27,6 +27,7 @@
 #include "core/result.h"
 #include "crossval/metrics.h"
 #include "crossval/reference_runner.h"
+#include "kernels/dispatch.h"
 #include "model/observe/observer.h"
 #include "trace/ops.h"
 
@@ -44,7 +45,10 @@ struct Options {
   int n_threads = 1;
   std::string kv_type = "f16";
   std::string head_type = "file";  // ours: LM head precision (q8_0: its cost shows as KL)
-  std::string kernels;             // force a kernel variant ("" = best)
+  // Our kernel variant (the CLI: --kernels / BITNET_KERNELS) and huge pages for the packed
+  // weights (the CLI: BITNET_HUGEPAGES=1), as in model::LoadOptions.
+  kernels::Kernels kernels = kernels::Kernels::best();
+  bool hugepages = false;
   // Reference.
   ReferenceOptions reference;
   // What to compare and how.
@@ -100,6 +104,7 @@ struct RunResult {
   nlohmann::ordered_json ours;       // our settings
   nlohmann::ordered_json model;      // path, sha256, arch, dims
   nlohmann::ordered_json tokenizer;  // source, hash
+  std::string kernels;               // our kernel variant, as the loaded model ran it
   std::string test_perturbation;     // Options::test_observer_note when a test observer ran
   bool passed() const;
 };

@@ -9,7 +9,6 @@
 #include <fstream>
 
 #include "crossval/sha256.h"
-#include "kernels/dispatch.h"
 
 #ifndef BITNET_VERSION
 #define BITNET_VERSION "0.1.0"
@@ -62,7 +61,7 @@ ordered_json make_receipt(const RunResult& run, const ReceiptContext& ctx) {
   r["host"] = {{"cpu", cpu_model()},
                {"cores", sysconf(_SC_NPROCESSORS_ONLN)},
                {"os", std::string(u.sysname) + " " + u.release + " " + u.machine},
-               {"kernel_variant", std::string(kernels::variant_name(kernels::active_variant()))}};
+               {"kernel_variant", run.kernels}};
   r["model"] = run.model;
   r["tokenizer"] = run.tokenizer;
   r["settings"] = {{"ours", run.ours}, {"deterministic", ctx.deterministic}};

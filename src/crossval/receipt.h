@@ -7,7 +7,7 @@
 //   tool {name, version, git_commit, source_dir}  git_commit: read at build time, "-dirty"
 //                                   when the tree had uncommitted changes, or "unknown"
 //   created_at                      UTC, ISO 8601 ("2026-01-31T12:00:00Z")
-//   host {cpu, cores, os, kernel_variant}      kernel_variant: our active matmul kernels
+//   host {cpu, cores, os, kernel_variant}      kernel_variant: the kernels our run used
 //   model {path, sha256, size_bytes, arch, weight_type, n_layers, n_embd, n_ff, n_heads,
 //          n_kv_heads, n_vocab}
 //   tokenizer {source, source_kind, model, pre_tokenizer, pre_tokenizer_origin, n_tokens,

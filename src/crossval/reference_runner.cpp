@@ -53,7 +53,8 @@ Result<int> spawn_wait(const std::vector<std::string>& args, const std::string& 
   if (rc != 0) return make_error("cannot run %s: %s", args[0].c_str(), std::strerror(rc));
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return make_error("waiting for %s: %s", args[0].c_str(), std::strerror(errno));
+    if (errno != EINTR)
+      return make_error("waiting for %s: %s", args[0].c_str(), std::strerror(errno));
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -81,7 +82,9 @@ std::string canonical(const std::string& p) {
   return ec ? p : c.string();
 }
 
-bool is_executable(const fs::path& p) { return ::access(p.c_str(), X_OK) == 0 && fs::is_regular_file(p); }
+bool is_executable(const fs::path& p) {
+  return ::access(p.c_str(), X_OK) == 0 && fs::is_regular_file(p);
+}
 
 // The tree a helper was built against (`helper --tree`), "" on failure.
 std::string helper_tree(const fs::path& helper) {
@@ -96,27 +99,23 @@ std::string helper_tree(const fs::path& helper) {
   return tree;
 }
 
-std::string cache_root() {
-  if (const char* c = std::getenv("BITNET_CACHE_DIR"); c != nullptr && c[0] != '\0') return c;
-  if (const char* x = std::getenv("XDG_CACHE_HOME"); x != nullptr && x[0] != '\0') {
-    return (fs::path(x) / "bitnet").string();
-  }
-  if (const char* h = std::getenv("HOME"); h != nullptr && h[0] != '\0') {
-    return (fs::path(h) / ".cache" / "bitnet").string();
-  }
+// ReferenceOptions::cache_dir, else a folder in the temporary directory.
+std::string cache_root(const std::string& cache_dir) {
+  if (!cache_dir.empty()) return cache_dir;
   return (fs::temp_directory_path() / "bitnet-cache").string();
 }
 
-Result<std::string> build_helper_for(const std::string& tree) {
+Result<std::string> build_helper_for(const std::string& tree, const std::string& cache_dir) {
   const std::string src = BITNET_SOURCE_DIR;
   const fs::path project = fs::path(src) / "src/reference/standalone";
   if (src.empty() || !fs::exists(project / "CMakeLists.txt")) {
-    return make_error("no bitnet-reference helper for %s, and the source tree is not available "
-                      "to build one; build it with src/reference/standalone (see its "
-                      "CMakeLists.txt) and pass --reference-helper",
-                      tree.c_str());
+    return make_error(
+        "no bitnet-reference helper for %s, and the source tree is not available "
+        "to build one; build it with src/reference/standalone (see its "
+        "CMakeLists.txt) and pass --reference-helper",
+        tree.c_str());
   }
-  const fs::path dir = fs::path(cache_root()) / "reference-helpers" /
+  const fs::path dir = fs::path(cache_root(cache_dir)) / "reference-helpers" /
                        sha256_hex(tree + "\n" + src).substr(0, 16);
   const fs::path helper = dir / "bin" / "bitnet-reference";
   if (is_executable(helper) && canonical(helper_tree(helper)) == tree) return helper.string();
@@ -126,22 +125,28 @@ Result<std::string> build_helper_for(const std::string& tree) {
   const std::string log = (dir / "build.log").string();
   std::fprintf(stderr, "bitnet: building the reference helper against %s (once; log: %s)\n",
                tree.c_str(), log.c_str());
-  std::vector<std::string> configure = {"/usr/bin/env", "cmake", "-S", project.string(), "-B",
-                                        dir.string(), "-DCMAKE_BUILD_TYPE=Release",
+  std::vector<std::string> configure = {"/usr/bin/env",
+                                        "cmake",
+                                        "-S",
+                                        project.string(),
+                                        "-B",
+                                        dir.string(),
+                                        "-DCMAKE_BUILD_TYPE=Release",
                                         "-DBITNET_LLAMA_TREE=" + tree};
-  if (::access("/usr/bin/ninja", X_OK) == 0) configure.insert(configure.begin() + 2, {"-G", "Ninja"});
+  if (::access("/usr/bin/ninja", X_OK) == 0)
+    configure.insert(configure.begin() + 2, {"-G", "Ninja"});
   BITNET_ASSIGN_OR_RETURN(int rc, spawn_wait(configure, log, log + ".err"));
   if (rc == 0) {
-    BITNET_ASSIGN_OR_RETURN(rc, spawn_wait({"/usr/bin/env", "cmake", "--build", dir.string()}, log,
-                                           log + ".err"));
+    BITNET_ASSIGN_OR_RETURN(
+        rc, spawn_wait({"/usr/bin/env", "cmake", "--build", dir.string()}, log, log + ".err"));
   }
   if (rc != 0 || !is_executable(helper)) {
     std::string why = last_line(log + ".err");
     if (why.empty()) why = last_line(log);
-    return make_error("building the reference helper against %s failed (%s); command: cmake -S "
-                      "%s -B %s -DBITNET_LLAMA_TREE=%s && cmake --build %s",
-                      tree.c_str(), why.c_str(), project.c_str(), dir.c_str(), tree.c_str(),
-                      dir.c_str());
+    return make_error(
+        "building the reference helper against %s failed (%s); command: cmake -S "
+        "%s -B %s -DBITNET_LLAMA_TREE=%s && cmake --build %s",
+        tree.c_str(), why.c_str(), project.c_str(), dir.c_str(), tree.c_str(), dir.c_str());
   }
   return helper.string();
 }
@@ -149,23 +154,20 @@ Result<std::string> build_helper_for(const std::string& tree) {
 }  // namespace
 
 Result<std::string> find_reference_helper(const ReferenceOptions& o) {
-  std::string explicit_helper = o.helper;
-  if (explicit_helper.empty()) {
-    if (const char* e = std::getenv("BITNET_REFERENCE_HELPER"); e != nullptr) explicit_helper = e;
-  }
-  if (!explicit_helper.empty()) {
-    if (!is_executable(explicit_helper)) {
-      return make_error("reference helper %s is not an executable", explicit_helper.c_str());
+  if (!o.helper.empty()) {
+    if (!is_executable(o.helper)) {
+      return make_error("reference helper %s is not an executable", o.helper.c_str());
     }
-    return explicit_helper;
+    return o.helper;
   }
   const fs::path bin = executable_dir();
   if (o.reference_dir.empty()) {
     const fs::path h = bin / "bitnet-reference";
     if (!is_executable(h)) {
-      return make_error("%s not found: build the bitnet-reference target (needs the pinned "
-                        "llama.cpp from scripts/setup.sh) or pass --reference-helper",
-                        h.c_str());
+      return make_error(
+          "%s not found: build the bitnet-reference target (needs the pinned "
+          "llama.cpp from scripts/setup.sh) or pass --reference-helper",
+          h.c_str());
     }
     return h.string();
   }
@@ -179,10 +181,11 @@ Result<std::string> find_reference_helper(const ReferenceOptions& o) {
     if (name.rfind("bitnet-reference", 0) != 0 || !is_executable(entry.path())) continue;
     if (canonical(helper_tree(entry.path())) == tree) return entry.path().string();
   }
-  return build_helper_for(tree);
+  return build_helper_for(tree, o.cache_dir);
 }
 
-Result<nlohmann::json> run_reference_helper(const std::string& helper, const nlohmann::json& request,
+Result<nlohmann::json> run_reference_helper(const std::string& helper,
+                                            const nlohmann::json& request,
                                             const std::string& work_dir) {
   std::error_code ec;
   fs::create_directories(work_dir, ec);
@@ -194,13 +197,15 @@ Result<nlohmann::json> run_reference_helper(const std::string& helper, const nlo
     if (!f) return make_error("%s: cannot write", req.c_str());
   }
   const std::string err = (fs::path(work_dir) / "helper.stderr").string();
-  BITNET_ASSIGN_OR_RETURN(int rc, spawn_wait({helper, "--request", req, "--out", work_dir}, "", err));
+  BITNET_ASSIGN_OR_RETURN(int rc,
+                          spawn_wait({helper, "--request", req, "--out", work_dir}, "", err));
   if (rc != 0) {
     std::string why = last_line(err);
     const std::string prefix = "bitnet-reference: error: ";
     if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
-    return make_error("reference: %s", why.empty() ? ("helper exited with " + std::to_string(rc)).c_str()
-                                                   : why.c_str());
+    return make_error("reference: %s", why.empty()
+                                           ? ("helper exited with " + std::to_string(rc)).c_str()
+                                           : why.c_str());
   }
   const std::string resp = (fs::path(work_dir) / "response.json").string();
   try {

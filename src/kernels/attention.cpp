@@ -1,13 +1,15 @@
-// Dispatched attention products: the active variant's (kernel_table.h).
+// Dispatched attention products: the caller's variant's (kernel_table.h).
 #include "kernels/attention.h"
 
 #include "kernels/kernel_table.h"
 
 namespace bitnet::kernels {
 
-void attention_scores(const AttentionHead& a, float* s) { active_table().scores(a, s); }
-void attention_values(const AttentionHead& a, const float* p, float* out) {
-  active_table().values(a, p, out);
+void attention_scores(const Kernels& k, const AttentionHead& a, float* s) {
+  k.table().scores(a, s);
+}
+void attention_values(const Kernels& k, const AttentionHead& a, const float* p, float* out) {
+  k.table().values(a, p, out);
 }
 
 }  // namespace bitnet::kernels

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "kernels/dispatch.h"
+
 namespace bitnet::kernels {
 
 struct AttentionHead {
@@ -32,8 +34,8 @@ struct AttentionHead {
 void attention_scores_ref(const AttentionHead& a, float* s);
 void attention_values_ref(const AttentionHead& a, const float* p, float* out);
 
-// Dispatched (active variant).
-void attention_scores(const AttentionHead& a, float* s);
-void attention_values(const AttentionHead& a, const float* p, float* out);
+// Dispatched (k's variant).
+void attention_scores(const Kernels& k, const AttentionHead& a, float* s);
+void attention_values(const Kernels& k, const AttentionHead& a, const float* p, float* out);
 
 }  // namespace bitnet::kernels

@@ -2,10 +2,6 @@
 
 #include <cpuid.h>
 
-#include <atomic>
-#include <cstdlib>
-#include <mutex>
-
 #include "kernels/kernel_table.h"
 
 namespace bitnet::kernels {
@@ -74,8 +70,6 @@ Variant best_variant() {
 
 namespace {
 
-std::atomic<int> g_variant{-1};
-
 Result<Variant> parse_variant(std::string_view name) {
   for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
     if (name == variant_name(v)) return v;
@@ -84,48 +78,39 @@ Result<Variant> parse_variant(std::string_view name) {
                     static_cast<int>(name.size()), name.data());
 }
 
+// The table of a variant the CPU runs (compiled in: cpu_supports says so).
+const KernelTable* table_of(Variant v) {
+  switch (v) {
+    case Variant::kAvx512:
+      return avx512_table();
+    case Variant::kAvx2:
+      return avx2_table();
+    case Variant::kScalar:
+      break;
+  }
+  return &scalar_table();
+}
+
 }  // namespace
 
-Status set_variant(Variant v) {
+Kernels Kernels::best() { return Kernels(table_of(best_variant())); }
+
+Result<Kernels> Kernels::of(Variant v) {
   if (!cpu_supports(v)) {
     return make_error("kernel variant '%s' cannot run on this CPU (best: %s)",
                       std::string(variant_name(v)).c_str(),
                       std::string(variant_name(best_variant())).c_str());
   }
-  g_variant.store(static_cast<int>(v));
-  return {};
+  return Kernels(table_of(v));
 }
 
-Status set_variant_by_name(std::string_view name) {
+Result<Kernels> Kernels::named(std::string_view name) {
   BITNET_ASSIGN_OR_RETURN(Variant v, parse_variant(name));
-  return set_variant(v);
+  return of(v);
 }
 
-Variant active_variant() {
-  int v = g_variant.load();
-  if (v >= 0) return static_cast<Variant>(v);
-  // First use: BITNET_KERNELS may force a lower variant; an unusable value falls back to the
-  // best one (the CLI validates the variable up front and reports it).
-  Variant chosen = best_variant();
-  if (const char* env = std::getenv("BITNET_KERNELS"); env != nullptr && env[0] != '\0') {
-    auto parsed = parse_variant(env);
-    if (parsed.ok() && cpu_supports(*parsed)) chosen = *parsed;
-  }
-  int expected = -1;
-  g_variant.compare_exchange_strong(expected, static_cast<int>(chosen));
-  return static_cast<Variant>(g_variant.load());
-}
+Variant Kernels::variant() const { return t_->variant; }
 
-const KernelTable& active_table() {
-  switch (active_variant()) {
-    case Variant::kAvx512:
-      return *avx512_table();
-    case Variant::kAvx2:
-      return *avx2_table();
-    case Variant::kScalar:
-      break;
-  }
-  return scalar_table();
-}
+std::string_view Kernels::name() const { return variant_name(variant()); }
 
 }  // namespace bitnet::kernels

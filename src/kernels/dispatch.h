@@ -1,6 +1,7 @@
-// Run-time choice of kernel variant from CPU features, made once per process.
-// BITNET_KERNELS=scalar|avx2|avx512 (or `--kernels`) forces a LOWER variant than the best one,
-// for tests and for users with odd CPUs; asking for one the CPU cannot run is an error.
+// Kernel variants and the choice of one. Nothing here reads the environment or keeps a global
+// choice: the caller picks a Kernels value (the CLI from `--kernels` / BITNET_KERNELS, which may
+// force a LOWER variant than the best one, for tests and for users with odd CPUs; asking for one
+// the CPU cannot run is an error) and passes it to every dispatched entry point.
 #pragma once
 
 #include <string>
@@ -17,10 +18,28 @@ std::string_view variant_name(Variant v);
 // The best variant this CPU runs.
 Variant best_variant();
 bool cpu_supports(Variant v);
-// The variant in use (best_variant(), or what BITNET_KERNELS / set_variant chose).
-Variant active_variant();
-// Forces a variant; fails if the CPU cannot run it.
-Status set_variant(Variant v);
-Status set_variant_by_name(std::string_view name);
+
+struct KernelTable;  // kernel_table.h
+
+// A kernel variant's entry points, chosen by the caller (the CLI reads --kernels / BITNET_KERNELS).
+// Cheap to copy: one pointer to a static table.
+class Kernels {
+ public:
+  // The best variant this CPU runs.
+  static Kernels best();
+  // Fails if the CPU cannot run v.
+  static Result<Kernels> of(Variant v);
+  // "scalar" | "avx2" | "avx512"; fails on another name or a variant the CPU cannot run.
+  static Result<Kernels> named(std::string_view name);
+
+  Variant variant() const;
+  std::string_view name() const;  // variant_name(variant())
+  const KernelTable& table() const { return *t_; }
+  bool operator==(const Kernels&) const = default;
+
+ private:
+  explicit Kernels(const KernelTable* t) : t_(t) {}
+  const KernelTable* t_;
+};
 
 }  // namespace bitnet::kernels

@@ -22,6 +22,8 @@
 
 #include <cstdint>
 
+#include "kernels/dispatch.h"
+
 namespace bitnet::kernels {
 
 void swiglu_ref(int64_t n, float* y, const float* x, const float* g);
@@ -37,11 +39,11 @@ float mean_square_ref(const float* x, int64_t n);
 // bound straddling a rounding boundary) mean_square_ref(x, n).
 float mean_square_from_sum(double sum, const float* x, int64_t n);
 
-// Dispatched (active variant).
-void swiglu(int64_t n, float* y, const float* x, const float* g);
-void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y);
-void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
-void round_to_f16(float* x, int64_t n);
-void softmax_probs(float* s, int64_t n, bool round_f16);
+// Dispatched (k's variant).
+void swiglu(const Kernels& k, int64_t n, float* y, const float* x, const float* g);
+void fp32_to_fp16_row(const Kernels& k, const float* x, int64_t n, uint16_t* y);
+void rms_norm(const Kernels& k, const float* x, const float* w, int64_t n, float eps, float* y);
+void round_to_f16(const Kernels& k, float* x, int64_t n);
+void softmax_probs(const Kernels& k, float* s, int64_t n, bool round_f16);
 
 }  // namespace bitnet::kernels

@@ -1,4 +1,5 @@
-// The per-variant function table behind the dispatched entry points in matmul.h. Each ISA
+// The per-variant function table behind the dispatched entry points (matmul.h, elementwise.h,
+// attention.h, q8_0_head.h), which reach it through a Kernels value (dispatch.h). Each ISA
 // variant lives in its own translation unit compiled with its own flags and fills one table;
 // ranges [o_begin, o_end) of output rows let the caller split work over threads.
 #pragma once
@@ -34,8 +35,5 @@ const KernelTable& scalar_table();
 // nullptr when the variant was not compiled in.
 const KernelTable* avx2_table();
 const KernelTable* avx512_table();
-
-// The table of the active variant.
-const KernelTable& active_table();
 
 }  // namespace bitnet::kernels

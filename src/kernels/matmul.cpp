@@ -1,4 +1,4 @@
-// Dispatched, threaded entry points: pick the active variant's table and split output rows into
+// Dispatched, threaded entry points: take the caller's variant's table and split output rows into
 // chunks sized from the matrix shape (independent of the thread count, so results are too).
 #include "kernels/matmul.h"
 
@@ -77,21 +77,21 @@ std::span<const uint8_t> share_start(const WeightMatrix& w, int i, int n_threads
   return rows_from(w, ThreadPool::share_begin(n_chunks, i, n_threads) * rows, max_bytes);
 }
 
-void quantize_activations(ActQuant kind, const float* x, int64_t rows, int64_t k,
-                          QuantizedActivations* out) {
-  active_table().quantize(kind, x, rows, k, out);
+void quantize_activations(const Kernels& kern, ActQuant kind, const float* x, int64_t rows,
+                          int64_t k, QuantizedActivations* out) {
+  kern.table().quantize(kind, x, rows, k, out);
 }
 
-void matmul_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y,
-                    ThreadPool* pool) {
+void matmul_ternary(const Kernels& k, const WeightMatrix& w, const QuantizedActivations& a,
+                    float* y, ThreadPool* pool) {
   const TernaryProduct one{&w, y};
-  matmul_ternary_many(std::span(&one, 1), a, pool);
+  matmul_ternary_many(k, std::span(&one, 1), a, pool);
 }
 
-void matmul_ternary_many(std::span<const TernaryProduct> products, const QuantizedActivations& a,
-                         ThreadPool* pool) {
+void matmul_ternary_many(const Kernels& k, std::span<const TernaryProduct> products,
+                         const QuantizedActivations& a, ThreadPool* pool) {
   if (products.size() > static_cast<size_t>(kMaxFusedProducts)) {
-    for (const TernaryProduct& p : products) matmul_ternary_many(std::span(&p, 1), a, pool);
+    for (const TernaryProduct& p : products) matmul_ternary_many(k, std::span(&p, 1), a, pool);
     return;
   }
   // Chunks of product i are [first[i], first[i + 1]) in the joint numbering; each product keeps
@@ -102,7 +102,7 @@ void matmul_ternary_many(std::span<const TernaryProduct> products, const Quantiz
     rows[i] = rows_per_chunk(*products[i].w);
     first[i + 1] = first[i] + (products[i].w->n_out + rows[i] - 1) / rows[i];
   }
-  const KernelTable& t = active_table();
+  const KernelTable& t = k.table();
   auto run_chunk = [&](int64_t c) {
     size_t i = 0;
     while (c >= first[i + 1]) ++i;
@@ -117,15 +117,16 @@ void matmul_ternary_many(std::span<const TernaryProduct> products, const Quantiz
   }
 }
 
-void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y, ThreadPool* pool) {
-  const KernelTable& t = active_table();
+void matmul_float(const Kernels& k, const WeightMatrix& w, const float* x, int64_t rows, float* y,
+                  ThreadPool* pool) {
+  const KernelTable& t = k.table();
   split_rows(w, pool, [&](int64_t b, int64_t e) { t.flt(w, x, rows, y, b, e); });
 }
 
-void matmul_q8_0_head(const WeightMatrix& w, const float* x, int64_t rows, float* y,
-                      ThreadPool* pool, QuantizedActivations* scratch) {
+void matmul_q8_0_head(const Kernels& k, const WeightMatrix& w, const float* x, int64_t rows,
+                      float* y, ThreadPool* pool, QuantizedActivations* scratch) {
   quantize_q8_0_ref(x, rows, w.k, scratch);  // k values per row: small next to the matrix
-  const KernelTable& t = active_table();
+  const KernelTable& t = k.table();
   split_rows(w, pool, [&](int64_t b, int64_t e) { t.q8_0_head(w, *scratch, y, b, e); });
 }
 

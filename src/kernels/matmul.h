@@ -10,7 +10,7 @@
 //     matmul_float, y = sum_i w_i * x_i, summed as the matrix's FloatSums says (below).
 //
 // Every function has a scalar reference (`*_ref`), which is the specification; the dispatched
-// entry points pick the best variant for this CPU (dispatch.h) and are bit-exact with it.
+// entry points run the variant the caller passes (dispatch.h: Kernels) and are bit-exact with it.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +18,7 @@
 
 #include "gguf/tensor_types.h"
 #include "kernels/activations.h"
+#include "kernels/dispatch.h"
 
 namespace bitnet {
 class ThreadPool;
@@ -44,8 +45,8 @@ struct WeightMatrix {
   int64_t k = 0;                  // input length (row length)
   int64_t n_out = 0;              // output rows
   float tensor_scale = 1.0f;      // I2_S: the scale stored after the codes
-  // Optional copy in the kernels' own layout (packed.h), made at load when the active variant
-  // has packed kernels; those use it, every other path reads `data`.
+  // Optional copy in the kernels' own layout (packed.h), made at load when the model's kernels
+  // (model::LoadOptions) have packed ones; those use it, every other path reads `data`.
   const uint8_t* packed = nullptr;
   FloatSums float_sums = FloatSums::kDouble;  // float weights only
 
@@ -64,12 +65,13 @@ void matmul_ternary_ref(const WeightMatrix& w, const QuantizedActivations& a, fl
 void matmul_float_ref(const WeightMatrix& w, const float* x, int64_t rows, float* y,
                       int64_t o_begin, int64_t o_end);
 
-// Dispatched, threaded entry points (pool may be null: single-threaded). Output rows are split
-// into fixed chunks independent of the thread count, so results never depend on it.
-void quantize_activations(ActQuant kind, const float* x, int64_t rows, int64_t k,
-                          QuantizedActivations* out);
-void matmul_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y,
-                    ThreadPool* pool);
+// Dispatched, threaded entry points, run with the variant passed first (pool may be null:
+// single-threaded). Output rows are split into fixed chunks independent of the thread count, so
+// results never depend on it.
+void quantize_activations(const Kernels& kern, ActQuant kind, const float* x, int64_t rows,
+                          int64_t k, QuantizedActivations* out);
+void matmul_ternary(const Kernels& k, const WeightMatrix& w, const QuantizedActivations& a,
+                    float* y, ThreadPool* pool);
 // Several matrices reading the same activations (q/k/v, gate/up) in one parallel pass: their
 // chunks are laid end to end and split over the threads as one job, so a decode step pays one
 // start and one finish instead of one per matrix. Same results as one matmul_ternary each.
@@ -78,9 +80,10 @@ struct TernaryProduct {
   float* y;
 };
 inline constexpr int kMaxFusedProducts = 4;
-void matmul_ternary_many(std::span<const TernaryProduct> products, const QuantizedActivations& a,
-                         ThreadPool* pool);
-void matmul_float(const WeightMatrix& w, const float* x, int64_t rows, float* y, ThreadPool* pool);
+void matmul_ternary_many(const Kernels& k, std::span<const TernaryProduct> products,
+                         const QuantizedActivations& a, ThreadPool* pool);
+void matmul_float(const Kernels& k, const WeightMatrix& w, const float* x, int64_t rows, float* y,
+                  ThreadPool* pool);
 
 // The weights thread i of n_threads reads first in matmul_ternary_many(products) /
 // matmul_float(w): the start of its share, in the layout the kernels read (packed if there is

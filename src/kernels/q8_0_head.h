@@ -21,6 +21,7 @@
 #include <cstdint>
 
 #include "kernels/activations.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 
 namespace bitnet {
@@ -56,8 +57,8 @@ void quantize_q8_0_ref(const float* x, int64_t rows, int64_t k, QuantizedActivat
 float q8_0_head_row_ref(const WeightMatrix& w, int64_t o, const QuantizedActivations& a, int64_t r);
 void matmul_q8_0_head_ref(const WeightMatrix& w, const QuantizedActivations& a, float* y,
                           int64_t o_begin, int64_t o_end);
-// Dispatched and threaded: quantizes x, then every output row.
-void matmul_q8_0_head(const WeightMatrix& w, const float* x, int64_t rows, float* y,
-                      ThreadPool* pool, QuantizedActivations* scratch);
+// Dispatched (k's variant) and threaded: quantizes x, then every output row.
+void matmul_q8_0_head(const Kernels& k, const WeightMatrix& w, const float* x, int64_t rows,
+                      float* y, ThreadPool* pool, QuantizedActivations* scratch);
 
 }  // namespace bitnet::kernels

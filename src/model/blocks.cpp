@@ -65,6 +65,7 @@ void Scratch::ensure(const ModelConfig& c, int n_rows, int n_ctx) {
 Blocks::Blocks(const State& st, std::span<const BatchRow> rows, float* logits)
     : st_(st),
       c_(st.model.config()),
+      k_(st.model.kernels()),
       rows_(rows),
       n_(static_cast<int>(rows.size())),
       logits_(logits),
@@ -124,7 +125,7 @@ void Blocks::embed(Act& x) {
 void Blocks::rms_norm(int layer, Op op, const Act& in, const std::vector<float>& w, Act& out) {
   for_rows(n_, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r)
-      kernels::rms_norm(in.row(r), w.data(), in.dim, c_.rms_eps, out.row(r));
+      kernels::rms_norm(k_, in.row(r), w.data(), in.dim, c_.rms_eps, out.row(r));
   });
   if (obs_ != nullptr) obs_->rms_norm(layer, in.p, w.data(), in.dim, c_.rms_eps, out.p);
   observe(layer, op, out, rows_);
@@ -142,19 +143,19 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
   Scratch& s = st_.s;
   if (kernels::is_ternary(w0.type)) {
     // One quantization of the shared input serves every projection reading it.
-    kernels::quantize_activations(kernels::act_quant_for(w0.type), in.p, n_, k, &s.qa);
+    kernels::quantize_activations(k_, kernels::act_quant_for(w0.type), in.p, n_, k, &s.qa);
     if (obs_ != nullptr) obs_->quantized(in.op, layer, rows_, in.p, s.qa);
     // One parallel pass over all of them (q/k/v, gate/up): one pool start and finish in all.
     kernels::TernaryProduct products[kernels::kMaxFusedProducts];
     size_t n_products = 0;
     for (const Out& o : outs) {
       if (n_products == std::size(products)) {
-        kernels::matmul_ternary_many(std::span(products, n_products), s.qa, &st_.pool);
+        kernels::matmul_ternary_many(k_, std::span(products, n_products), s.qa, &st_.pool);
         n_products = 0;
       }
       products[n_products++] = {&o.w.w, o.y.p};
     }
-    kernels::matmul_ternary_many(std::span(products, n_products), s.qa, &st_.pool);
+    kernels::matmul_ternary_many(k_, std::span(products, n_products), s.qa, &st_.pool);
     if (obs_ != nullptr) {
       for (const Out& o : outs) obs_->product({layer, o.w.w, &s.qa, nullptr, n_, o.y.p});
     }
@@ -163,11 +164,11 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
     std::vector<float> rounded;
     if (w0.type != gguf::TensorType::F32 && st_.numerics.f16_float_matmul_input) {
       rounded.assign(in.p, in.p + static_cast<size_t>(n_) * k);
-      kernels::round_to_f16(rounded.data(), static_cast<int64_t>(rounded.size()));
+      kernels::round_to_f16(k_, rounded.data(), static_cast<int64_t>(rounded.size()));
       src = rounded.data();
     }
     for (const Out& o : outs) {
-      kernels::matmul_float(o.w.w, src, n_, o.y.p, &st_.pool);
+      kernels::matmul_float(k_, o.w.w, src, n_, o.y.p, &st_.pool);
       if (obs_ != nullptr) obs_->product({layer, o.w.w, nullptr, src, n_, o.y.p});
     }
   }
@@ -214,7 +215,7 @@ void Blocks::store_kv(int layer, const Act& k, const Act& v) {
       uint8_t* col = kv.k_head(row.seq, layer, static_cast<int>(h0 / hd));
       if (f16) {
         uint16_t k_head[kMaxHeadDim];
-        kernels::fp32_to_fp16_row(kr + h0, hd, k_head);
+        kernels::fp32_to_fp16_row(k_, kr + h0, hd, k_head);
         auto* dst = reinterpret_cast<uint16_t*>(col) + row.pos;
         for (int64_t i = 0; i < hd; ++i) dst[i * stride] = k_head[i];
       } else {
@@ -224,7 +225,7 @@ void Blocks::store_kv(int layer, const Act& k, const Act& v) {
     }
     uint8_t* vdst = kv.v_row(row.seq, layer, row.pos);
     if (f16) {
-      kernels::fp32_to_fp16_row(v.row(r), dkv, reinterpret_cast<uint16_t*>(vdst));
+      kernels::fp32_to_fp16_row(k_, v.row(r), dkv, reinterpret_cast<uint16_t*>(vdst));
     } else {
       std::memcpy(vdst, v.row(r), static_cast<size_t>(dkv) * sizeof(float));
     }
@@ -244,7 +245,7 @@ kernels::AttentionHead Blocks::head_of(int layer, int r, int h, float* qh, const
   const int group = static_cast<int>(c_.n_heads / c_.n_kv_heads);
   const int g = h / group;
   std::memcpy(qh, q.row(r) + static_cast<size_t>(h) * hd, static_cast<size_t>(hd) * sizeof(float));
-  if (st_.numerics.f16_attention_operands) kernels::round_to_f16(qh, hd);
+  if (st_.numerics.f16_attention_operands) kernels::round_to_f16(k_, qh, hd);
   const KvCache& kv = st_.kv;
   kernels::AttentionHead a;
   a.q = qh;
@@ -277,9 +278,9 @@ void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act&
     float qh[kMaxHeadDim];
     const kernels::AttentionHead a = head_of(layer, r, h, qh, q);
     float* s = probs_of(h);
-    kernels::attention_scores(a, s);
-    kernels::softmax_probs(s, a.n_kv, round);
-    kernels::attention_values(a, s, out_of(r, h));
+    kernels::attention_scores(k_, a, s);
+    kernels::softmax_probs(k_, s, a.n_kv, round);
+    kernels::attention_values(k_, a, s, out_of(r, h));
   };
   // Each (row, head) is computed the same way whatever the grouping, so both schedules give
   // identical bits: one task per head covering every row (one pool dispatch), or row by row
@@ -333,7 +334,7 @@ void Blocks::ffn_activation(int layer, FfnActivation a, const Act& gate, const A
       }
     } else {
       // Row by row, as ggml's fused SwiGLU does.
-      for (int r = r0; r < r1; ++r) kernels::swiglu(f, out.row(r), gate.row(r), up.row(r));
+      for (int r = r0; r < r1; ++r) kernels::swiglu(k_, f, out.row(r), gate.row(r), up.row(r));
     }
   });
   if (obs_ != nullptr && a == FfnActivation::kSilu) obs_->swiglu(layer, gate.p, up.p, out.p, f);
@@ -343,14 +344,14 @@ void Blocks::ffn_activation(int layer, FfnActivation a, const Act& gate, const A
 void Blocks::apply_head(float* fin, int n_rows, float* out) {
   const kernels::WeightMatrix& head = st_.model.head();
   if (head.type == gguf::TensorType::Q8_0) {  // --head-type q8_0: quantizes its input itself
-    kernels::matmul_q8_0_head(head, fin, n_rows, out, &st_.pool, &st_.s.qa_head);
+    kernels::matmul_q8_0_head(k_, head, fin, n_rows, out, &st_.pool, &st_.s.qa_head);
     return;
   }
   if (head.type != gguf::TensorType::F32 && st_.numerics.f16_head_input) {
     // What ggml does to F32 activations meeting an F16 matrix: round them to f16.
-    kernels::round_to_f16(fin, static_cast<int64_t>(n_rows) * c_.n_embd);
+    kernels::round_to_f16(k_, fin, static_cast<int64_t>(n_rows) * c_.n_embd);
   }
-  kernels::matmul_float(head, fin, n_rows, out, &st_.pool);
+  kernels::matmul_float(k_, head, fin, n_rows, out, &st_.pool);
 }
 
 void Blocks::head(const Act& x) {
@@ -369,7 +370,7 @@ void Blocks::head(const Act& x) {
       const bool want_logits = obs_->wants(row, -1, Op::kLogits);
       if (!want_logits && !obs_->wants(row, -1, Op::kFinalNorm)) continue;
       fin.resize(static_cast<size_t>(d));
-      kernels::rms_norm(x.row(r), norm_w.data(), d, c_.rms_eps, fin.data());
+      kernels::rms_norm(k_, x.row(r), norm_w.data(), d, c_.rms_eps, fin.data());
       obs_->output({Op::kFinalNorm, -1, rows_.subspan(static_cast<size_t>(r), 1), fin.data(), d});
       if (!want_logits) continue;
       out.resize(static_cast<size_t>(nv));
@@ -390,7 +391,7 @@ void Blocks::head(const Act& x) {
   Act& fin = st_.s.fin;
   for_rows(n_out, [&](int i0, int i1) {
     for (int i = i0; i < i1; ++i)
-      kernels::rms_norm(x.row(at[static_cast<size_t>(i)]), norm_w.data(), d, c_.rms_eps,
+      kernels::rms_norm(k_, x.row(at[static_cast<size_t>(i)]), norm_w.data(), d, c_.rms_eps,
                         fin.row(i));
   });
   if (obs_ != nullptr) {

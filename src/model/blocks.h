@@ -134,6 +134,7 @@ class Blocks {
 
   State st_;
   const ModelConfig& c_;
+  const kernels::Kernels& k_;  // the variant the model was loaded for
   std::span<const BatchRow> rows_;
   int n_;
   float* logits_;

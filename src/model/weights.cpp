@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <thread>
@@ -129,7 +128,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   gguf::OpenOptions oo;
   if (!o.keep_metadata_arrays) oo.max_array_items = LoadOptions::kKeptArrayItems;
   BITNET_ASSIGN_OR_RETURN(gguf::File file, gguf::File::open(path, oo));
-  std::unique_ptr<Model> m(new Model(std::move(file)));
+  std::unique_ptr<Model> m(new Model(std::move(file), o));
   BITNET_ASSIGN_OR_RETURN(m->config_, read_config(m->file_));
   const ModelConfig& c = m->config_;
   TensorFetcher fetch(m->file_);
@@ -178,7 +177,7 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
     }
     m->build_q8_0_head();
   }
-  if (o.repack && kernels::active_variant() == kernels::Variant::kAvx512) m->repack();
+  if (o.repack && o.kernels.variant() == kernels::Variant::kAvx512) m->repack();
   return m;
 }
 
@@ -279,12 +278,11 @@ void Model::repack() {
     total += (kernels::packed_size(*w) + 4095) / 4096 * 4096;
   }
   total = (total + kAlign - 1) / kAlign * kAlign;
-  // Huge pages only where BITNET_HUGEPAGES=1 asks: on the VMs measured, zeroing 2 MiB pages on
-  // first touch made loading slower for no gain in tokens per second beyond the noise.
+  // Huge pages only where LoadOptions::hugepages asks: on the VMs measured, zeroing 2 MiB pages
+  // on first touch made loading slower for no gain in tokens per second beyond the noise.
   auto mem = map_anonymous(total);
   if (mem == nullptr) return;  // keep reading the file layout
-  const char* hp = std::getenv("BITNET_HUGEPAGES");
-  if (hp != nullptr && std::string(hp) == "1") madvise(mem.get(), total, MADV_HUGEPAGE);
+  if (hugepages_) madvise(mem.get(), total, MADV_HUGEPAGE);
   uint8_t* buf = mem.get();
   packed_ = std::move(mem);
   packed_bytes_ = total;

@@ -1,9 +1,10 @@
 // A loaded model: the memory-mapped GGUF file, its hyper-parameters, and views of every weight.
 // Matrices are used in place from the mapping, and only the small norm vectors are copied to
-// f32; when the active kernels have packed layouts (kernels/packed.h: AVX-512), load() also
-// repacks every packable matrix into one allocation of the same total size and releases the
-// file's pages of those tensors (the mapping stays; the scalar reference and --verify-kernels
-// read it again on demand), so the resident size stays that of the file.
+// f32; when the kernels it is loaded for (LoadOptions::kernels) have packed layouts
+// (kernels/packed.h: AVX-512), load() also repacks every packable matrix into one allocation of
+// the same total size and releases the file's pages of those tensors (the mapping stays; the
+// scalar reference and --verify-kernels read it again on demand), so the resident size stays
+// that of the file.
 #pragma once
 
 #include <memory>
@@ -13,6 +14,7 @@
 
 #include "core/result.h"
 #include "gguf/reader.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
 
@@ -53,8 +55,15 @@ Result<HeadType> head_type_from_name(const std::string& name);  // "file" | "fas
 std::string_view head_type_name(HeadType t);
 
 struct LoadOptions {
-  bool repack = true;  // repack for the active kernels where they have a packed layout
+  bool repack = true;  // repack for `kernels` where they have a packed layout
   HeadType head = HeadType::kFile;
+  // The kernel variant every product and op on this model runs (the CLI: --kernels /
+  // BITNET_KERNELS).
+  kernels::Kernels kernels = kernels::Kernels::best();
+  // Back the packed copy with transparent huge pages (madvise MADV_HUGEPAGE; the CLI:
+  // BITNET_HUGEPAGES=1). Off by default: on the VMs measured, zeroing 2 MiB pages on first touch
+  // made loading slower for no gain in tokens per second beyond the noise.
+  bool hugepages = false;
   // false: metadata arrays of more than kKeptArrayItems items (the vocabulary, the merges) are
   // not kept in file(), for a caller that has its tokenizer already; some 20 MB less resident.
   bool keep_metadata_arrays = true;
@@ -80,11 +89,14 @@ class Model {
   // Bytes of packed weight copies (0: none, the kernels read the mapped file).
   size_t packed_bytes() const { return packed_bytes_; }
   HeadType head_type() const { return head_type_; }
+  // The kernel variant this model was loaded for (its packed layouts are that variant's).
+  const kernels::Kernels& kernels() const { return kernels_; }
   // Weight bytes one decode step reads: every block matrix and the LM head (in its precision).
   uint64_t decode_weight_bytes() const;
 
  private:
-  explicit Model(gguf::File f) : file_(std::move(f)) {}
+  Model(gguf::File f, const LoadOptions& o)
+      : file_(std::move(f)), kernels_(o.kernels), hugepages_(o.hugepages) {}
   void repack();
   void build_q8_0_head();
   // head_ = token_embd_ (tied), summed as head_type_ says (kFile or kFast).
@@ -97,6 +109,8 @@ class Model {
   std::vector<LayerWeights> layers_;
   std::unique_ptr<uint8_t, PackedUnmap> packed_, q8_0_head_;
   HeadType head_type_ = HeadType::kFile;
+  kernels::Kernels kernels_;
+  bool hugepages_ = false;
   size_t packed_bytes_ = 0;
 };
 

@@ -16,7 +16,9 @@ class Cli : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new test::TempDir();
     model_ = dir_->path("tiny.gguf");
-    auto r = test::run_command(test::bitnet_binary() + " synth -q --preset tiny --arch bitnet-b1.58 --weights i2_s -o " + model_);
+    auto r = test::run_command(test::bitnet_binary() +
+                               " synth -q --preset tiny --arch bitnet-b1.58 --weights i2_s -o " +
+                               model_);
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -53,7 +55,8 @@ TEST_F(Cli, RunJsonHasIdsTextTimingsAndKernels) {
 TEST_F(Cli, GreedyRunsAreIdenticalAcrossThreadsAndRuns) {
   std::string first;
   for (int threads : {1, 2, 2}) {
-    auto r = bitnet("run -m " + model_ + " -p Hello -n 12 --greedy --json -t " + std::to_string(threads));
+    auto r = bitnet("run -m " + model_ + " -p Hello -n 12 --greedy --json -t " +
+                    std::to_string(threads));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const auto ids = json::parse(r.out)["generated_ids"].dump();
     if (first.empty()) first = ids;
@@ -62,10 +65,10 @@ TEST_F(Cli, GreedyRunsAreIdenticalAcrossThreadsAndRuns) {
 }
 
 TEST_F(Cli, DeterministicSamplingRepeats) {
-  auto a = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() + " run -m " + model_ +
-                             " -p Hi -n 10 --temperature 1.0 --json");
-  auto b = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() + " run -m " + model_ +
-                             " -p Hi -n 10 --temperature 1.0 --json -t 1");
+  auto a = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() +
+                             " run -m " + model_ + " -p Hi -n 10 --temperature 1.0 --json");
+  auto b = test::run_command("BITNET_DETERMINISTIC=1 BITNET_SEED=7 " + test::bitnet_binary() +
+                             " run -m " + model_ + " -p Hi -n 10 --temperature 1.0 --json -t 1");
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_EQ(json::parse(a.out)["generated_ids"], json::parse(b.out)["generated_ids"]);
@@ -74,14 +77,16 @@ TEST_F(Cli, DeterministicSamplingRepeats) {
 
 TEST_F(Cli, DumpLogitsRowsAreEveryEvaluatedPosition) {
   const std::string npy = dir_->path("logits.npy");
-  auto r = bitnet("run -m " + model_ + " -p 'Count: 1 2' -n 5 --greedy --json --dump-logits " + npy);
+  auto r =
+      bitnet("run -m " + model_ + " -p 'Count: 1 2' -n 5 --greedy --json --dump-logits " + npy);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json j = json::parse(r.out);
   auto a = read_npy_f32(npy);
   ASSERT_TRUE(a.ok()) << a.message();
   ASSERT_EQ(a->shape.size(), 2u);
   // Every prompt position, then one row per decode step (the last token is not evaluated).
-  EXPECT_EQ(a->shape[0], static_cast<int64_t>(j["prompt_ids"].size() + j["generated_ids"].size() - 1));
+  EXPECT_EQ(a->shape[0],
+            static_cast<int64_t>(j["prompt_ids"].size() + j["generated_ids"].size() - 1));
   EXPECT_EQ(a->shape[1], 128256);
   // The greedy choice at the last prompt row is the first generated token.
   const float* row = a->data.data() + (j["prompt_ids"].size() - 1) * 128256;
@@ -91,8 +96,8 @@ TEST_F(Cli, DumpLogitsRowsAreEveryEvaluatedPosition) {
 }
 
 TEST_F(Cli, ChatKeepsTheConversation) {
-  auto r = test::run_command("printf 'Hello\\nHow are you?\\n/exit\\n' | " + test::bitnet_binary() + " chat -m " +
-                             model_ + " -n 4 --greedy -v");
+  auto r = test::run_command("printf 'Hello\\nHow are you?\\n/exit\\n' | " + test::bitnet_binary() +
+                             " chat -m " + model_ + " -n 4 --greedy -v");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Two turns answered; the second reuses the first turn's cached tokens.
   size_t turns = 0;
@@ -108,6 +113,51 @@ TEST_F(Cli, TokenizeMatchesRun) {
   auto r = bitnet("run -m " + model_ + " -p 'Count: 1 2 3' -n 1 --greedy --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(json::parse(t.out)["ids"], json::parse(r.out)["prompt_ids"]) << t.out;
+}
+
+// The kernel variant comes from --kernels, else BITNET_KERNELS (read by the CLI, which passes it
+// down), and the run reports the one it used; a bad value names where it came from.
+TEST_F(Cli, KernelsFromFlagOrEnvironment) {
+  const std::string run = " run -m " + model_ + " -p hi -n 2 --greedy --json";
+  auto r = test::run_command("BITNET_KERNELS=scalar " + test::bitnet_binary() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["kernels"], "scalar");
+  r = test::run_command("BITNET_KERNELS=avx9000 " + test::bitnet_binary() + run +
+                        " --kernels scalar");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["kernels"], "scalar") << "the flag wins over the variable";
+  r = test::run_command("BITNET_KERNELS=avx9000 " + test::bitnet_binary() + run);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("bitnet: error: BITNET_KERNELS: unknown kernel variant 'avx9000'", 0), 0u)
+      << r.err;
+  // bench reads the same flag and variable.
+  const std::string bench = " bench -m " + model_ + " -p 4 -n 2 -t 1 -r 1 --json";
+  r = test::run_command("BITNET_KERNELS=scalar " + test::bitnet_binary() + bench);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const json& row : json::parse(r.out)) EXPECT_EQ(row["kernels"], "scalar") << row.dump();
+  r = test::run_command("BITNET_KERNELS=avx9000 " + test::bitnet_binary() + bench);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("BITNET_KERNELS: unknown kernel variant"), std::string::npos) << r.err;
+  r = bitnet(bench + " --kernels avx9000");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown kernel variant 'avx9000'"), std::string::npos) << r.err;
+  // BITNET_HUGEPAGES=1 (huge pages for packed weights) changes nothing but memory backing.
+  r = test::run_command("BITNET_HUGEPAGES=1 " + test::bitnet_binary() + run);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+}
+
+// synth's default vocabulary is the reference's, in BITNET_REFERENCE_DIR when that is set.
+TEST_F(Cli, SynthDefaultVocabularyFollowsReferenceDir) {
+  const std::string out = dir_->path("refdir.gguf");
+  auto r = test::run_command("BITNET_REFERENCE_DIR=/nonexistent-reference-dir " +
+                             test::bitnet_binary() + " synth -q --preset tiny -o " + out);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("/nonexistent-reference-dir/models/ggml-vocab-llama-bpe.gguf"),
+            std::string::npos)
+      << r.err;
+  r = test::run_command("BITNET_REFERENCE_DIR=" BITNET_REFERENCE_DIR " " + test::bitnet_binary() +
+                        " synth -q --preset tiny -o " + out);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 struct ErrorCase {

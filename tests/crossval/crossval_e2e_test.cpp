@@ -273,6 +273,27 @@ TEST_F(CrossvalE2E, Shape2b4tFourLayers) {
   expect_clean_pass(j);
 }
 
+// Our kernel variant comes from --kernels or BITNET_KERNELS (read by the CLI), and the receipt
+// names the one the run used; every variant is bit-exact, so the scalar one passes cleanly too.
+TEST_F(CrossvalE2E, ReceiptNamesTheKernelsUsed) {
+  const std::string receipt = dir_->path("scalar.json");
+  auto r =
+      bitnet("crossval -m " + tiny_ + " -p 'Hello world' -n 2 --threads 2 -q --json " + receipt,
+             "BITNET_KERNELS=scalar");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  json j = read_json(receipt);
+  EXPECT_EQ(j["host"]["kernel_variant"], "scalar");
+  EXPECT_EQ(j["settings"]["ours"]["kernels"], "scalar");
+  expect_clean_pass(j);
+  r = bitnet(
+      "crossval -m " + tiny_ + " -p 'Hello' -n 1 --threads 2 -q --kernels scalar --json " + receipt,
+      "BITNET_KERNELS=avx9000");
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  j = read_json(receipt);
+  EXPECT_EQ(j["host"]["kernel_variant"], "scalar") << "the flag wins over the variable";
+  EXPECT_EQ(j["settings"]["ours"]["kernels"], "scalar");
+}
+
 TEST_F(CrossvalE2E, ErrorsExitTwo) {
   auto r = bitnet("crossval -m " + dir_->path("missing.gguf") + " -p x");
   EXPECT_EQ(r.exit_code, 2);
@@ -283,6 +304,18 @@ TEST_F(CrossvalE2E, ErrorsExitTwo) {
              dir_->path("e.json"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("nosuchcpu"), std::string::npos) << r.err;
+  // Variables the CLI reads and passes down.
+  r = bitnet("crossval -m " + tiny_ + " -p x --json " + dir_->path("e.json"),
+             "BITNET_KERNELS=avx9000");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("BITNET_KERNELS: unknown kernel variant 'avx9000'"), std::string::npos)
+      << r.err;
+  r = bitnet("crossval -m " + tiny_ + " -p x --json " + dir_->path("e.json"),
+             "BITNET_REFERENCE_HELPER=/nonexistent-helper");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("reference helper /nonexistent-helper is not an executable"),
+            std::string::npos)
+      << r.err;
 }
 
 #ifdef BITNET_HAVE_OLDAPI_REFERENCE

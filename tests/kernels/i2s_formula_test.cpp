@@ -25,16 +25,16 @@ std::vector<Variant> runnable_variants() {
   return v;
 }
 
-// Runs the dispatched quantize + matmul under variant v.
+// Runs the dispatched quantize + matmul with variant v.
 std::vector<float> project(Variant v, const WeightMatrix& w, const std::vector<float>& x,
                            int64_t rows) {
-  const Variant before = active_variant();
-  EXPECT_TRUE(set_variant(v).ok());
+  const Result<Kernels> k = Kernels::of(v);
+  EXPECT_TRUE(k.ok()) << k.message();
+  if (!k.ok()) return {};
   QuantizedActivations a;
-  quantize_activations(ActQuant::kPerTokenInt8, x.data(), rows, w.k, &a);
+  quantize_activations(*k, ActQuant::kPerTokenInt8, x.data(), rows, w.k, &a);
   std::vector<float> y(static_cast<size_t>(rows * w.n_out));
-  matmul_ternary(w, a, y.data(), nullptr);
-  EXPECT_TRUE(set_variant(before).ok());
+  matmul_ternary(*k, w, a, y.data(), nullptr);
   return y;
 }
 

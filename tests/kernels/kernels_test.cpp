@@ -177,7 +177,6 @@ TEST(Kernels, TernaryAllByteValues) {
 // row vs the whole prompt at once: all bit-identical (and equal to the scalar reference).
 TEST(Kernels, TernaryThreadAndBatchIndependent) {
   ThreadPool pool1(1), pool2(2);
-  const Variant before = active_variant();
   for (const TernaryCase& c :
        {TernaryCase{TensorType::I2_S, 2560}, TernaryCase{TensorType::TQ2_0, 2560},
         TernaryCase{TensorType::TQ1_0, 2560}}) {
@@ -190,24 +189,24 @@ TEST(Kernels, TernaryThreadAndBatchIndependent) {
     scalar_table().ternary(m.w, a, want.data(), 0, n_out);
     for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
       if (!cpu_supports(v)) continue;
-      ASSERT_TRUE(set_variant(v).ok());
+      const Result<Kernels> kern = Kernels::of(v);
+      ASSERT_TRUE(kern.ok()) << kern.message();
       for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &pool1, &pool2}) {
         std::vector<float> y(want.size());
-        matmul_ternary(m.w, a, y.data(), pool);
+        matmul_ternary(*kern, m.w, a, y.data(), pool);
         EXPECT_EQ(first_bit_mismatch(y, want), "") << variant_name(v) << " " << type_name(c.type);
       }
       // One activation row at a time (decode) gives the same rows as the batch (prompt).
       for (int64_t r = 0; r < rows; ++r) {
         QuantizedActivations a1;
-        quantize_activations(act_quant_for(c.type), x.data() + r * c.k, 1, c.k, &a1);
+        quantize_activations(*kern, act_quant_for(c.type), x.data() + r * c.k, 1, c.k, &a1);
         std::vector<float> y1(static_cast<size_t>(n_out));
-        matmul_ternary(m.w, a1, y1.data(), &pool2);
+        matmul_ternary(*kern, m.w, a1, y1.data(), &pool2);
         const std::vector<float> want_row(want.begin() + r * n_out, want.begin() + (r + 1) * n_out);
         EXPECT_EQ(first_bit_mismatch(y1, want_row), "") << variant_name(v) << " row " << r;
       }
     }
   }
-  ASSERT_TRUE(set_variant(before).ok());
 }
 
 // Several matrices in one parallel pass (q/k/v, gate/up): each output equal to its own
@@ -215,7 +214,6 @@ TEST(Kernels, TernaryThreadAndBatchIndependent) {
 // kMaxFusedProducts runs them one by one), packed copies or not, every pool.
 TEST(Kernels, TernaryManyEqualsOneByOne) {
   ThreadPool pool1(1), pool2(2), pool3(3);
-  const Variant before = active_variant();
   for (TensorType t : {TensorType::I2_S, TensorType::TQ2_0, TensorType::TQ1_0}) {
     const int64_t k = 512, rows = 3;
     const int64_t n_outs[5] = {333, 64, 1000, 17, 128};
@@ -227,7 +225,8 @@ TEST(Kernels, TernaryManyEqualsOneByOne) {
     quantize_activations_ref(act_quant_for(t), x.data(), rows, k, &a);
     for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
       if (!cpu_supports(v)) continue;
-      ASSERT_TRUE(set_variant(v).ok());
+      const Result<Kernels> kern = Kernels::of(v);
+      ASSERT_TRUE(kern.ok()) << kern.message();
       for (bool pack : {false, true}) {
         for (int i = 0; i < 5; ++i) {
           ms[i].w.packed = nullptr;
@@ -244,10 +243,10 @@ TEST(Kernels, TernaryManyEqualsOneByOne) {
             for (size_t i = 0; i < n; ++i) {
               want[i].assign(static_cast<size_t>(rows * n_outs[i]), -1.0f);
               got[i].assign(want[i].size(), -2.0f);
-              matmul_ternary(ms[i].w, a, want[i].data(), nullptr);
+              matmul_ternary(*kern, ms[i].w, a, want[i].data(), nullptr);
               products.push_back({&ms[i].w, got[i].data()});
             }
-            matmul_ternary_many(products, a, pool);
+            matmul_ternary_many(*kern, products, a, pool);
             for (size_t i = 0; i < n; ++i) {
               EXPECT_EQ(first_bit_mismatch(got[i], want[i]), "")
                   << variant_name(v) << " " << type_name(t) << " pack=" << pack << " n=" << n
@@ -259,7 +258,6 @@ TEST(Kernels, TernaryManyEqualsOneByOne) {
       for (auto& m : ms) m.w.packed = nullptr;
     }
   }
-  ASSERT_TRUE(set_variant(before).ok());
 }
 
 // ---------------------------------------------------------------- float weights
@@ -325,35 +323,58 @@ TEST(Kernels, FloatSumsWorkedExample) {
 
 TEST(Kernels, FloatThreadAndBatchIndependent) {
   ThreadPool pool1(1), pool2(2);
-  const Variant before = active_variant();
   const int64_t k = 2560, n_out = 301, rows = 6;
   const auto m = make_float(TensorType::F16, k, n_out, 93);
   const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * k), 94, 1.0f);
   for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
     if (!cpu_supports(v)) continue;
-    ASSERT_TRUE(set_variant(v).ok());
+    const Result<Kernels> kern = Kernels::of(v);
+    ASSERT_TRUE(kern.ok()) << kern.message();
     std::vector<float> want(static_cast<size_t>(rows * n_out));
-    matmul_float(m.w, x.data(), rows, want.data(), nullptr);
+    matmul_float(*kern, m.w, x.data(), rows, want.data(), nullptr);
     for (ThreadPool* pool : {&pool1, &pool2}) {
       std::vector<float> y(want.size());
-      matmul_float(m.w, x.data(), rows, y.data(), pool);
+      matmul_float(*kern, m.w, x.data(), rows, y.data(), pool);
       EXPECT_EQ(first_bit_mismatch(y, want), "") << variant_name(v);
     }
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<float> y1(static_cast<size_t>(n_out));
-      matmul_float(m.w, x.data() + r * k, 1, y1.data(), &pool2);
+      matmul_float(*kern, m.w, x.data() + r * k, 1, y1.data(), &pool2);
       const std::vector<float> want_row(want.begin() + r * n_out, want.begin() + (r + 1) * n_out);
       EXPECT_EQ(first_bit_mismatch(y1, want_row), "") << variant_name(v) << " row " << r;
     }
   }
-  ASSERT_TRUE(set_variant(before).ok());
 }
 
-TEST(Kernels, SetVariantRejectsUnsupported) {
-  EXPECT_FALSE(set_variant_by_name("avx9000").ok());
-  EXPECT_TRUE(set_variant_by_name("scalar").ok());
-  EXPECT_EQ(active_variant(), Variant::kScalar);
-  ASSERT_TRUE(set_variant(best_variant()).ok());
+// Choosing a variant: by name or value, unknown names and variants this CPU cannot run are
+// errors (with the messages the CLI shows), and each Kernels runs its own variant's table.
+TEST(Kernels, ChoosingAVariant) {
+  const auto unknown = Kernels::named("avx9000");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.message().find("unknown kernel variant 'avx9000'"), std::string::npos)
+      << unknown.message();
+  const auto scalar = Kernels::named("scalar");
+  ASSERT_TRUE(scalar.ok()) << scalar.message();
+  EXPECT_EQ(scalar->variant(), Variant::kScalar);
+  EXPECT_EQ(scalar->name(), "scalar");
+  EXPECT_EQ(&scalar->table(), &scalar_table());
+  EXPECT_EQ(Kernels::best().variant(), best_variant());
+  ASSERT_TRUE(Kernels::of(best_variant()).ok());
+  EXPECT_EQ(*Kernels::of(best_variant()), Kernels::best());
+  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+    const auto k = Kernels::of(v);
+    const auto by_name = Kernels::named(variant_name(v));
+    EXPECT_EQ(k.ok(), cpu_supports(v)) << variant_name(v);
+    EXPECT_EQ(by_name.ok(), cpu_supports(v)) << variant_name(v);
+    if (k.ok()) {
+      EXPECT_EQ(k->variant(), v);
+      EXPECT_EQ(k->table().variant, v);
+      EXPECT_TRUE(by_name.ok() && *by_name == *k) << variant_name(v);
+      EXPECT_EQ(*k == *scalar, v == Variant::kScalar) << variant_name(v);
+    } else {
+      EXPECT_NE(k.message().find("cannot run on this CPU"), std::string::npos) << k.message();
+    }
+  }
 }
 
 }  // namespace

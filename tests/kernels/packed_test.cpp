@@ -189,8 +189,8 @@ TEST(Packed, F16BitExactWithReference) {
 
 // Through the threaded entry point, as the forward pass calls it.
 TEST(Packed, ThreadedEntryPointsMatch) {
-  if (active_variant() != Variant::kAvx512)
-    GTEST_SKIP() << "packed kernels need the AVX-512 variant";
+  const Result<Kernels> avx512 = Kernels::of(Variant::kAvx512);
+  if (!avx512.ok()) GTEST_SKIP() << "packed kernels need the AVX-512 variant";
   ThreadPool pool(2);
   auto m = test::make_ternary(TensorType::TQ2_0, 2560, 700, 3);
   const auto p = pack(&m);
@@ -199,7 +199,7 @@ TEST(Packed, ThreadedEntryPointsMatch) {
   quantize_activations_ref(ActQuant::kQ8K, x.data(), 2, 2560, &a);
   std::vector<float> want(2 * 700), got(want.size());
   matmul_ternary_ref(m.w, a, want.data(), 0, 700);
-  matmul_ternary(m.w, a, got.data(), &pool);
+  matmul_ternary(*avx512, m.w, a, got.data(), &pool);
   EXPECT_EQ(first_bit_mismatch(got, want), "");
 }
 
@@ -327,7 +327,7 @@ TEST(Q8_0Head, KernelsBitExactWithReference) {
   const auto x = test::gaussian(2560, 34, 1.0f);
   QuantizedActivations scratch;
   std::vector<float> y(53), exact(53);
-  matmul_q8_0_head(h.w, x.data(), 1, y.data(), &pool, &scratch);
+  matmul_q8_0_head(Kernels::best(), h.w, x.data(), 1, y.data(), &pool, &scratch);
   matmul_float_ref(src.w, x.data(), 1, exact.data(), 0, 53);
   // Products have a spread of about 0.05 * sqrt(2560) = 2.5; both quantizations together add an
   // error of about 0.025 (half a step of each, summed over 2560 products): 0.15 is six of those.

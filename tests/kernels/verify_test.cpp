@@ -1,5 +1,6 @@
 // --verify-kernels' checks (kernels/verify.h) beyond the products: each passes on what the
-// dispatched kernel computed and names the kernel when one bit of its output is flipped.
+// dispatched kernel (the best variant here) computed and names the kernel and its variant when
+// one bit of its output is flipped.
 #include "kernels/verify.h"
 
 #include <gtest/gtest.h>
@@ -15,10 +16,14 @@
 namespace bitnet::kernels {
 namespace {
 
+const Kernels kBest = Kernels::best();
+
 void expect_caught(const Status& st, const std::string& what) {
   ASSERT_FALSE(st.ok()) << what;
   EXPECT_NE(st.message().find("kernel verification failed"), std::string::npos) << st.message();
   EXPECT_NE(st.message().find(what), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("the " + std::string(kBest.name()) + " "), std::string::npos)
+      << st.message();
 }
 
 TEST(Verify, QuantizedActivations) {
@@ -26,16 +31,16 @@ TEST(Verify, QuantizedActivations) {
     const int64_t rows = 3, k = 512;
     const std::vector<float> x = test::gaussian(rows * k, 5, 1.0f);
     QuantizedActivations a;
-    quantize_activations(kind, x.data(), rows, k, &a);
+    quantize_activations(kBest, kind, x.data(), rows, k, &a);
     for (uint64_t salt = 0; salt < 3; ++salt)
-      EXPECT_TRUE(verify_quantized(x.data(), rows, k, a, salt).ok());
+      EXPECT_TRUE(verify_quantized(kBest, x.data(), rows, k, a, salt).ok());
     // The row salt 0 picks is row 0: flip a code, then a scale.
     QuantizedActivations bad = a;
     bad.q[7] ^= 1;
-    expect_caught(verify_quantized(x.data(), rows, k, bad, 0), "activation quantization");
+    expect_caught(verify_quantized(kBest, x.data(), rows, k, bad, 0), "activation quantization");
     bad = a;
     bad.scales[0] = std::nextafter(bad.scales[0], 1e9f);
-    expect_caught(verify_quantized(x.data(), rows, k, bad, 0), "activation scale");
+    expect_caught(verify_quantized(kBest, x.data(), rows, k, bad, 0), "activation scale");
   }
 }
 
@@ -43,26 +48,26 @@ TEST(Verify, SwigluAndF16) {
   const int64_t n = 66;  // 64 in whole groups of 4, then a tail the check leaves alone
   const std::vector<float> x = test::gaussian(n, 6, 3.0f), g = test::gaussian(n, 7, 1.0f);
   std::vector<float> y(n);
-  swiglu(n, y.data(), x.data(), g.data());
-  EXPECT_TRUE(verify_swiglu(x.data(), g.data(), y.data(), n).ok());
+  swiglu(kBest, n, y.data(), x.data(), g.data());
+  EXPECT_TRUE(verify_swiglu(kBest, x.data(), g.data(), y.data(), n).ok());
   y[13] = std::nextafter(y[13], 1e9f);
-  expect_caught(verify_swiglu(x.data(), g.data(), y.data(), n), "SwiGLU");
+  expect_caught(verify_swiglu(kBest, x.data(), g.data(), y.data(), n), "SwiGLU");
 
   std::vector<uint16_t> h(2 * n);  // every other slot: a strided column, as K in the cache
-  for (int64_t i = 0; i < n; ++i) fp32_to_fp16_row(x.data() + i, 1, h.data() + 2 * i);
-  EXPECT_TRUE(verify_to_f16(x.data(), h.data(), n, 2).ok());
+  for (int64_t i = 0; i < n; ++i) fp32_to_fp16_row(kBest, x.data() + i, 1, h.data() + 2 * i);
+  EXPECT_TRUE(verify_to_f16(kBest, x.data(), h.data(), n, 2).ok());
   h[2 * 40] ^= 1;
-  expect_caught(verify_to_f16(x.data(), h.data(), n, 2), "f16 conversion");
+  expect_caught(verify_to_f16(kBest, x.data(), h.data(), n, 2), "f16 conversion");
 }
 
 TEST(Verify, RmsNorm) {
   const int64_t n = 300;
   const std::vector<float> x = test::gaussian(n, 8, 2.0f), w = test::gaussian(n, 9, 1.0f);
   std::vector<float> y(n);
-  rms_norm(x.data(), w.data(), n, 1e-5f, y.data());
-  EXPECT_TRUE(verify_rms_norm(x.data(), w.data(), n, 1e-5f, y.data()).ok());
+  rms_norm(kBest, x.data(), w.data(), n, 1e-5f, y.data());
+  EXPECT_TRUE(verify_rms_norm(kBest, x.data(), w.data(), n, 1e-5f, y.data()).ok());
   y[n - 1] = std::nextafter(y[n - 1], 1e9f);
-  expect_caught(verify_rms_norm(x.data(), w.data(), n, 1e-5f, y.data()), "RMSNorm");
+  expect_caught(verify_rms_norm(kBest, x.data(), w.data(), n, 1e-5f, y.data()), "RMSNorm");
 }
 
 void softmax(float* s, int64_t n, bool round) {
@@ -94,16 +99,18 @@ TEST(Verify, Attention) {
   a.n_kv = n_kv;
   a.scale = 0.125f;
   std::vector<float> p(n_kv), out(hd);
-  attention_scores(a, p.data());
+  attention_scores(kBest, a, p.data());
   softmax(p.data(), n_kv, true);
-  attention_values(a, p.data(), out.data());
-  EXPECT_TRUE(verify_attention(a, &softmax, true, p.data(), out.data()).ok());
+  attention_values(kBest, a, p.data(), out.data());
+  EXPECT_TRUE(verify_attention(kBest, a, &softmax, true, p.data(), out.data()).ok());
   std::vector<float> bad = p;
   bad[3] = std::nextafter(bad[3], 1e9f);
-  expect_caught(verify_attention(a, &softmax, true, bad.data(), out.data()), "attention scores");
+  expect_caught(verify_attention(kBest, a, &softmax, true, bad.data(), out.data()),
+                "attention scores");
   bad = out;
   bad[5] = std::nextafter(bad[5], 1e9f);
-  expect_caught(verify_attention(a, &softmax, true, p.data(), bad.data()), "attention values");
+  expect_caught(verify_attention(kBest, a, &softmax, true, p.data(), bad.data()),
+                "attention values");
 }
 
 }  // namespace

@@ -302,7 +302,7 @@ TEST(Context, VerifyKernelsPassesAndCatchesAFlippedBit) {
     auto m = Model::load(make_model(dir, "v.gguf", Arch::kBitnetB158, wt));
     ASSERT_TRUE(m.ok());
     auto s = Context::create(**m, {.n_ctx = 32, .n_threads = 2});
-    VerifyObserver verify(1);
+    VerifyObserver verify(1, (*m)->kernels());
     (*s)->set_observer(&verify);
     std::vector<float> l;
     ASSERT_TRUE((*s)->eval(kIds, false, &l).ok()) << gguf::tensor_type_name(wt);
@@ -312,7 +312,7 @@ TEST(Context, VerifyKernelsPassesAndCatchesAFlippedBit) {
     auto m = Model::load(make_model(dir, "w.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0));
     ASSERT_TRUE(m.ok());
     auto s = Context::create(**m, {.n_ctx = 32, .n_threads = 2});
-    VerifyObserver verify(1);
+    VerifyObserver verify(1, (*m)->kernels());
     (*s)->set_observer(&verify);
     std::vector<float> l;
     ASSERT_TRUE((*s)->eval(kIds, false, &l).ok());
@@ -321,11 +321,12 @@ TEST(Context, VerifyKernelsPassesAndCatchesAFlippedBit) {
   auto m = Model::load(dir.path("v.gguf"));
   const kernels::WeightMatrix& head = (*m)->head();
   std::vector<float> x(head.k, 0.5f), y(head.n_out);
-  kernels::matmul_float(head, x.data(), 1, y.data(), nullptr);
+  const kernels::Kernels& kern = (*m)->kernels();
+  kernels::matmul_float(kern, head, x.data(), 1, y.data(), nullptr);
   EXPECT_TRUE(
-      kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3, head.n_out).ok());
+      kernels::verify_sample_rows(kern, head, nullptr, x.data(), 1, y.data(), 3, head.n_out).ok());
   y[777] = std::nextafter(y[777], 1e9f);
-  auto st = kernels::verify_sample_rows(head, nullptr, x.data(), 1, y.data(), 3,
+  auto st = kernels::verify_sample_rows(kern, head, nullptr, x.data(), 1, y.data(), 3,
                                         static_cast<int>(head.n_out));
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("kernel verification failed"), std::string::npos) << st.message();
@@ -344,7 +345,7 @@ TEST(Context, Q8_0HeadApproximatesTheFileHead) {
   auto f16m = Model::load(path);
   EXPECT_LT((*m)->decode_weight_bytes(), (*f16m)->decode_weight_bytes());
   auto s = Context::create(**m, {.n_ctx = 64, .n_threads = 2});
-  VerifyObserver verify(1);
+  VerifyObserver verify(1, (*m)->kernels());
   (*s)->set_observer(&verify);
   std::vector<float> q8;
   ASSERT_TRUE((*s)->eval(kIds, true, &q8).ok());
@@ -388,7 +389,7 @@ TEST(Context, FastHeadSumsInFloatBlocks) {
   EXPECT_EQ((*f16m)->head().float_sums, kernels::FloatSums::kDouble);
   EXPECT_EQ((*m)->decode_weight_bytes(), (*f16m)->decode_weight_bytes());
   auto s = Context::create(**m, {.n_ctx = 64, .n_threads = 2});
-  VerifyObserver verify(1);
+  VerifyObserver verify(1, (*m)->kernels());
   (*s)->set_observer(&verify);
   std::vector<float> fast;
   ASSERT_TRUE((*s)->eval(kIds, true, &fast).ok());
@@ -411,6 +412,39 @@ TEST(Context, FastHeadSumsInFloatBlocks) {
   EXPECT_NE(0, std::memcmp(fast.data(), exact.data(), fast.size() * 4));  // not the exact head
   EXPECT_EQ(head_type_name(HeadType::kFast), "fast");
   EXPECT_EQ(*head_type_from_name("fast"), HeadType::kFast);
+}
+
+// The kernel variant is a load option, not process state: models loaded with different variants
+// live side by side, each runs (and, for AVX-512, repacks for) its own, and all give the same
+// logits bit for bit (every variant is bit-exact with the scalar reference).
+TEST(Context, EachModelRunsTheKernelsItWasLoadedWith) {
+  test::TempDir dir;
+  const auto path = make_model(dir, "k.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0);
+  std::vector<std::unique_ptr<Model>> models;
+  for (auto v : {kernels::Variant::kScalar, kernels::Variant::kAvx2, kernels::Variant::kAvx512}) {
+    if (!kernels::cpu_supports(v)) continue;
+    LoadOptions o;
+    o.kernels = *kernels::Kernels::of(v);
+    auto m = Model::load(path, o);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_EQ((*m)->kernels().variant(), v);
+    EXPECT_EQ((*m)->packed_bytes() > 0, v == kernels::Variant::kAvx512) << kernels::variant_name(v);
+    models.push_back(std::move(*m));
+  }
+  ASSERT_FALSE(models.empty());
+  std::vector<float> first;
+  for (const auto& m : models) {
+    auto s = Context::create(*m, {.n_ctx = 64, .n_threads = 2});
+    ASSERT_TRUE(s.ok()) << s.message();
+    VerifyObserver verify(1, m->kernels());
+    (*s)->set_observer(&verify);
+    std::vector<float> l;
+    auto st = (*s)->eval(kIds, true, &l);
+    ASSERT_TRUE(st.ok()) << st.message();
+    if (first.empty()) first = l;
+    ASSERT_EQ(l.size(), first.size());
+    EXPECT_EQ(0, std::memcmp(l.data(), first.data(), l.size() * 4)) << m->kernels().name();
+  }
 }
 
 }  // namespace

@@ -98,7 +98,8 @@ class Observer {
   virtual Status status() const { return {}; }
 };
 
-// Several observers as one, called in the order added (not owned).
+// Several observers as one, called in the order added (not owned): one that changes outputs
+// goes before those that should see the change.
 class ObserverList final : public Observer {
  public:
   void add(Observer* o) {

@@ -3,13 +3,15 @@
 // (kernels/verify.h) and keeps the first difference, which fails the forward pass.
 #pragma once
 
+#include "kernels/dispatch.h"
 #include "model/observe/observer.h"
 
 namespace bitnet::model {
 
 class VerifyObserver final : public Observer {
  public:
-  explicit VerifyObserver(int every) : every_(every) {}
+  // Checks the results of kernel variant `k` on every `every`-th position.
+  VerifyObserver(int every, const kernels::Kernels& k) : every_(every), k_(k) {}
 
   void begin(std::span<const BatchRow> rows) override;
   void rms_norm(int layer, const float* x, const float* w, int64_t dim, float eps,
@@ -30,6 +32,7 @@ class VerifyObserver final : public Observer {
   uint64_t salt(int layer) const { return static_cast<uint64_t>(first_pos_ + layer + 1); }
 
   int every_;
+  kernels::Kernels k_;
   bool active_ = false;
   int first_pos_ = 0;
   Status status_;
