@@ -154,7 +154,7 @@ TEST(Packed, F16BitExactWithReference) {
     const int64_t n_out = 85;  // 5 full tiles + a partial one: the 4-tile decode path and its tail
     auto m = test::make_float(TensorType::F16, k, n_out, static_cast<uint32_t>(k));
     const auto p = pack(&m);
-    for (int64_t rows : {1, 3, 4, 6}) {
+    for (int64_t rows : {1, 3, 4, 6, 9}) {
       for (FloatSums sums : {FloatSums::kDouble, FloatSums::kBlocks}) {
         m.w.float_sums = sums;
         for (const auto& in : test::activation_sets(rows, k, 8)) {

@@ -316,20 +316,41 @@ void packed_f16(const WeightMatrix& w, const float* x, int64_t rows, float* y, i
             y[(r0 + a) * w.n_out + o] = out[(a * nt + j) * kPackRows + l];
         }
   };
-  int64_t r = 0;
-  // Prompts (all logits): four activation rows per pass over a tile.
-  for (; r + 4 <= rows; r += 4) {
-    const float* xr[4] = {x + r * w.k, x + (r + 1) * w.k, x + (r + 2) * w.k, x + (r + 3) * w.k};
-    const bool exact = all_f16_values(x + r * w.k, 4 * w.k);
-    for (int64_t t = t0; t < t1; ++t) {
-      const uint16_t* tp[1] = {tile_ptr(t)};
-      f16_tiles<4, 1>(w.float_sums, exact, tp, xr, w.k, out);
-      emit(t, 1, r, 4);
+  // Four rows or more (prompts with all logits, batches of sequences): tile by tile, each tile
+  // read from memory once for every row, four activation rows at a time while it is in cache
+  // (then the rows left one by one).
+  if (rows >= 4) {
+    constexpr int64_t kMaxGroups = 64;
+    bool exact[kMaxGroups + 3];
+    for (int64_t r0 = 0; r0 < rows; r0 += 4 * kMaxGroups) {
+      const int64_t n_groups = std::min<int64_t>(kMaxGroups, (rows - r0) / 4);
+      const int64_t r_end = std::min<int64_t>(rows, r0 + 4 * kMaxGroups);
+      for (int64_t g = 0; g < n_groups; ++g)
+        exact[g] = all_f16_values(x + (r0 + 4 * g) * w.k, 4 * w.k);
+      for (int64_t r = r0 + 4 * n_groups; r < r_end; ++r)  // the rows left, after the groups
+        exact[n_groups + (r - r0 - 4 * n_groups)] = all_f16_values(x + r * w.k, w.k);
+      for (int64_t t = t0; t < t1; ++t) {
+        const uint16_t* tp[1] = {tile_ptr(t)};
+        for (int64_t g = 0; g < n_groups; ++g) {
+          const int64_t r = r0 + 4 * g;
+          const float* xr[4] = {x + r * w.k, x + (r + 1) * w.k, x + (r + 2) * w.k,
+                                x + (r + 3) * w.k};
+          f16_tiles<4, 1>(w.float_sums, exact[g], tp, xr, w.k, out);
+          emit(t, 1, r, 4);
+        }
+        for (int64_t r = r0 + 4 * n_groups; r < r_end; ++r) {
+          const float* xr[1] = {x + r * w.k};
+          f16_tiles<1, 1>(w.float_sums, exact[n_groups + (r - r0 - 4 * n_groups)], tp, xr, w.k,
+                          out);
+          emit(t, 1, r, 1);
+        }
+      }
     }
+    return;
   }
   // Decode: four tiles per pass.
   const int64_t tile_bytes = w.k * kPackRows * 2;
-  for (; r < rows; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     const float* xr[1] = {x + r * w.k};
     const bool exact = all_f16_values(xr[0], w.k);
     int64_t t = t0;
