@@ -97,7 +97,7 @@ int run_bench(const BenchFlags& f) {
                 "t/s max", "read GB/s", "roofline");
   }
   for (int threads : f.threads) {
-    // Measured (in a forked child) before this thread count's session starts its workers.
+    // Measured (in a forked child) before this thread count's context starts its workers.
     const double bw = measure_read_bandwidth_isolated(threads);
     auto s = model::Context::create(
         **m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads, .n_seq_max = f.parallel});

@@ -60,7 +60,7 @@ int chat(ChatFlags f) {
 
   std::vector<tokenizer::ChatMessage> messages;
   if (!f.system.empty()) messages.push_back({"system", f.system});
-  std::vector<int32_t> cached;  // tokens whose K/V are in the session, in order
+  std::vector<int32_t> cached;  // tokens whose K/V are in the context, in order
   std::string line;
   for (;;) {
     if (tty) {

@@ -1,5 +1,5 @@
 // Flags shared by the commands that load a model and generate (run, chat): declared once here,
-// added to each subcommand, and turned into a loaded model + tokenizer + session.
+// added to each subcommand, and turned into a loaded model + tokenizer + context.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -335,23 +335,23 @@ Result<RunResult> run_crossval(const Options& o) {
     co.n_ctx = n_rows + 1;
     co.kv_f16 = o.kv_type == "f16";
     co.n_threads = std::max(1, o.n_threads);
-    BITNET_ASSIGN_OR_RETURN(auto session, model::Context::create(*model, co));
+    BITNET_ASSIGN_OR_RETURN(auto ctx, model::Context::create(*model, co));
     model::TraceObserver tracer(&sink);
     model::ObserverList observers;
     observers.add(o.test_observer);  // first: the trace records what it leaves
     if (o.trace_ops) observers.add(&tracer);
-    session->set_observer(observers.get());
+    ctx->set_observer(observers.get());
     std::vector<float> ours, step;
-    BITNET_TRY(session->eval(cr.ids_ours, true, &ours));
+    BITNET_TRY(ctx->eval(cr.ids_ours, true, &ours));
     std::vector<int32_t> evaluated = cr.ids_ours;
     for (int k = 0; k + 1 < n_gen; ++k) {
       if (static_cast<size_t>(k) >= cr.generated_ref.size()) break;
       const int32_t t = cr.generated_ref[static_cast<size_t>(k)];
-      BITNET_TRY(session->eval(std::span(&t, 1), false, &step));
+      BITNET_TRY(ctx->eval(std::span(&t, 1), false, &step));
       ours.insert(ours.end(), step.begin(), step.end());
       evaluated.push_back(t);
     }
-    session->set_observer(nullptr);
+    ctx->set_observer(nullptr);
     if (writer) {
       ordered_json meta = {{"engine", "bitnet"},
                            {"model", run.model["path"]},

@@ -37,7 +37,7 @@ struct Array {
   // Elements read but not kept (File::open with OpenOptions::max_array_items): the array has
   // items.size() + elided elements in the file.
   uint64_t elided = 0;
-  uint64_t size() const { return items.size() + elided; }
+  uint64_t size() const;  // defined below, once Value is complete
 };
 
 class Value {
@@ -78,6 +78,8 @@ struct KeyValue {
   std::string key;
   Value value;
 };
+
+inline uint64_t Array::size() const { return items.size() + elided; }
 
 // Helpers to build arrays for the writer.
 Value make_string_array(const std::vector<std::string>& items);

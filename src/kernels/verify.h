@@ -37,9 +37,9 @@ Status verify_rms_norm(const Kernels& k, const float* x, const float* w, int64_t
 Status verify_to_f16(const Kernels& k, const float* x, const uint16_t* got, int64_t n,
                      int64_t got_stride);
 
-// One head of one query row: `probs` are the probabilities the session made from the dispatched
-// scores (with the dispatched softmax), `out` the dispatched values product. Recomputes both
-// with the references, `softmax` (in place) standing for the softmax's.
+// One head of one query row: `probs` are the probabilities the forward pass made from the
+// dispatched scores (with the dispatched softmax), `out` the dispatched values product. Recomputes
+// both with the references, `softmax` (in place) standing for the softmax's.
 Status verify_attention(const Kernels& k, const AttentionHead& a,
                         void (*softmax)(float* s, int64_t n_kv, bool round), bool round,
                         const float* probs, const float* out);

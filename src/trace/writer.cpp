@@ -87,7 +87,7 @@ void Writer::record_codes(const Point& p, QuantGrouping grouping, std::span<cons
 }
 
 Status Writer::write_values(Record* r, std::span<const float> values) {
-  // A session re-evaluating a position records a name twice: keep both sets of values.
+  // A context re-evaluating a position records a name twice: keep both sets of values.
   const std::string flat = flat_name(r->position, r->layer, r->op, r->kind);
   const int dup = seen_[r->name()]++;
   const std::string suffix = dup > 0 ? "." + std::to_string(dup) : "";
