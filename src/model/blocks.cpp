@@ -109,7 +109,10 @@ void Blocks::warm(size_t group) {
   if (!kernels::is_ternary(next.front()->w.type)) return;  // float projections: no hint
   kernels::TernaryProduct products[kernels::kMaxFusedProducts];
   size_t k = 0;
-  for (const Projection* p : next) products[k++] = {&p->w, nullptr};
+  for (const Projection* p : next) {
+    if (k == std::size(products)) break;  // the first pass of a larger group
+    products[k++] = {&p->w, nullptr};
+  }
   for (int i = 0; i < n; ++i) {
     pool.warm_after_next_job(i, kernels::share_start(std::span(products, k), i, n, kWarmBytes));
   }
