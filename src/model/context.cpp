@@ -52,13 +52,8 @@ Status Context::check(const Batch& batch) {
     ++expect;
   }
   for (int seq = 0; seq < kv_.n_seq_max(); ++seq) {
-    if (next[static_cast<size_t>(seq)] < 0) continue;
-    if (next[static_cast<size_t>(seq)] > kv_.n_ctx()) {
-      return make_error("context full: %d tokens already in the cache + %d new > context length %d",
-                        kv_.n_pos(seq), next[static_cast<size_t>(seq)] - kv_.n_pos(seq),
-                        kv_.n_ctx());
-    }
-    BITNET_TRY(kv_.reserve(seq, next[static_cast<size_t>(seq)]));
+    if (next[static_cast<size_t>(seq)] >= 0)
+      BITNET_TRY(kv_.reserve(seq, next[static_cast<size_t>(seq)]));
   }
   return {};
 }

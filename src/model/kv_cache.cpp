@@ -48,11 +48,11 @@ void KvCache::grow(Sequence& s, int capacity) {
 
 Status KvCache::reserve(int seq, int n_pos) {
   BITNET_TRY(check_seq(seq));
-  if (n_pos > o_.n_ctx) {
-    return make_error("context full: sequence %d needs %d positions, the context holds %d", seq,
-                      n_pos, o_.n_ctx);
-  }
   Sequence& s = seqs_[static_cast<size_t>(seq)];
+  if (n_pos > o_.n_ctx) {
+    return make_error("context full: %d tokens already in the cache + %d new > context length %d",
+                      s.n_pos, n_pos - s.n_pos, o_.n_ctx);
+  }
   if (n_pos <= s.capacity) return {};
   int cap = std::max(n_pos, s.capacity + s.capacity / 2);
   cap = (cap + kBlockPositions - 1) / kBlockPositions * kBlockPositions;

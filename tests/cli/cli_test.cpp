@@ -141,6 +141,17 @@ TEST_F(Cli, KernelsFromFlagOrEnvironment) {
   r = bitnet(bench + " --kernels avx9000");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("unknown kernel variant 'avx9000'"), std::string::npos) << r.err;
+  // --parallel: sequences decoded together, reported beside the single sequence; bad counts fail.
+  r = bitnet(bench + " --parallel 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json par = json::parse(r.out).back();
+  EXPECT_EQ(par["test"], "tg2x3");
+  EXPECT_EQ(par["parallel"], 3);
+  for (const char* bad : {" --parallel 0", " --parallel 257", " --parallel x"}) {
+    r = bitnet(bench + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.err.find("parallel"), std::string::npos) << bad << ": " << r.err;
+  }
   // BITNET_HUGEPAGES=1 (huge pages for packed weights) changes nothing but memory backing.
   r = test::run_command("BITNET_HUGEPAGES=1 " + test::bitnet_binary() + run);
   ASSERT_EQ(r.exit_code, 0) << r.err;
