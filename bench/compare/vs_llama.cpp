@@ -3,8 +3,13 @@
 // the ratio ours / llama.cpp for prompt processing (whole prompt as one batch) and token
 // generation, per thread count.
 //
-//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|fast|q8_0]
+//   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2]
+//   [head-type=auto|file|screened|fast|q8_0]
 //
+// Both engines decode greedily: the same tokens. Ours asks each step for what greedy decoding
+// needs, the argmax of the exact head (BatchRow::top = 1): with the default head (auto, the
+// screened exact head where it can be built) that is the full exact head's argmax without
+// computing most of its rows; llama.cpp computes every logit of the last position.
 // With head-type fast our LM head sums its F16 products in float (as llama.cpp's own SIMD dot
 // products do; model::HeadType) instead of in double, with q8_0 it is quantized at load; either
 // way the logits are not our exact head's, and the output says so on every line.
@@ -55,7 +60,8 @@ double load_average() {
 
 int main(int argc, char** argv) {
   if (argc < 2)
-    die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] [head-type=file|fast|q8_0]");
+    die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] "
+        "[head-type=auto|file|screened|fast|q8_0]");
   const std::string path = argv[1];
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   std::vector<int> thread_counts = {1, 2};
@@ -72,7 +78,7 @@ int main(int argc, char** argv) {
               load > 0.5 ? "  (WARNING: machine not idle, ratios are noisy)" : "");
 
   model::LoadOptions load_options;
-  const std::string head_name = argc > 4 ? argv[4] : "file";
+  const std::string head_name = argc > 4 ? argv[4] : "auto";
   auto head = model::head_type_from_name(head_name);
   if (!head) die(head.message());
   load_options.head = *head;
@@ -85,14 +91,17 @@ int main(int argc, char** argv) {
   load_options.hugepages = hp != nullptr && std::string(hp) == "1";
   auto model = model::Model::load(path, load_options);
   if (!model) die(model.message());
+  const model::HeadType used = (*model)->head_type();
+  const bool exact = used == model::HeadType::kFile || used == model::HeadType::kScreened;
   const std::string head_note =
-      *head == model::HeadType::kFile ? "" : " (ours: " + head_name + " head)";
+      exact ? "" : " (ours: " + std::string(model::head_type_name(used)) + " head, not exact)";
   const uint32_t n_vocab = (*model)->config().n_vocab;
   SplitMix64 rng(99);
   std::vector<int32_t> tokens(129);
   for (auto& t : tokens) t = static_cast<int32_t>(rng.below(n_vocab));
-  std::printf("model %s, ours: kernels %s\n", path.c_str(),
-              std::string((*model)->kernels().name()).c_str());
+  std::printf("model %s, ours: kernels %s, head %s\n", path.c_str(),
+              std::string((*model)->kernels().name()).c_str(),
+              std::string(model::head_type_name(used)).c_str());
 
   for (int threads : thread_counts) {
     reference::ReferenceSettings rs;
@@ -121,14 +130,14 @@ int main(int argc, char** argv) {
         s.kv_cache().clear();
         double t0 = now_s();
         if (t.prompt) {
-          if (!s.eval(prompt, false, &logits).ok()) die("our eval failed");
+          if (!s.eval(prompt, false, &logits, 0, 1).ok()) die("our eval failed");
           ours.push_back(t.n / (now_s() - t0));
         } else {
-          if (!s.eval(prompt, false, &logits).ok()) die("our eval failed");
+          if (!s.eval(prompt, false, &logits, 0, 1).ok()) die("our eval failed");
           t0 = now_s();
           for (int i = 0; i < t.n; ++i) {
             const int32_t next = generate::argmax(logits);
-            if (!s.eval(std::span(&next, 1), false, &logits).ok()) die("our eval failed");
+            if (!s.eval(std::span(&next, 1), false, &logits, 0, 1).ok()) die("our eval failed");
           }
           ours.push_back(t.n / (now_s() - t0));
         }

@@ -3,6 +3,10 @@
 // (token generation reads every weight once per token). With --parallel N it also decodes N
 // sequences together, one batch of N rows per step (what a server does with N clients), and
 // prints the aggregate and per-sequence rates beside the single-sequence one.
+//
+// Every decode step asks for the logits a sampler would look at (--top: 1, the exact argmax of
+// greedy decoding, by default; 0 for every logit), and the weight bytes the steps read are
+// counted as the kernels stream them (model::ForwardStats), not estimated.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -27,8 +31,9 @@ struct BenchFlags {
   int reps = 5;
   bool json = false;
   std::string kernels;
-  std::string head_type = "file";
+  std::string head_type = "auto";
   int parallel = 1;
+  int top = 1;
 };
 
 struct Stats {
@@ -57,6 +62,7 @@ int run_bench(const BenchFlags& f) {
   if (!load_options) return fail(load_options.error());
   if (f.reps < 1) return fail("-r must be at least 1");
   if (f.parallel < 1 || f.parallel > 256) return fail("--parallel must be in 1..256");
+  if (f.top < 0) return fail("--top must not be negative");
   for (int t : f.threads) {
     if (t < 1) return fail("thread counts must be positive");
   }
@@ -136,7 +142,7 @@ int run_bench(const BenchFlags& f) {
       for (int r = 0; r < f.reps; ++r) {
         kv.clear();
         const auto t0 = std::chrono::steady_clock::now();
-        if (auto st = (*s)->eval(std::span(tokens).first(p), false, &logits); !st)
+        if (auto st = (*s)->eval(std::span(tokens).first(p), false, &logits, 0, f.top); !st)
           return fail(st.error());
         rates.push_back(p / seconds_since(t0));
       }
@@ -145,24 +151,51 @@ int run_bench(const BenchFlags& f) {
     for (int g : f.gen_sizes) {
       if (g < 1) continue;
       std::vector<double> rates;
+      model::ForwardStats counted;  // over the timed steps of every repetition
       for (int r = 0; r < f.reps; ++r) {
         kv.clear();
-        if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits); !st)
+        if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits, 0, f.top); !st)
           return fail(st.error());
+        (*s)->reset_stats();
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < g; ++i) {
-          if (auto st = (*s)->eval(std::span(tokens).subspan(1 + i, 1), false, &logits); !st)
+          if (auto st = (*s)->eval(std::span(tokens).subspan(1 + i, 1), false, &logits, 0, f.top);
+              !st)
             return fail(st.error());
         }
         rates.push_back(g / seconds_since(t0));
+        const model::ForwardStats& fs = (*s)->stats();
+        counted.weight_bytes += fs.weight_bytes;
+        counted.logits_rows += fs.logits_rows;
+        counted.screened_rows += fs.screened_rows;
+        counted.exact_rows += fs.exact_rows;
       }
       const Stats st = stats(rates);
+      const double steps = static_cast<double>(g) * f.reps;
+      const double bytes_per_token = static_cast<double>(counted.weight_bytes) / steps;
+      const double exact_per_screened =
+          counted.screened_rows > 0
+              ? static_cast<double>(counted.exact_rows) / static_cast<double>(counted.screened_rows)
+              : 0;
       // Fraction of the roofline: bytes each token must read, over the measured bandwidth. The
       // bandwidth is measured again right after the runs and the higher of the two is used: on a
       // shared host a transient dip in the first measurement must not flatter the fraction.
       const double bw_tg = std::max(bw, measure_read_bandwidth_isolated(threads));
+      nlohmann::ordered_json head_extra = {{"top", f.top},
+                                           {"counted_bytes_per_token", bytes_per_token}};
+      if (counted.screened_rows > 0) head_extra["exact_head_rows_per_token"] = exact_per_screened;
       emit("tg" + std::to_string(g), st, bw_tg,
-           bw_tg > 0 ? st.median * static_cast<double>(weight_bytes) / (bw_tg * 1e9) : 0);
+           bw_tg > 0 ? st.median * bytes_per_token / (bw_tg * 1e9) : 0, head_extra);
+      if (!f.json) {
+        std::printf("  %s: %.3f GB of weights read per token (counted)",
+                    f.top > 0 ? ("logits: the " + std::to_string(f.top) + " largest").c_str()
+                              : "logits: all",
+                    bytes_per_token / 1e9);
+        if (counted.screened_rows > 0)
+          std::printf("; screened head: %.1f of %u rows computed exactly per token",
+                      exact_per_screened, c.n_vocab);
+        std::printf("\n");
+      }
       if (f.parallel > 1) {
         // N sequences, each started with its own first token, then g steps of one batch of N
         // decode rows, logits for every row. Its roofline fraction says how close a step comes
@@ -174,14 +207,15 @@ int run_bench(const BenchFlags& f) {
         for (int r = 0; r < f.reps; ++r) {
           kv.clear();
           batch.clear();
-          for (int q = 0; q < n; ++q) batch.add(streams[static_cast<size_t>(q)][0], q, 0, true);
+          for (int q = 0; q < n; ++q)
+            batch.add(streams[static_cast<size_t>(q)][0], q, 0, true, f.top);
           if (auto e = (*s)->decode(batch, &logits); !e) return fail(e.error());
           const auto t0 = std::chrono::steady_clock::now();
           for (int i = 0; i < g; ++i) {
             batch.clear();
             for (int q = 0; q < n; ++q)
-              batch.add(streams[static_cast<size_t>(q)][static_cast<size_t>(1 + i)], q, 1 + i,
-                        true);
+              batch.add(streams[static_cast<size_t>(q)][static_cast<size_t>(1 + i)], q, 1 + i, true,
+                        f.top);
             if (auto e = (*s)->decode(batch, &logits); !e) return fail(e.error());
           }
           agg.push_back(static_cast<double>(n) * g / seconds_since(t0));
@@ -235,6 +269,10 @@ std::vector<Command> register_bench(CLI::App& app) {
   sub->add_option("--parallel", f->parallel,
                   "Also decode this many sequences together (one batch per step): aggregate and "
                   "per-sequence tok/s")
+      ->capture_default_str();
+  sub->add_option("--top", f->top,
+                  "Logits each decode step asks for: its n largest (1: the exact argmax of greedy "
+                  "decoding; k: top-k sampling), or 0 for every logit")
       ->capture_default_str();
   sub->add_flag("--json", f->json, "Print a JSON array, one object per test");
   return {Command{sub, [f] { return run_bench(*f); }}};

@@ -31,7 +31,10 @@ int chat(ChatFlags f) {
   if (f.sampling.max_tokens == 32) f.sampling.max_tokens = 256;  // chat replies run longer
   auto sampler = f.sampling.resolve();
   if (!sampler) return fail(sampler.error());
-  auto lm = load_model(f.model);
+  // As in run: whatever reads every logit gets the full exact head by default.
+  const bool all_logits = !f.trace.folder().empty() || f.model.verify_kernels > 0 ||
+                          generate::Sampler(*sampler).logits_needed() == 0;
+  auto lm = load_model(f.model, all_logits);
   if (!lm) return fail(lm.error());
   tokenizer::ChatTemplate tmpl;
   if (!f.chat_template.empty()) {

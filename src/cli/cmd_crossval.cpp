@@ -226,15 +226,6 @@ Result<std::vector<crossval::Case>> read_prompts(const std::string& path, int de
   return cases;
 }
 
-// The default suite: the seed's cases plus longer ones.
-std::vector<crossval::Case> default_suite() {
-  return {{"2+2=", 1},
-          {"Hello", 2},
-          {"Count: ", 4},
-          {"The quick brown fox jumps over the lazy dog.", 8},
-          {"In a hole in the ground there lived a hobbit. Not a nasty, dirty, wet hole.", 8},
-          {"def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n", 6}};
-}
 
 }  // namespace
 
@@ -285,7 +276,7 @@ std::vector<Command> register_crossval(CLI::App& app) {
                         return error(
                             "sweep enforces deterministic settings: --kv-type must be f16");
                       if (prompts->empty()) {
-                        o->cases = default_suite();
+                        o->cases = crossval::default_sweep_cases();
                       } else {
                         auto cases = read_prompts(*prompts, *max_tokens);
                         if (!cases.ok()) return error(cases.message());

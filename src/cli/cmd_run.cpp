@@ -24,12 +24,18 @@ struct RunFlags {
 int run(const RunFlags& f) {
   auto sampler = f.sampling.resolve();
   if (!sampler) return fail(sampler.error());
-  auto lm = load_model(f.model);
+  // Everything that reads every logit (a dump, a trace, kernel checks, sampling without top-k)
+  // gets the full exact head by default rather than the screened one.
+  const bool all_logits = !f.dump_logits.empty() || !f.trace.folder().empty() ||
+                          f.model.verify_kernels > 0 ||
+                          generate::Sampler(*sampler).logits_needed() == 0;
+  auto lm = load_model(f.model, all_logits);
   if (!lm) return fail(lm.error());
   if (f.model.verbose) {
-    std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d\n",
+    std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d, head %s\n",
                  lm->tokenizer.describe().c_str(), kernels_name(*lm).c_str(),
-                 lm->context->n_threads(), f.model.kv_type.c_str(), lm->context->n_ctx());
+                 lm->context->n_threads(), f.model.kv_type.c_str(), lm->context->n_ctx(),
+                 std::string(model::head_type_name(lm->model->head_type())).c_str());
   }
   const std::vector<int32_t> prompt =
       lm->tokenizer.encode(f.prompt, {.add_special = !f.no_bos, .parse_special = f.special});

@@ -97,19 +97,20 @@ void LoadedModel::set_trace(trace::Sink* sink) {
 }
 
 Result<model::LoadOptions> model_load_options(const std::string& kernels_flag,
-                                              const std::string& head_type) {
+                                              const std::string& head_type, bool all_logits) {
   model::LoadOptions o;
   BITNET_ASSIGN_OR_RETURN(o.kernels, kernels_from_flag_or_env(kernels_flag));
   BITNET_ASSIGN_OR_RETURN(o.head, model::head_type_from_name(head_type));
+  if (o.head == model::HeadType::kAuto && all_logits) o.head = model::HeadType::kFile;
   o.hugepages = env_var("BITNET_HUGEPAGES") == "1";
   return o;
 }
 
 std::string kernels_name(const LoadedModel& lm) { return std::string(lm.model->kernels().name()); }
 
-Result<LoadedModel> load_model(const ModelFlags& f) {
+Result<LoadedModel> load_model(const ModelFlags& f, bool all_logits) {
   BITNET_ASSIGN_OR_RETURN(model::LoadOptions load_options,
-                          model_load_options(f.kernels, f.head_type));
+                          model_load_options(f.kernels, f.head_type, all_logits));
   if (f.kv_type != "f16" && f.kv_type != "f32") {
     return make_error("--kv-type '%s' is not one of f16, f32", f.kv_type.c_str());
   }

@@ -21,11 +21,14 @@ namespace bitnet::cli {
 
 // --head-type's help, the same on every command that loads a model for generation.
 inline constexpr const char* kHeadTypeHelp =
-    "LM head: file (the weights as stored, sums in double: exact, bit-identical with ggml's "
-    "portable path; the default) | fast (the weights as stored, float sums per 64 elements as "
-    "ggml's SIMD paths do: a third of the arithmetic, logits differ in the last bits) | q8_0 "
-    "(quantized at load: reads half the bytes, logits change). crossval --head-type reports "
-    "what fast or q8_0 cost";
+    "LM head: auto (the default: screened where the head and kernels allow it, else file) | "
+    "file (the weights as stored, sums in double: exact, bit-identical with ggml's portable "
+    "path) | screened (file's exact logits where sampling looks, the argmax when greedy and the "
+    "k largest with top-k, found with a Q8_0 screen of the head and a proven error bound: about "
+    "half the bytes per token; every logit in full where all are needed) | fast (float sums "
+    "per 64 elements as ggml's SIMD paths do: a third of the arithmetic, logits differ in the "
+    "last bits) | q8_0 (quantized at load: reads half the bytes, logits change). crossval "
+    "--head-type reports what fast or q8_0 cost";
 
 struct ModelFlags {
   std::string model;
@@ -34,7 +37,7 @@ struct ModelFlags {
   int threads = 0;  // 0: all cores
   int ctx = 0;      // 0: the model's
   std::string kv_type = "f16";
-  std::string head_type = "file";  // LM head precision (model::HeadType)
+  std::string head_type = "auto";  // LM head precision (model::HeadType)
   std::string kernels;             // force a kernel variant (else BITNET_KERNELS)
   int verify_kernels = 0;          // check sampled rows against the scalar reference every N tokens
   bool verbose = false;
@@ -72,7 +75,7 @@ struct LoadedModel {
   void set_trace(trace::Sink* sink);
 };
 
-Result<LoadedModel> load_model(const ModelFlags& flags);
+Result<LoadedModel> load_model(const ModelFlags& flags, bool all_logits = false);
 
 // Layer-by-layer tracing of a run: --trace-dir (or BITNET_TRACE_DIR) and its options. Defined
 // in cmd_trace.cpp with the trace-diff / trace-show commands.
@@ -102,9 +105,11 @@ Result<kernels::Kernels> kernels_from_flag_or_env(const std::string& flag);
 
 // model::LoadOptions from what every command that loads a model shares: the kernels
 // (kernels_from_flag_or_env), --head-type, and BITNET_HUGEPAGES=1 (huge pages for the packed
-// weights).
+// weights). `all_logits`: the command needs every logit of the rows it asks for (e.g. run
+// --dump-logits), so "auto" means "file" (whose full head is packed for that).
 Result<model::LoadOptions> model_load_options(const std::string& kernels_flag,
-                                              const std::string& head_type);
+                                              const std::string& head_type,
+                                              bool all_logits = false);
 
 // The kernel variant the loaded model runs, e.g. "avx512".
 std::string kernels_name(const LoadedModel& lm);

@@ -26,6 +26,15 @@
 
 namespace bitnet::crossval {
 
+std::vector<Case> default_sweep_cases() {
+  return {{"2+2=", 1},
+          {"Hello", 2},
+          {"Count: ", 4},
+          {"The quick brown fox jumps over the lazy dog.", 8},
+          {"In a hole in the ground there lived a hobbit. Not a nasty, dirty, wet hole.", 8},
+          {"def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n", 6}};
+}
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;

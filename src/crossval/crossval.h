@@ -38,6 +38,10 @@ struct Case {
   int max_tokens = 1;  // greedy choices compared (the reference generates this many)
 };
 
+// `bitnet sweep`'s default suite: the seed's cases plus longer ones (also what the screened
+// head's tests run).
+std::vector<Case> default_sweep_cases();
+
 struct Options {
   std::string model;
   std::vector<Case> cases;

@@ -116,7 +116,8 @@ Result<GenerateResult> generate(model::Context& ctx, const tokenizer::Tokenizer&
   GenerateResult& r = stepper.result();
 
   auto t0 = std::chrono::steady_clock::now();
-  BITNET_TRY(ctx.eval(prompt, o.collect_logits, &logits, seq));
+  const int top = stepper.logits_needed();
+  BITNET_TRY(ctx.eval(prompt, o.collect_logits, &logits, seq, top));
   r.timings.prompt_ms = ms_since(t0);
   r.timings.n_prompt = static_cast<int>(prompt.size());
   if (o.collect_logits) {
@@ -131,7 +132,7 @@ Result<GenerateResult> generate(model::Context& ctx, const tokenizer::Tokenizer&
       stepper.finish("context_full");
       break;
     }
-    BITNET_TRY(ctx.eval(std::span(&*t, 1), false, &logits, seq));
+    BITNET_TRY(ctx.eval(std::span(&*t, 1), false, &logits, seq, top));
     ++r.timings.n_decode;
     last = std::span<const float>(logits.data(), static_cast<size_t>(nv));
     if (o.collect_logits) {

@@ -68,6 +68,8 @@ class Stepper {
   // Ends the generation with this reason (e.g. "context_full", "cancelled"), keeping the text.
   void finish(const std::string& reason);
   bool done() const { return done_; }
+  // How many of the largest logits next() depends on (BatchRow::top; 0: all).
+  int logits_needed() const { return o_.collect_logits ? 0 : sampler_.logits_needed(); }
   const std::vector<int32_t>& generated() const { return result_.generated; }
   // The result so far; its text is complete once done().
   const GenerateResult& result() const { return result_; }

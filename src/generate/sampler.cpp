@@ -14,6 +14,12 @@ int32_t argmax(std::span<const float> logits) {
   return best;
 }
 
+int Sampler::logits_needed() const {
+  if (o_.greedy || o_.temperature <= 0.0f) return 1;
+  if (o_.repeat_penalty != 1.0f && o_.repeat_last_n > 0) return 0;
+  return o_.top_k > 0 ? o_.top_k : 0;
+}
+
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
   if (o_.greedy || o_.temperature <= 0.0f) return argmax(logits);
   cand_.resize(logits.size());

@@ -28,6 +28,10 @@ class Sampler {
   // `history`: tokens so far (prompt + generated), for the repetition penalty.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
   const SamplerOptions& options() const { return o_; }
+  // How many of the largest logits sample() depends on (for BatchRow::top): 1 for greedy, k
+  // for top-k, 0 (all of them) otherwise, and with a repetition penalty, which lowers the
+  // logits of seen tokens and so can let rows from below the k largest in.
+  int logits_needed() const;
 
  private:
   SamplerOptions o_;

@@ -157,6 +157,7 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
         n_products = 0;
       }
       products[n_products++] = {&o.w.w, o.y.p};
+      st_.stats.weight_bytes += static_cast<uint64_t>(o.w.w.row_bytes() * o.w.w.n_out);
     }
     kernels::matmul_ternary_many(k_, std::span(products, n_products), s.qa, &st_.pool);
     if (obs_ != nullptr) {
@@ -172,6 +173,7 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
     }
     for (const Out& o : outs) {
       kernels::matmul_float(k_, o.w.w, src, n_, o.y.p, &st_.pool);
+      st_.stats.weight_bytes += static_cast<uint64_t>(o.w.w.row_bytes() * o.w.w.n_out);
       if (obs_ != nullptr) obs_->product({layer, o.w.w, nullptr, src, n_, o.y.p});
     }
   }
@@ -344,17 +346,32 @@ void Blocks::ffn_activation(int layer, FfnActivation a, const Act& gate, const A
   observe(layer, Op::kFfnAct, out, rows_);
 }
 
-void Blocks::apply_head(float* fin, int n_rows, float* out) {
+void Blocks::apply_head(float* fin, int n_rows, float* out, int top) {
   const kernels::WeightMatrix& head = st_.model.head();
+  ForwardStats& stats = st_.stats;
+  stats.logits_rows += n_rows;
   if (head.type == gguf::TensorType::Q8_0) {  // --head-type q8_0: quantizes its input itself
     kernels::matmul_q8_0_head(k_, head, fin, n_rows, out, &st_.pool, &st_.s.qa_head);
+    stats.weight_bytes += kernels::q8_0_head_size(head.k, head.n_out);
     return;
   }
   if (head.type != gguf::TensorType::F32 && st_.numerics.f16_head_input) {
     // What ggml does to F32 activations meeting an F16 matrix: round them to f16.
     kernels::round_to_f16(k_, fin, static_cast<int64_t>(n_rows) * c_.n_embd);
   }
+  const kernels::ScreenedHead* screened = st_.model.screened_head();
+  if (screened != nullptr && top > 0) {
+    const int64_t n_exact =
+        kernels::screened_head(k_, *screened, fin, n_rows, top, out, &st_.pool, &st_.s.screen);
+    stats.screened_rows += n_rows;
+    stats.exact_rows += n_exact;
+    stats.weight_bytes += kernels::q8_0_head_size(head.k, head.n_out) +
+                          static_cast<uint64_t>(head.n_out) * 2 * sizeof(float) +
+                          static_cast<uint64_t>(n_exact * head.row_bytes());
+    return;
+  }
   kernels::matmul_float(k_, head, fin, n_rows, out, &st_.pool);
+  stats.weight_bytes += static_cast<uint64_t>(head.row_bytes() * head.n_out);
 }
 
 void Blocks::head(const Act& x) {
@@ -401,7 +418,36 @@ void Blocks::head(const Act& x) {
     obs_->rms_norm(-1, x.row(at[0]), norm_w.data(), d, c_.rms_eps, fin.p);
     obs_->output({Op::kFinalNorm, -1, wanted, fin.p, d});
   }
-  apply_head(fin.p, n_out, logits_);
+  // Rows asking for their largest few logits go through the screened head (if the model has
+  // one), unless an observer is attached: it sees, and may check, every row's logits in full.
+  const bool screen = st_.model.screened_head() != nullptr && obs_ == nullptr;
+  int top = 0, n_top_rows = 0;
+  for (const BatchRow& row : wanted) {
+    if (!screen || row.top <= 0) continue;
+    top = std::max(top, row.top);  // the n largest of a row include its own top
+    ++n_top_rows;
+  }
+  if (n_top_rows == 0 || n_top_rows == n_out) {
+    apply_head(fin.p, n_out, logits_, top);
+  } else {  // a mixed batch: each kind of row gathered, through its head, scattered back
+    for (const bool top_rows : {false, true}) {
+      std::vector<int> idx;
+      for (int i = 0; i < n_out; ++i) {
+        if ((wanted[static_cast<size_t>(i)].top > 0) == top_rows) idx.push_back(i);
+      }
+      const auto m = static_cast<int64_t>(idx.size());
+      st_.s.head_in.resize(static_cast<size_t>(m * d));
+      st_.s.head_out.resize(static_cast<size_t>(m * nv));
+      for (int64_t i = 0; i < m; ++i)
+        std::memcpy(st_.s.head_in.data() + i * d, fin.row(idx[static_cast<size_t>(i)]),
+                    static_cast<size_t>(d) * sizeof(float));
+      apply_head(st_.s.head_in.data(), static_cast<int>(m), st_.s.head_out.data(),
+                 top_rows ? top : 0);
+      for (int64_t i = 0; i < m; ++i)
+        std::memcpy(logits_ + static_cast<int64_t>(idx[static_cast<size_t>(i)]) * nv,
+                    st_.s.head_out.data() + i * nv, static_cast<size_t>(nv) * sizeof(float));
+    }
+  }
   if (obs_ != nullptr) {
     obs_->product({-1, st_.model.head(), nullptr, fin.p, n_out, logits_});
     obs_->output({Op::kLogits, -1, wanted, logits_, nv});

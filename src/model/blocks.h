@@ -15,6 +15,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/activations.h"
+#include "kernels/screened_head.h"
 #include "model/arch.h"
 #include "model/batch.h"
 #include "model/kv_cache.h"
@@ -61,6 +62,8 @@ struct Scratch {
   Act x, h, q, k, v, att, o, gate, up, act, hf, fin;
   std::vector<float> scores;  // per head: n_ctx probabilities
   kernels::QuantizedActivations qa, qa_head;
+  kernels::ScreenScratch screen;
+  std::vector<float> head_in, head_out;  // a head batch of mixed rows, gathered by kind
   void ensure(const ModelConfig& c, int n_rows, int n_ctx);
 
  private:
@@ -78,6 +81,17 @@ struct WarmSchedule {
   size_t next = 0;  // during a pass: index of the next group to run
 };
 
+// What a context's forward passes read and computed, for benchmarks (bitnet bench): the weight
+// bytes each product streams (a matrix counts once per pass however many rows it serves; the
+// screened head counts its screen, its row norms and the exact rows it reads), and how the LM
+// head made its rows of logits.
+struct ForwardStats {
+  uint64_t weight_bytes = 0;
+  int64_t logits_rows = 0;    // rows of logits made
+  int64_t screened_rows = 0;  // of which by the screened head
+  int64_t exact_rows = 0;     // output rows the screened head computed exactly, over those
+};
+
 class Blocks {
  public:
   struct State {
@@ -89,6 +103,7 @@ class Blocks {
     Scratch& s;
     WarmSchedule& warm;
     Observer* observer;
+    ForwardStats& stats;
   };
   // `logits`: n_logits x n_vocab floats for the rows that ask for them.
   Blocks(const State& st, std::span<const BatchRow> rows, float* logits);
@@ -129,8 +144,9 @@ class Blocks {
   void warm(size_t group);
   void store_kv(int layer, const Act& k, const Act& v);
   kernels::AttentionHead head_of(int layer, int r, int h, float* qh, const Act& q) const;
-  // Rounds the final-norm rows to f16 where the reference does, then n_rows x n_vocab logits.
-  void apply_head(float* fin, int n_rows, float* out);
+  // Rounds the final-norm rows to f16 where the reference does, then n_rows x n_vocab logits:
+  // every one of them, or (top > 0, screened head) the `top` largest of each row.
+  void apply_head(float* fin, int n_rows, float* out, int top = 0);
 
   State st_;
   const ModelConfig& c_;

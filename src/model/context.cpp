@@ -40,6 +40,7 @@ Status Context::check(const Batch& batch) {
     if (row.token < 0 || static_cast<uint32_t>(row.token) >= c.n_vocab) {
       return make_error("token id %d is outside the vocabulary (0..%u)", row.token, c.n_vocab - 1);
     }
+    if (row.top < 0) return make_error("decode: a row asks for its %d largest logits", row.top);
     if (row.seq < 0 || row.seq >= kv_.n_seq_max()) {
       return make_error("sequence id %d is out of range (0..%d)", row.seq, kv_.n_seq_max() - 1);
     }
@@ -65,8 +66,8 @@ Status Context::decode(const Batch& batch, std::vector<float>* logits) {
   rope_.ensure(max_pos + 1);
   scratch_.ensure(model_.config(), batch.size(), kv_.n_ctx());
   logits->resize(static_cast<size_t>(batch.n_logits()) * model_.config().n_vocab);
-  Blocks blocks({model_, numerics_, kv_, rope_, pool_, scratch_, warm_, observer_}, batch.rows(),
-                logits->data());
+  Blocks blocks({model_, numerics_, kv_, rope_, pool_, scratch_, warm_, observer_, stats_},
+                batch.rows(), logits->data());
   forward_for(model_.config().arch)(blocks);
   for (const BatchRow& row : batch.rows()) kv_.commit(row.seq, row.pos + 1);
   if (kObserverCompiled && observer_ != nullptr) return observer_->status();
@@ -74,10 +75,10 @@ Status Context::decode(const Batch& batch, std::vector<float>* logits) {
 }
 
 Status Context::eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits,
-                     int seq) {
+                     int seq, int top) {
   if (tokens.empty()) return make_error("eval: no tokens");
   one_sequence_.clear();
-  one_sequence_.add_sequence(seq, n_past(seq), tokens, all_logits);
+  one_sequence_.add_sequence(seq, n_past(seq), tokens, all_logits, top);
   return decode(one_sequence_, logits);
 }
 

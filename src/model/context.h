@@ -38,9 +38,9 @@ class Context {
   // n_vocab floats for each row that asks for them, in row order.
   Status decode(const Batch& batch, std::vector<float>* logits);
   // One sequence: `tokens` at its next positions; logits for every row when all_logits, else
-  // for the last.
+  // for the last (`top`: which of them, as in BatchRow).
   Status eval(std::span<const int32_t> tokens, bool all_logits, std::vector<float>* logits,
-              int seq = 0);
+              int seq = 0, int top = 0);
 
   KvCache& kv_cache() { return kv_; }
   const KvCache& kv_cache() const { return kv_; }
@@ -53,6 +53,9 @@ class Context {
   // The observer of every forward pass (not owned; null: none). Without the hooks compiled in
   // (kObserverCompiled false) nothing is ever called.
   void set_observer(Observer* o) { observer_ = o; }
+  // Totals over every decode() so far (or since reset_stats()).
+  const ForwardStats& stats() const { return stats_; }
+  void reset_stats() { stats_ = {}; }
 
  private:
   Context(const Model& model, const ContextOptions& o, KvCache kv);
@@ -66,6 +69,7 @@ class Context {
   Scratch scratch_;
   WarmSchedule warm_;
   Observer* observer_ = nullptr;
+  ForwardStats stats_;
   Batch one_sequence_;  // eval()'s batch, kept for its capacity
 };
 

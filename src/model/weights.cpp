@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -177,6 +178,23 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
     }
     m->build_q8_0_head();
   }
+  const gguf::TensorType head_t = m->head_.type;
+  const bool screenable =
+      kernels::q8_0_head_supported(static_cast<int64_t>(d)) &&
+      (head_t == TensorType::F16 || head_t == TensorType::BF16 || head_t == TensorType::F32);
+  if (o.head == HeadType::kAuto && screenable && o.kernels.variant() != kernels::Variant::kScalar) {
+    m->build_screened_head();
+  }
+  if (o.head == HeadType::kScreened) {
+    const gguf::TensorType t = head_t;
+    if (!screenable) {
+      return make_error(
+          "%s: --head-type screened needs an F16, BF16 or F32 head whose row length is a multiple "
+          "of 32 (it is %s, %" PRIu64 ")",
+          path.c_str(), std::string(gguf::tensor_type_name(t)).c_str(), d);
+    }
+    m->build_screened_head();
+  }
   if (o.repack && o.kernels.variant() == kernels::Variant::kAvx512) m->repack();
   return m;
 }
@@ -185,7 +203,10 @@ Result<HeadType> head_type_from_name(const std::string& name) {
   if (name == "file") return HeadType::kFile;
   if (name == "fast") return HeadType::kFast;
   if (name == "q8_0") return HeadType::kQ8_0;
-  return make_error("--head-type '%s' is not one of file, fast, q8_0", name.c_str());
+  if (name == "screened") return HeadType::kScreened;
+  if (name == "auto") return HeadType::kAuto;
+  return make_error("--head-type '%s' is not one of auto, file, screened, fast, q8_0",
+                    name.c_str());
 }
 
 std::string_view head_type_name(HeadType t) {
@@ -196,6 +217,10 @@ std::string_view head_type_name(HeadType t) {
       return "fast";
     case HeadType::kQ8_0:
       return "q8_0";
+    case HeadType::kScreened:
+      return "screened";
+    case HeadType::kAuto:
+      return "auto";
   }
   return "?";
 }
@@ -212,6 +237,9 @@ uint64_t Model::decode_weight_bytes() const {
     for (const Projection* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
       n += static_cast<uint64_t>(p->w.row_bytes() * p->w.n_out);
     }
+  }
+  if (head_type_ == HeadType::kScreened) {  // the screen and its row norms; exact rows vary
+    return n + kernels::q8_0_head_size(head_.k, head_.n_out) + screen_norms_.size() * 4;
   }
   return n + static_cast<uint64_t>(head_.row_bytes() * head_.n_out);
 }
@@ -255,6 +283,10 @@ void pack_releasing_pages(const kernels::WeightMatrix& src,
 
 }  // namespace
 
+Model::~Model() {
+  if (screened_.fd >= 0) ::close(screened_.fd);
+}
+
 void PackedUnmap::operator()(uint8_t* p) const { munmap(p, bytes); }
 
 // Packs matrix by matrix (tiles spread over threads), releasing the file's pages of each chunk of
@@ -268,7 +300,10 @@ void Model::repack() {
   }
   // With a Q8_0 head, token_embd only serves embedding lookups (a few rows per token): it stays
   // in the mapping, where only the rows used become resident.
-  if (head_type_ != HeadType::kQ8_0 && kernels::packable(token_embd_)) mats.push_back(&token_embd_);
+  // With the screened head, the exact head reads a few whole rows per token: also the file layout.
+  if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened &&
+      kernels::packable(token_embd_))
+    mats.push_back(&token_embd_);
   if (mats.empty()) return;
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: whole huge pages if asked for
   std::vector<size_t> offset;
@@ -292,7 +327,7 @@ void Model::repack() {
     pack_releasing_pages(w, [&](int64_t t0, int64_t t1) { kernels::pack_tiles(w, dst, t0, t1); });
     w.packed = dst;
   }
-  if (head_type_ != HeadType::kQ8_0) tie_head();
+  if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened) tie_head();
 }
 
 void Model::build_q8_0_head() {
@@ -305,6 +340,36 @@ void Model::build_q8_0_head() {
       src, [&](int64_t t0, int64_t t1) { kernels::q8_0_head_pack_tiles(src, buf, t0, t1); });
   head_ = kernels::q8_0_head_view(buf, src.k, src.n_out);
   head_type_ = HeadType::kQ8_0;
+}
+
+// The screen (a Q8_0 copy of the head) and its row norms, chunk by chunk while the rows are in
+// cache. The file's pages of the head are released as for a packed copy: the exact head reads
+// a few rows per token, which come back from the page cache on demand.
+void Model::build_screened_head() {
+  const kernels::WeightMatrix& src = head_;
+  const int64_t n_out = src.n_out;
+  auto mem = map_anonymous(kernels::q8_0_head_size(src.k, n_out));
+  if (mem == nullptr) return;  // keep the full exact head
+  uint8_t* buf = mem.get();
+  q8_0_head_ = std::move(mem);
+  screen_norms_.assign(static_cast<size_t>(2 * n_out), 0.0f);
+  screened_.exact = &head_;
+  screened_.screen = kernels::q8_0_head_view(buf, src.k, n_out);
+  screened_.resid_norm = screen_norms_.data();
+  screened_.screen_norm = screen_norms_.data() + n_out;
+  pack_releasing_pages(src, [&](int64_t t0, int64_t t1) {
+    kernels::q8_0_head_pack_tiles(src, buf, t0, t1);
+    const int64_t r0 = t0 * 16, r1 = std::min(n_out, t1 * 16);
+    kernels::screen_row_norms(src, screened_.screen, r0, r1, screen_norms_.data(),
+                              screen_norms_.data() + n_out);
+  });
+  kernels::set_norm_maxima(&screened_);
+  // The exact rows are read with pread (see ScreenedHead::fd); the mapping if this fails.
+  if (!file_.path().empty()) {
+    screened_.fd = ::open(file_.path().c_str(), O_RDONLY | O_CLOEXEC);
+    screened_.file_offset = static_cast<int64_t>(src.data - file_.bytes().data());
+  }
+  head_type_ = HeadType::kScreened;
 }
 
 void Model::embedding_row(int32_t token, float* out) const {

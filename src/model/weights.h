@@ -16,6 +16,7 @@
 #include "gguf/reader.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
+#include "kernels/screened_head.h"
 #include "model/config.h"
 
 namespace bitnet::model {
@@ -49,9 +50,16 @@ struct PackedUnmap {
 //         in double (FloatSums kBlocks): a third of the arithmetic per weight, so the head keeps
 //         up with memory; logits differ from kFile in the last bits (see crossval);
 //  kQ8_0: ggml's Q8_0 made at load (kernels/q8_0_head.h: about half the bytes per token, logits
-//         change; see crossval).
-enum class HeadType { kFile, kFast, kQ8_0 };
-Result<HeadType> head_type_from_name(const std::string& name);  // "file" | "fast" | "q8_0"
+//         change; see crossval);
+//  kScreened: kFile's logits where they matter, from about half the bytes per token
+//         (kernels/screened_head.h): rows that ask for only their `top` largest logits
+//         (BatchRow::top) get exactly kFile's values for those, and -infinity for rows that
+//         cannot be among them; rows that ask for every logit get kFile's head in full.
+//  kAuto (LoadOptions only, resolved at load): kScreened where it can be built (a float head,
+//         rows of whole 32-blocks) and the kernels have a SIMD screen product, else kFile.
+enum class HeadType { kFile, kFast, kQ8_0, kScreened, kAuto };
+// "file" | "fast" | "q8_0" | "screened" | "auto"
+Result<HeadType> head_type_from_name(const std::string& name);
 std::string_view head_type_name(HeadType t);
 
 struct LoadOptions {
@@ -73,6 +81,9 @@ struct LoadOptions {
 class Model {
  public:
   static Result<std::unique_ptr<Model>> load(const std::string& path, const LoadOptions& o = {});
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return config_; }
   const gguf::File& file() const { return file_; }
@@ -89,6 +100,11 @@ class Model {
   // Bytes of packed weight copies (0: none, the kernels read the mapped file).
   size_t packed_bytes() const { return packed_bytes_; }
   HeadType head_type() const { return head_type_; }
+  // With HeadType::kScreened: the screen and the exact head it stands for; null otherwise.
+  const kernels::ScreenedHead* screened_head() const {
+    return head_type_ == HeadType::kScreened ? &screened_ : nullptr;
+  }
+
   // The kernel variant this model was loaded for (its packed layouts are that variant's).
   const kernels::Kernels& kernels() const { return kernels_; }
   // Weight bytes one decode step reads: every block matrix and the LM head (in its precision).
@@ -99,6 +115,7 @@ class Model {
       : file_(std::move(f)), kernels_(o.kernels), hugepages_(o.hugepages) {}
   void repack();
   void build_q8_0_head();
+  void build_screened_head();
   // head_ = token_embd_ (tied), summed as head_type_ says (kFile or kFast).
   void tie_head();
   gguf::File file_;
@@ -107,7 +124,9 @@ class Model {
   bool head_tied_ = true;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;
-  std::unique_ptr<uint8_t, PackedUnmap> packed_, q8_0_head_;
+  std::unique_ptr<uint8_t, PackedUnmap> packed_, q8_0_head_;  // q8_0_head_: also the screen
+  std::vector<float> screen_norms_;                           // kScreened: |w - w'|, then |w'|
+  kernels::ScreenedHead screened_;  // its fd (exact rows) is ours to close
   HeadType head_type_ = HeadType::kFile;
   kernels::Kernels kernels_;
   bool hugepages_ = false;

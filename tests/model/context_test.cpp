@@ -369,7 +369,7 @@ TEST(Context, Q8_0HeadApproximatesTheFileHead) {
   EXPECT_NE(0, std::memcmp(q8.data(), exact.data(), q8.size() * 4));  // it is not the exact head
   auto bad = head_type_from_name("q4");
   ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.message().find("not one of file, fast, q8_0"), std::string::npos);
+  EXPECT_NE(bad.message().find("not one of auto, file, screened, fast, q8_0"), std::string::npos);
 }
 
 // --head-type fast: the same F16 weights and bytes, summed in float per 64-element block

@@ -13,6 +13,10 @@
 // I2_S and TQ2_0 activations are used in place (group g of a 128-element half is 32 consecutive
 // codes); TQ1_0's second part (16 + 4 bytes) gets rearranged activation vectors.
 //
+// The Q8_0 head: bit-exact with its reference as well, from VPMADDUBSW on the stored biased codes
+// and activation codes split into parts small enough that no int16 sum saturates (see its
+// section).
+//
 // Float kernels: bit-exact with the scalar reference too (8 output rows in the lanes, each
 // adding its float products in double in the reference's order, from transposed 8 x 8 weight
 // blocks).
@@ -510,6 +514,199 @@ void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int
   }
 }
 
+// ------------------------------------------------------------------ Q8_0 head
+
+// The Q8_0 head (q8_0_head.h), bit-exact with matmul_q8_0_head_ref. A tile block's 64-byte vector
+// v is two 32-byte halves (h = 0: rows 0-7, h = 1: rows 8-15), each dword the 4 biased codes
+// c = w + 128 (0..255) of one row: VPMADDUBSW takes them as its unsigned operand as they are. Its
+// signed operand must keep every pair sum c0 x0 + c1 x1 inside int16 (it saturates, and
+// 255 x -128 x 2 does not fit), so each activation code is split exactly into
+//   x = 16 xh + xl,  xl = ((x + 8) & 15) - 8 in [-8, 7],  xh = (x - xl) / 16 in [-8, 8]
+// (-128 = 16 x -8 + 0, 127 = 16 x 8 - 1): a pair sum is then at most 2 x 255 x 8 = 4080 in
+// magnitude and the int16 sums of a block's 8 vectors at most 32640. Per block and half, lane-wise:
+//   acc = 16 sum(c xh) + sum(c xl) - 128 sum(x)  (VPMADDWD widens: exactly the reference's int32)
+//   sum += (float)acc * (d_w * d_x)              (separate multiply and add, -ffp-contract=off)
+// with the blocks in order, so every output is the reference's float, bit for bit.
+// Each call (a thread's chunk of 64 rows, matmul.cpp) first splits its activation rows: 64 bytes
+// per block (xl then xh, in code order), each dword broadcast in the loop.
+
+constexpr int64_t kQ8TileRows = 16;
+// Activation rows split at once (their xl / xh: 2 bytes per element), then taken 4 at a time
+// over every tile of the range.
+constexpr int64_t kQ8RowBatch = 16;
+
+// One activation row: per block, 32 bytes of xl and 32 of xh, and 128 times the sum of its codes.
+void q8_0_split(const int8_t* q, int64_t nb, __m256i* split, int32_t* bias) {
+  const __m256i m15 = _mm256_set1_epi8(15), m8 = _mm256_set1_epi8(8);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i x = load32(q + b * kQ8_0Block);
+    // xl = (x & 15) - 16 [x & 8]; xh = floor(x / 16) + [x & 8], floor(x / 16) being the high
+    // nibble read as a 4-bit two's complement number.
+    const __m256i xl = _mm256_sub_epi8(_mm256_xor_si256(_mm256_and_si256(x, m15), m8), m8);
+    const __m256i fl =
+        _mm256_sub_epi8(_mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(x, 4), m15), m8), m8);
+    const __m256i xh = _mm256_sub_epi8(fl, _mm256_cmpeq_epi8(_mm256_and_si256(x, m8), m8));
+    _mm256_store_si256(split + 2 * b, xl);
+    _mm256_store_si256(split + 2 * b + 1, xh);
+    bias[b] = 128 * sum_bytes(q + b * kQ8_0Block);
+  }
+}
+
+// Per activation row (up to 4): its split codes, biases and block scales d_x.
+struct Q8Rows {
+  const __m256i* split[4];
+  const int32_t* bias[4];
+  const float* d[4];
+};
+
+// NT tiles x NA activation rows into out[(a * NT + t) * 16 + lane]. Each weight vector is loaded
+// once for all NA rows; two tiles (decode) keep two weight streams and more chains in flight. The
+// float sums live in out (updated once per block and half), so the NA x NT x 2 int16 sums (at
+// most 8) stay in registers.
+template <int NT, int NA>
+inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const Q8Rows& ar, float* out) {
+  const int64_t nb = w.k / kQ8_0Block;
+  const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
+  const uint8_t* codes[NT];
+  const uint16_t* scales[NT];
+  BITNET_UNROLL
+  for (int t = 0; t < NT; ++t) {
+    codes[t] = q8_0_codes(w, tiles[t]);
+    scales[t] = q8_0_scales(w, tiles[t]);
+  }
+  BITNET_UNROLL
+  for (int i = 0; i < NA * NT * 16; i += 8) _mm256_storeu_ps(out + i, _mm256_setzero_ps());
+  for (int64_t b = 0; b < nb; ++b) {
+    BITNET_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      __m256i sl[NA][NT], sh[NA][NT];
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) BITNET_UNROLL
+      for (int t = 0; t < NT; ++t) sl[a][t] = sh[a][t] = _mm256_setzero_si256();
+      // Not unrolled: unrolled, GCC reorders the int16 adds and spills the sums (1.5-2x slower).
+      _Pragma("GCC unroll 1") for (int v = 0; v < 8; ++v) {
+        __m256i c[NT];
+        BITNET_UNROLL
+        for (int t = 0; t < NT; ++t) {
+          const uint8_t* p = codes[t] + b * kQ8_0TileBlockBytes + 64 * v;
+          if (h == 0) prefetch_ahead(p);
+          c[t] = load32(p + 32 * h);
+        }
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) {
+          const auto* x = reinterpret_cast<const uint8_t*>(ar.split[a] + 2 * b) + 4 * v;
+          const __m256i xl = _mm256_broadcastd_epi32(_mm_loadu_si32(x));
+          const __m256i xh = _mm256_broadcastd_epi32(_mm_loadu_si32(x + 32));
+          BITNET_UNROLL
+          for (int t = 0; t < NT; ++t) {
+            sl[a][t] = _mm256_add_epi16(sl[a][t], _mm256_maddubs_epi16(c[t], xl));
+            sh[a][t] = _mm256_add_epi16(sh[a][t], _mm256_maddubs_epi16(c[t], xh));
+          }
+        }
+      }
+      __m256 dw[NT];
+      BITNET_UNROLL
+      for (int t = 0; t < NT; ++t) {
+        dw[t] = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales[t] + 16 * b + 8 * h)));
+      }
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) {
+        const __m256i bias = _mm256_set1_epi32(ar.bias[a][b]);
+        const __m256 dx = _mm256_set1_ps(ar.d[a][b]);
+        BITNET_UNROLL
+        for (int t = 0; t < NT; ++t) {
+          const __m256i acc =
+              _mm256_sub_epi32(_mm256_add_epi32(_mm256_madd_epi16(sh[a][t], sixteen),
+                                                _mm256_madd_epi16(sl[a][t], ones)),
+                               bias);
+          float* sum = out + (a * NT + t) * 16 + 8 * h;
+          _mm256_storeu_ps(
+              sum, _mm256_add_ps(_mm256_loadu_ps(sum),
+                                 _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_mul_ps(dw[t], dx))));
+        }
+      }
+    }
+  }
+}
+
+void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+               int64_t o_end) {
+  if (o_begin >= o_end || a.rows == 0) return;
+  const int64_t m = a.rows, nb = w.k / kQ8_0Block;
+  const int64_t batch = m < kQ8RowBatch ? m : kQ8RowBatch;
+  auto* split = static_cast<__m256i*>(
+      detail::scratch(0, static_cast<size_t>(batch * nb * 2) * sizeof(__m256i)));
+  auto* bias =
+      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(batch * nb) * sizeof(int32_t)));
+  const int64_t t0 = o_begin / kQ8TileRows, t1 = (o_end + kQ8TileRows - 1) / kQ8TileRows;
+  alignas(32) float out[4 * kQ8TileRows];
+  // Activation rows [r0, r0 + na) of tiles ts[0..nt) from out to y, the output rows inside
+  // [o_begin, o_end) only.
+  auto emit = [&](int64_t r0, int na, const int64_t* ts, int nt) {
+    for (int i = 0; i < na; ++i) {
+      for (int j = 0; j < nt; ++j) {
+        const int64_t first = ts[j] * kQ8TileRows;
+        const int64_t lo = first > o_begin ? first : o_begin;
+        const int64_t hi = first + kQ8TileRows < o_end ? first + kQ8TileRows : o_end;
+        for (int64_t o = lo; o < hi; ++o)
+          y[(r0 + i) * w.n_out + o] = out[(i * nt + j) * kQ8TileRows + (o - first)];
+      }
+    }
+  };
+  for (int64_t r_batch = 0; r_batch < m; r_batch += batch) {
+    const int64_t n = m - r_batch < batch ? m - r_batch : batch;
+    for (int64_t r = 0; r < n; ++r)
+      q8_0_split(a.row(r_batch + r), nb, split + r * nb * 2, bias + r * nb);
+    // The batch's rows [r, r + na); the other slots repeat the last one (computed, not emitted).
+    auto rows_of = [&](int64_t r, int na) {
+      Q8Rows ar{};
+      for (int i = 0; i < 4; ++i) {
+        const int64_t ri = r + (i < na ? i : na - 1);
+        ar.split[i] = split + ri * nb * 2;
+        ar.bias[i] = bias + ri * nb;
+        ar.d[i] = a.scales.data() + (r_batch + ri) * nb;
+      }
+      return ar;
+    };
+    if (n == 1) {
+      // One activation row (decode): two weight streams, the range's two halves, a tile of each
+      // at a time.
+      const Q8Rows ar = rows_of(0, 1);
+      const int64_t half = (t1 - t0) / 2;
+      for (int64_t j = 0; j < half; ++j) {
+        const int64_t ts[2] = {t0 + j, t0 + half + j};
+        q8_0_tiles<2, 1>(w, ts, ar, out);
+        emit(r_batch, 1, ts, 2);
+      }
+      if (t0 + 2 * half < t1) {
+        const int64_t ts[1] = {t1 - 1};
+        q8_0_tiles<1, 1>(w, ts, ar, out);
+        emit(r_batch, 1, ts, 1);
+      }
+      continue;
+    }
+    // Tile by tile (it stays in cache), the batch's rows 4, then 2, then 1 at a time.
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t ts[1] = {t};
+      int64_t r = 0;
+      for (; r + 4 <= n; r += 4) {
+        q8_0_tiles<1, 4>(w, ts, rows_of(r, 4), out);
+        emit(r_batch + r, 4, ts, 1);
+      }
+      if (n - r >= 2) {
+        q8_0_tiles<1, 2>(w, ts, rows_of(r, 2), out);
+        emit(r_batch + r, 2, ts, 1);
+        r += 2;
+      }
+      if (r < n) {
+        q8_0_tiles<1, 1>(w, ts, rows_of(r, 1), out);
+        emit(r_batch + r, 1, ts, 1);
+      }
+    }
+  }
+}
+
 // ------------------------------------------------------------------ float weights
 
 template <TensorType T>
@@ -718,13 +915,12 @@ void round_to_f16_avx2(float* x, int64_t n) {
 }  // namespace
 
 const KernelTable* avx2_table() {
-  // The Q8_0 head, attention, SwiGLU and softmax: the scalar references (the AVX-512 variant has
-  // SIMD ones).
+  // Attention, SwiGLU and softmax: the scalar references (the AVX-512 variant has SIMD ones).
   static const KernelTable t{Variant::kAvx2,
                              quantize,
                              ternary,
                              flt,
-                             matmul_q8_0_head_ref,
+                             q8_0_head,
                              attention_scores_ref,
                              attention_values_ref,
                              swiglu_ref,
