@@ -31,6 +31,8 @@ int chat(ChatFlags f) {
   if (f.sampling.max_tokens == 32) f.sampling.max_tokens = 256;  // chat replies run longer
   auto sampler = f.sampling.resolve();
   if (!sampler) return fail(sampler.error());
+  auto draft = f.sampling.resolve_draft();
+  if (!draft) return fail(draft.error());
   // As in run: whatever reads every logit gets the full exact head by default.
   const bool all_logits = !f.trace.folder().empty() || f.model.verify_kernels > 0 ||
                           generate::Sampler(*sampler).logits_needed() == 0;
@@ -110,6 +112,7 @@ int chat(ChatFlags f) {
     go.max_tokens = f.sampling.max_tokens;
     go.sampler = *sampler;
     go.stop = f.sampling.stop;
+    go.draft = *draft;
     go.on_text = [](std::string_view s) {
       std::fwrite(s.data(), 1, s.size(), stdout);
       std::fflush(stdout);

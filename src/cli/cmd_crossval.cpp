@@ -226,7 +226,6 @@ Result<std::vector<crossval::Case>> read_prompts(const std::string& path, int de
   return cases;
 }
 
-
 }  // namespace
 
 std::vector<Command> register_crossval(CLI::App& app) {

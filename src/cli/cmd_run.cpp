@@ -24,6 +24,8 @@ struct RunFlags {
 int run(const RunFlags& f) {
   auto sampler = f.sampling.resolve();
   if (!sampler) return fail(sampler.error());
+  auto draft = f.sampling.resolve_draft();
+  if (!draft) return fail(draft.error());
   // Everything that reads every logit (a dump, a trace, kernel checks, sampling without top-k)
   // gets the full exact head by default rather than the screened one.
   const bool all_logits = !f.dump_logits.empty() || !f.trace.folder().empty() ||
@@ -49,6 +51,7 @@ int run(const RunFlags& f) {
   go.max_tokens = f.sampling.max_tokens;
   go.sampler = *sampler;
   go.stop = f.sampling.stop;
+  go.draft = *draft;
   go.collect_logits = !f.dump_logits.empty();
   auto tracer = f.trace.start(*lm);
   if (!tracer) return fail(tracer.error());
@@ -82,7 +85,10 @@ int run(const RunFlags& f) {
     j["stop_reason"] = r->stop_reason;
     j["timings"] = {{"prompt_tokens", t.n_prompt},      {"prompt_ms", t.prompt_ms},
                     {"prompt_tok_s", t.prompt_tok_s()}, {"decode_tokens", t.n_decode},
-                    {"decode_ms", t.decode_ms},         {"decode_tok_s", t.decode_tok_s()}};
+                    {"decode_ms", t.decode_ms},         {"decode_tok_s", t.decode_tok_s()},
+                    {"decode_steps", t.n_steps}};
+    if (draft->max > 0)
+      j["draft"] = {{"max", draft->max}, {"drafted", t.n_drafted}, {"accepted", t.n_accepted}};
     j["kernels"] = kernels_name(*lm);
     j["threads"] = lm->context->n_threads();
     j["model"] = f.model.model;
@@ -99,6 +105,12 @@ int run(const RunFlags& f) {
                  "kernels: %s, %d threads\n",
                  t.n_prompt, t.prompt_tok_s(), r->generated.size(), t.decode_tok_s(),
                  r->stop_reason.c_str(), kernels_name(*lm).c_str(), lm->context->n_threads());
+    if (draft->max > 0) {
+      std::fprintf(
+          stderr, "draft ngram:%d: %d proposed, %d accepted (%.0f%%), %d tokens in %d steps\n",
+          draft->max, t.n_drafted, t.n_accepted,
+          t.n_drafted > 0 ? 100.0 * t.n_accepted / t.n_drafted : 0.0, t.n_decode, t.n_steps);
+    }
   }
   return kExitOk;
 }

@@ -47,6 +47,30 @@ void SamplingFlags::add_to(CLI::App* app) {
       "--deterministic", deterministic,
       "Fixed seed (BITNET_SEED, default 42) and reproducible results; also BITNET_DETERMINISTIC=1");
   app->add_option("--stop", stop, "Stop when this text is generated (repeatable)");
+  app->add_option("--draft", draft,
+                  "Speculative decoding: ngram[:N] proposes up to N tokens (default 8) per step "
+                  "by looking the last tokens up earlier in the text; same greedy output, same "
+                  "sampling distribution, faster where text repeats");
+}
+
+Result<generate::DraftOptions> SamplingFlags::resolve_draft() const {
+  generate::DraftOptions d;
+  if (draft.empty()) return d;
+  constexpr std::string_view kNgram = "ngram";
+  if (draft.rfind(kNgram, 0) != 0 ||
+      (draft.size() > kNgram.size() && draft[kNgram.size()] != ':')) {
+    return make_error("--draft '%s' is not ngram or ngram:N", draft.c_str());
+  }
+  d.max = 8;
+  if (draft.size() > kNgram.size()) {
+    const std::string n = draft.substr(kNgram.size() + 1);
+    char* end = nullptr;
+    const long v = std::strtol(n.c_str(), &end, 10);
+    if (n.empty() || *end != '\0' || v < 1 || v > 64)
+      return make_error("--draft ngram:N needs N in 1..64, not '%s'", n.c_str());
+    d.max = static_cast<int>(v);
+  }
+  return d;
 }
 
 Result<generate::SamplerOptions> SamplingFlags::resolve() const {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "generate/generator.h"
 #include "generate/sampler.h"
 #include "kernels/dispatch.h"
 #include "model/context.h"
@@ -56,10 +57,13 @@ struct SamplingFlags {
   int64_t seed = -1;  // -1: from the clock (or BITNET_SEED in deterministic mode)
   bool deterministic = false;
   std::vector<std::string> stop;
+  std::string draft;  // --draft ngram[:N]
 
   void add_to(CLI::App* app);
   // Resolves deterministic mode (flag or BITNET_DETERMINISTIC=1) and the seed.
   Result<generate::SamplerOptions> resolve() const;
+  // --draft: speculative decoding's options (max 0: off).
+  Result<generate::DraftOptions> resolve_draft() const;
 };
 
 struct LoadedModel {

@@ -21,8 +21,25 @@
 
 namespace bitnet::generate {
 
+// Speculative decoding without a draft model (`--draft ngram[:N]`): before each step, the last
+// n tokens (n = ngram_max down to ngram_min) are looked up earlier in the text so far, and the
+// tokens that followed them there are proposed (at most `max`, fewer after proposals missed);
+// one batch evaluates the current
+// token and the proposals (the weights read once for all of them), and the sampler checks the
+// proposals in order (Sampler::sample_with_draft), keeping each it confirms and stopping at the
+// first it does not, whose place it fills with its own choice. Greedy output is the same token
+// for token as without drafts (a row's logits do not depend on the batch it is in); sampled
+// output has the same distribution. The cache keeps only what plain decoding would hold.
+struct DraftOptions {
+  int max = 0;  // tokens proposed per step at most; 0: off
+  int ngram_min = 2, ngram_max = 4;
+};
+// The proposal for what follows `history` (empty if its last tokens occur nowhere before).
+std::vector<int32_t> ngram_draft(std::span<const int32_t> history, const DraftOptions& o);
+
 struct GenerateOptions {
   int max_tokens = 32;
+  DraftOptions draft;
   SamplerOptions sampler;
   std::vector<std::string> stop;                  // stop strings (not included in the text)
   bool stop_at_eog = true;                        // EOS / EOT end generation
@@ -32,7 +49,9 @@ struct GenerateOptions {
 
 struct Timings {
   int n_prompt = 0;
-  int n_decode = 0;  // tokens evaluated one by one
+  int n_decode = 0;  // tokens evaluated after the prompt (by one step each, without drafts)
+  int n_steps = 0;   // forward passes after the prompt
+  int n_drafted = 0, n_accepted = 0;  // speculative decoding: proposals, and those kept
   double prompt_ms = 0;
   double decode_ms = 0;
   double prompt_tok_s() const { return prompt_ms > 0 ? n_prompt * 1000.0 / prompt_ms : 0; }
@@ -65,12 +84,17 @@ class Stepper {
   // returns it if it is to be evaluated next, or nothing when the generation is over (the
   // sampled token is then the last one of generated(), unless the generation had already ended).
   std::optional<int32_t> next(std::span<const float> logits);
+  // The same, checking a proposed token (Sampler::sample_with_draft): generated().back() says
+  // whether it was taken.
+  std::optional<int32_t> next(std::span<const float> logits, int32_t draft);
   // Ends the generation with this reason (e.g. "context_full", "cancelled"), keeping the text.
   void finish(const std::string& reason);
   bool done() const { return done_; }
   // How many of the largest logits next() depends on (BatchRow::top; 0: all).
   int logits_needed() const { return o_.collect_logits ? 0 : sampler_.logits_needed(); }
   const std::vector<int32_t>& generated() const { return result_.generated; }
+  // The history, then every token generated so far.
+  const std::vector<int32_t>& history() const { return history_; }
   // The result so far; its text is complete once done().
   const GenerateResult& result() const { return result_; }
   GenerateResult& result() { return result_; }
@@ -79,6 +103,7 @@ class Stepper {
   const tokenizer::Tokenizer& tok_;
   const GenerateOptions& o_;
   Sampler sampler_;
+  std::optional<int32_t> take(int32_t t);  // records a sampled token
   std::vector<int32_t> history_;
   std::unique_ptr<TextStream> stream_;
   GenerateResult result_;

@@ -20,8 +20,7 @@ int Sampler::logits_needed() const {
   return o_.top_k > 0 ? o_.top_k : 0;
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  if (o_.greedy || o_.temperature <= 0.0f) return argmax(logits);
+void Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history) {
   cand_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {logits[i], static_cast<int32_t>(i)};
 
@@ -71,14 +70,40 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     while (n < p.size() && p[n] >= o_.min_p * p[0]) ++n;
     cand_.resize(n);
   }
-  auto p = probs(o_.temperature);
-  const double r = static_cast<double>(rng_.next() >> 11) * 0x1p-53;
+  probs_ = probs(o_.temperature);
+}
+
+int32_t Sampler::pick(double r, int32_t skip, double total) const {
   double cum = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    cum += p[i];
-    if (r < cum) return cand_[i].second;
+  int32_t last = -1;
+  for (size_t i = 0; i < probs_.size(); ++i) {
+    if (cand_[i].second == skip) continue;
+    cum += probs_[i] / total;
+    last = cand_[i].second;
+    if (r < cum) return last;
   }
-  return cand_.back().second;
+  return last;
+}
+
+double Sampler::uniform() { return static_cast<double>(rng_.next() >> 11) * 0x1p-53; }
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  if (o_.greedy || o_.temperature <= 0.0f) return argmax(logits);
+  distribution(logits, history);
+  return pick(uniform(), -1, 1.0);
+}
+
+int32_t Sampler::sample_with_draft(std::span<const float> logits, std::span<const int32_t> history,
+                                   int32_t draft) {
+  if (o_.greedy || o_.temperature <= 0.0f) return argmax(logits);
+  distribution(logits, history);
+  double p_draft = 0;
+  for (size_t i = 0; i < probs_.size(); ++i) {
+    if (cand_[i].second == draft) p_draft = probs_[i];
+  }
+  if (uniform() < p_draft) return draft;
+  if (p_draft >= 1.0) return draft;  // nothing else left to draw
+  return pick(uniform(), draft, 1.0 - p_draft);
 }
 
 }  // namespace bitnet::generate

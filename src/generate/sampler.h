@@ -27,6 +27,13 @@ class Sampler {
   explicit Sampler(const SamplerOptions& o) : o_(o), rng_(o.seed) {}
   // `history`: tokens so far (prompt + generated), for the repetition penalty.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+  // Speculative decoding's check of a proposed token (a draft whose proposal is certain, as an
+  // n-gram lookup's is): greedy takes the argmax; sampling takes `draft` with its probability
+  // p(draft) under the distribution sample() draws from, else draws from that distribution
+  // without `draft`, renormalized. The token taken is distributed exactly as sample()'s
+  // (the standard rejection scheme with a one-point draft distribution).
+  int32_t sample_with_draft(std::span<const float> logits, std::span<const int32_t> history,
+                            int32_t draft);
   const SamplerOptions& options() const { return o_; }
   // How many of the largest logits sample() depends on (for BatchRow::top): 1 for greedy, k
   // for top-k, 0 (all of them) otherwise, and with a repetition penalty, which lowers the
@@ -34,9 +41,16 @@ class Sampler {
   int logits_needed() const;
 
  private:
+  // cand_ / probs_: the candidates left by the chain and their probabilities.
+  void distribution(std::span<const float> logits, std::span<const int32_t> history);
+  // The candidate where the cumulative probability (divided by total) passes r, skipping one.
+  int32_t pick(double r, int32_t skip, double total) const;
+  double uniform();
+
   SamplerOptions o_;
   SplitMix64 rng_;
   std::vector<std::pair<float, int32_t>> cand_;  // scratch
+  std::vector<double> probs_;
 };
 
 // Index of the largest value; ties go to the lowest index.

@@ -157,6 +157,36 @@ TEST_F(Cli, KernelsFromFlagOrEnvironment) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
 }
 
+// The LM head auto-selects the screened exact head, which gives the full head's greedy tokens;
+// --draft ngram[:N] gives the same tokens again and reports its proposals; bad values fail.
+TEST_F(Cli, ScreenedHeadAndDraftsKeepGreedyOutput) {
+  const std::string run = " run -m " + model_ + " -p 'Count: 1 2 3' -n 24 --greedy --json";
+  auto file = bitnet(run + " --head-type file");
+  auto screened = bitnet(run);
+  auto drafted = bitnet(run + " --draft ngram:4");
+  ASSERT_EQ(file.exit_code, 0) << file.err;
+  ASSERT_EQ(screened.exit_code, 0) << screened.err;
+  ASSERT_EQ(drafted.exit_code, 0) << drafted.err;
+  const json f = json::parse(file.out), s = json::parse(screened.out), d = json::parse(drafted.out);
+  EXPECT_EQ(f["generated_ids"], s["generated_ids"]);
+  EXPECT_EQ(f["generated_ids"], d["generated_ids"]);
+  EXPECT_EQ(d["draft"]["max"], 4);
+  EXPECT_TRUE(d["draft"].contains("accepted"));
+  for (const char* bad :
+       {" --draft ngram:0", " --draft ngram:65", " --draft lookup", " --draft ngram:x"}) {
+    auto r = bitnet(run + bad);
+    EXPECT_EQ(r.exit_code, 1) << bad;
+    EXPECT_NE(r.err.find("--draft"), std::string::npos) << bad << ": " << r.err;
+  }
+  // bench reports the rows the screened head computed exactly and the bytes read.
+  auto b = bitnet(" bench -m " + model_ + " -p 4 -n 4 -t 1 -r 1 --json");
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  const json tg = json::parse(b.out).back();
+  EXPECT_EQ(tg["head"], "screened");
+  EXPECT_GT(tg["exact_head_rows_per_token"].get<double>(), 0.0);
+  EXPECT_GT(tg["counted_bytes_per_token"].get<double>(), 0.0);
+}
+
 // synth's default vocabulary is the reference's, in BITNET_REFERENCE_DIR when that is set.
 TEST_F(Cli, SynthDefaultVocabularyFollowsReferenceDir) {
   const std::string out = dir_->path("refdir.gguf");
