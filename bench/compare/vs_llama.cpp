@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
       exact ? "" : " (ours: " + std::string(model::head_type_name(used)) + " head, not exact)";
   const uint32_t n_vocab = (*model)->config().n_vocab;
   SplitMix64 rng(99);
-  std::vector<int32_t> tokens(129);
+  std::vector<int32_t> tokens(513);
   for (auto& t : tokens) t = static_cast<int32_t>(rng.below(n_vocab));
   std::printf("model %s, ours: kernels %s, head %s\n", path.c_str(),
               std::string((*model)->kernels().name()).c_str(),
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     if (threads == thread_counts.front())
       std::printf("reference: %s\n", (*ref)->description().c_str());
     auto context =
-        model::Context::create(**model, {.n_ctx = 256, .kv_f16 = true, .n_threads = threads});
+        model::Context::create(**model, {.n_ctx = 1024, .kv_f16 = true, .n_threads = threads});
     if (!context) die(context.message());
     model::Context& s = **context;
     std::vector<float> logits;
@@ -121,8 +121,8 @@ int main(int argc, char** argv) {
       int n;
       bool prompt;
     };
-    for (const Test& t :
-         {Test{"pp64", 64, true}, Test{"pp128", 128, true}, Test{"tg64", 64, false}}) {
+    for (const Test& t : {Test{"pp64", 64, true}, Test{"pp128", 128, true},
+                          Test{"pp512", 512, true}, Test{"tg64", 64, false}}) {
       std::vector<double> ours, theirs;
       const std::vector<int32_t> prompt(tokens.begin(), tokens.begin() + (t.prompt ? t.n : 1));
       for (int r = 0; r < reps; ++r) {
