@@ -1,13 +1,17 @@
-// Small helpers shared by the tests: temporary folders and running the CLI.
+// Small helpers shared by the tests: temporary folders, running the CLI, the largest logits.
 #pragma once
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <numeric>
 #include <string>
+#include <vector>
 
 namespace bitnet::test {
 
@@ -58,5 +62,16 @@ inline CommandResult run_command(const std::string& cmd) {
 }
 
 inline std::string bitnet_binary() { return std::string(BITNET_BINARY_DIR) + "/bin/bitnet"; }
+
+// Indices of the n largest of y[0..n_out), by value descending then index ascending (the
+// sampler's order).
+inline std::vector<int64_t> top_indices(const float* y, int64_t n_out, int n) {
+  std::vector<int64_t> idx(static_cast<size_t>(n_out));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
+                    [&](int64_t a, int64_t b) { return y[a] > y[b] || (y[a] == y[b] && a < b); });
+  idx.resize(static_cast<size_t>(n));
+  return idx;
+}
 
 }  // namespace bitnet::test

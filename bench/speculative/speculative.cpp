@@ -38,8 +38,9 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-// Length of the run ending at the last token of s that copies earlier text: the largest L with
-// s[n-L..n) == s[a..a+L) for some a < n - L... (a copy may overlap itself, as a repeat does).
+// Length of the longest run ending at the last token of s that copies the text some distance
+// d before it (s[i] == s[i - d] for each of its tokens; a copy may overlap itself, as a repeat
+// does).
 int copy_run(const std::vector<int32_t>& s) {
   const int n = static_cast<int>(s.size());
   int best = 0;

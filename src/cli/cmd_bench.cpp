@@ -164,11 +164,7 @@ int run_bench(const BenchFlags& f) {
             return fail(st.error());
         }
         rates.push_back(g / seconds_since(t0));
-        const model::ForwardStats& fs = (*s)->stats();
-        counted.weight_bytes += fs.weight_bytes;
-        counted.logits_rows += fs.logits_rows;
-        counted.screened_rows += fs.screened_rows;
-        counted.exact_rows += fs.exact_rows;
+        counted += (*s)->stats();
       }
       const Stats st = stats(rates);
       const double steps = static_cast<double>(g) * f.reps;

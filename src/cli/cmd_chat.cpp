@@ -33,10 +33,7 @@ int chat(ChatFlags f) {
   if (!sampler) return fail(sampler.error());
   auto draft = f.sampling.resolve_draft();
   if (!draft) return fail(draft.error());
-  // As in run: whatever reads every logit gets the full exact head by default.
-  const bool all_logits = !f.trace.folder().empty() || f.model.verify_kernels > 0 ||
-                          generate::Sampler(*sampler).logits_needed() == 0;
-  auto lm = load_model(f.model, all_logits);
+  auto lm = load_model(f.model, reads_every_logit(f.model, f.trace, *sampler));
   if (!lm) return fail(lm.error());
   tokenizer::ChatTemplate tmpl;
   if (!f.chat_template.empty()) {

@@ -26,12 +26,9 @@ int run(const RunFlags& f) {
   if (!sampler) return fail(sampler.error());
   auto draft = f.sampling.resolve_draft();
   if (!draft) return fail(draft.error());
-  // Everything that reads every logit (a dump, a trace, kernel checks, sampling without top-k)
-  // gets the full exact head by default rather than the screened one.
-  const bool all_logits = !f.dump_logits.empty() || !f.trace.folder().empty() ||
-                          f.model.verify_kernels > 0 ||
-                          generate::Sampler(*sampler).logits_needed() == 0;
-  auto lm = load_model(f.model, all_logits);
+  // A logits dump reads every logit too.
+  auto lm =
+      load_model(f.model, !f.dump_logits.empty() || reads_every_logit(f.model, f.trace, *sampler));
   if (!lm) return fail(lm.error());
   if (f.model.verbose) {
     std::fprintf(stderr, "tokenizer: %s\nkernels: %s, threads %d, kv %s, context %d, head %s\n",

@@ -130,6 +130,12 @@ Result<model::LoadOptions> model_load_options(const std::string& kernels_flag,
   return o;
 }
 
+bool reads_every_logit(const ModelFlags& model, const TraceFlags& trace,
+                       const generate::SamplerOptions& sampler) {
+  return !trace.folder().empty() || model.verify_kernels > 0 ||
+         generate::Sampler(sampler).logits_needed() == 0;
+}
+
 std::string kernels_name(const LoadedModel& lm) { return std::string(lm.model->kernels().name()); }
 
 Result<LoadedModel> load_model(const ModelFlags& f, bool all_logits) {

@@ -115,6 +115,11 @@ Result<model::LoadOptions> model_load_options(const std::string& kernels_flag,
                                               const std::string& head_type,
                                               bool all_logits = false);
 
+// Whether a generating command reads every logit of its rows (so `--head-type auto` should mean
+// the full exact head): a trace, --verify-kernels, or sampling that depends on all of them.
+bool reads_every_logit(const ModelFlags& model, const TraceFlags& trace,
+                       const generate::SamplerOptions& sampler);
+
 // The kernel variant the loaded model runs, e.g. "avx512".
 std::string kernels_name(const LoadedModel& lm);
 

@@ -202,8 +202,8 @@ Result<GenerateResult> generate(model::Context& ctx, const tokenizer::Tokenizer&
       ++r.timings.n_accepted;
     }
     if (!draft.empty()) {
-      n_draft = i == draft.size() ? std::min(o.draft.max, 2 * std::max(1, n_draft))
-                                  : static_cast<int>(i);
+      n_draft =
+          i == draft.size() ? std::min(o.draft.max, 2 * std::max(1, n_draft)) : static_cast<int>(i);
     }
     // Rows 0..i are what plain decoding would have evaluated; the rest go.
     const int kept = n_past + static_cast<int>(i) + 1;

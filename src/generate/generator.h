@@ -24,10 +24,10 @@ namespace bitnet::generate {
 // Speculative decoding without a draft model (`--draft ngram[:N]`): before each step, the last
 // n tokens (n = ngram_max down to ngram_min) are looked up earlier in the text so far, and the
 // tokens that followed them there are proposed (at most `max`, fewer after proposals missed);
-// one batch evaluates the current
-// token and the proposals (the weights read once for all of them), and the sampler checks the
-// proposals in order (Sampler::sample_with_draft), keeping each it confirms and stopping at the
-// first it does not, whose place it fills with its own choice. Greedy output is the same token
+// one batch evaluates the current token and the proposals (the weights read once for all of
+// them), and the sampler checks the proposals in order (Sampler::sample_with_draft), keeping
+// each it confirms and stopping at the first it does not, whose place it fills with its own
+// choice. Greedy output is the same token
 // for token as without drafts (a row's logits do not depend on the batch it is in); sampled
 // output has the same distribution. The cache keeps only what plain decoding would hold.
 struct DraftOptions {
@@ -100,10 +100,11 @@ class Stepper {
   GenerateResult& result() { return result_; }
 
  private:
+  std::optional<int32_t> take(int32_t t);  // records a sampled token
+
   const tokenizer::Tokenizer& tok_;
   const GenerateOptions& o_;
   Sampler sampler_;
-  std::optional<int32_t> take(int32_t t);  // records a sampled token
   std::vector<int32_t> history_;
   std::unique_ptr<TextStream> stream_;
   GenerateResult result_;

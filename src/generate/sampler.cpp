@@ -101,8 +101,7 @@ int32_t Sampler::sample_with_draft(std::span<const float> logits, std::span<cons
   for (size_t i = 0; i < probs_.size(); ++i) {
     if (cand_[i].second == draft) p_draft = probs_[i];
   }
-  if (uniform() < p_draft) return draft;
-  if (p_draft >= 1.0) return draft;  // nothing else left to draw
+  if (uniform() < p_draft) return draft;  // always when p_draft is 1: uniform() < 1
   return pick(uniform(), draft, 1.0 - p_draft);
 }
 

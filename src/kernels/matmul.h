@@ -52,8 +52,12 @@ struct WeightMatrix {
 
   // Bytes of one row of codes (I2_S: k/4; TQ2_0: k/256*66; TQ1_0: k/256*54; F16: 2k; F32: 4k).
   int64_t row_bytes() const;
+  int64_t bytes() const { return row_bytes() * n_out; }  // the whole matrix in its file layout
   const uint8_t* row(int64_t r) const { return data + r * row_bytes(); }
 };
+
+// Row r of a float matrix (F32, F16 or BF16, file layout) as k floats.
+void row_to_float(const WeightMatrix& w, int64_t r, float* out);
 
 // Which activation quantization a weight type needs (I2_S -> per-token, TQ* -> Q8_K).
 ActQuant act_quant_for(gguf::TensorType weight_type);

@@ -33,19 +33,6 @@ inline uint16_t quantize_block(const float* v, int8_t* q) {
   return fp32_to_fp16(d);
 }
 
-void row_to_float(const WeightMatrix& src, int64_t r, float* out) {
-  const uint8_t* p = src.row(r);
-  for (int64_t i = 0; i < src.k; ++i) {
-    if (src.type == TensorType::F32) {
-      std::memcpy(out + i, p + 4 * i, 4);
-    } else {
-      uint16_t h;
-      std::memcpy(&h, p + 2 * i, 2);
-      out[i] = src.type == TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
-    }
-  }
-}
-
 }  // namespace
 
 void q8_0_head_pack_tiles(const WeightMatrix& src, uint8_t* dst, int64_t tile_begin,

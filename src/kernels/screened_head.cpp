@@ -22,17 +22,6 @@ constexpr double kBoundSlack = 1e-6;
 // Products that underflow lose up to 2^-150 each: far below this for any row length we load.
 constexpr double kAbsoluteSlack = 1e-30;
 
-float weight_at(const WeightMatrix& w, const uint8_t* row, int64_t i) {
-  if (w.type == gguf::TensorType::F32) {
-    float v;
-    std::memcpy(&v, row + 4 * i, 4);
-    return v;
-  }
-  uint16_t h;
-  std::memcpy(&h, row + 2 * i, 2);
-  return w.type == gguf::TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
-}
-
 // A norm computed in double, as a float no smaller than it.
 float round_up(double v) {
   v *= 1.0 + 1e-12;  // the double sum of squares and sqrt: relative error ~1e-13 at most
@@ -46,8 +35,9 @@ float round_up(double v) {
 void screen_row_norms(const WeightMatrix& exact, const WeightMatrix& screen, int64_t r0, int64_t r1,
                       float* resid_norm, float* screen_norm) {
   const int64_t nb = exact.k / kQ8_0Block;
+  std::vector<float> row(static_cast<size_t>(exact.k));
   for (int64_t j = r0; j < r1; ++j) {
-    const uint8_t* row = exact.row(j);
+    row_to_float(exact, j, row.data());
     const uint8_t* codes = q8_0_codes(screen, j / 16);
     const uint16_t* scales = q8_0_scales(screen, j / 16);
     const int64_t l = j % 16;
@@ -58,7 +48,7 @@ void screen_row_norms(const WeightMatrix& exact, const WeightMatrix& screen, int
         const int code =
             static_cast<int>(codes[b * kQ8_0TileBlockBytes + (e / 4) * 64 + l * 4 + e % 4]) - 128;
         const double ws = d * code;
-        const double r = static_cast<double>(weight_at(exact, row, b * kQ8_0Block + e)) - ws;
+        const double r = static_cast<double>(row[static_cast<size_t>(b * kQ8_0Block + e)]) - ws;
         rr += r * r;
         ss += ws * ws;
       }
@@ -96,28 +86,23 @@ ScreenInputNorms screen_input_norms(const float* x, const QuantizedActivations& 
   return {std::sqrt(xx) * (1.0 + 1e-12), std::sqrt(ee) * (1.0 + 1e-12)};
 }
 
-double screen_bound(const ScreenedHead& h, const ScreenInputNorms& in, int64_t j) {
-  const double r = h.resid_norm[j], s = h.screen_norm[j];
-  const double n_blocks = static_cast<double>(h.exact->k / kQ8_0Block);
-  const double c_exact =
-      h.exact->float_sums == FloatSums::kDouble ? 4.0 : static_cast<double>(kFloatSumBlock + 4);
-  const double b = in.x * r + in.err * s + (n_blocks + 4) * kUnitRoundoff * (in.x + in.err) * s +
-                   c_exact * kUnitRoundoff * in.x * (s + r);
-  return b * (1.0 + kBoundSlack) + kAbsoluteSlack;
-}
-
 namespace {
 
-// Per-token factors of the bound: b_j <= alpha * |r_j| + beta * |w'_j| (screen_bound's terms
-// regrouped), used to pass over most rows with float compares before any exact bound.
+// The bound regrouped per token: b_j = alpha |r_j| + beta |w'_j| + kAbsoluteSlack, so a token
+// computes its factors once and each row's bound is two products (and the largest norms bound
+// every row's at once).
 struct BoundFactors {
   double alpha, beta;
+  double of(const ScreenedHead& h, int64_t j) const {
+    return alpha * h.resid_norm[j] + beta * h.screen_norm[j] + kAbsoluteSlack;
+  }
 };
 BoundFactors bound_factors(const ScreenedHead& h, const ScreenInputNorms& in) {
   const double n_blocks = static_cast<double>(h.exact->k / kQ8_0Block);
   const double c_exact =
       h.exact->float_sums == FloatSums::kDouble ? 4.0 : static_cast<double>(kFloatSumBlock + 4);
   const double slack = 1.0 + kBoundSlack;
+  // |x| |r| + |e| |w'| + (n_b + 4) u |x'| |w'| + c u |x| (|w'| + |r|), with |x'| <= |x| + |e|.
   return {
       (in.x + c_exact * kUnitRoundoff * in.x) * slack,
       (in.err + (n_blocks + 4) * kUnitRoundoff * (in.x + in.err) + c_exact * kUnitRoundoff * in.x) *
@@ -147,6 +132,15 @@ float nth_largest(const float* y, int64_t n_out, size_t n, std::vector<float>* h
 
 }  // namespace
 
+double screen_bound(const ScreenedHead& h, const ScreenInputNorms& in, int64_t j) {
+  return bound_factors(h, in).of(h, j);
+}
+
+uint64_t screen_bytes(const ScreenedHead& h) {
+  return q8_0_head_size(h.screen.k, h.screen.n_out) +
+         static_cast<uint64_t>(h.screen.n_out) * 2 * sizeof(float);
+}
+
 int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, int64_t rows,
                       int top, float* y, ThreadPool* pool, ScreenScratch* scratch) {
   const WeightMatrix& ex = *h.exact;
@@ -160,7 +154,7 @@ int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, i
     const float* xr = x + r * dim;
     const ScreenInputNorms in = screen_input_norms(xr, scratch->qa, r);
     const BoundFactors bf = bound_factors(h, in);
-    // Every b_j is at most b_max (screen_bound is alpha |r_j| + beta |w'_j| + kAbsoluteSlack).
+    // Every b_j is at most b_max.
     const double b_max =
         (bf.alpha * h.max_resid_norm + bf.beta * h.max_screen_norm) * (1.0 + 1e-9) + kAbsoluteSlack;
     std::vector<int32_t>& cand = scratch->rows;
@@ -184,7 +178,7 @@ int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, i
       std::vector<float>& lows = scratch->kth;
       lows.clear();
       for (const int32_t j : cand) {
-        const double lo = static_cast<double>(yr[j]) - screen_bound(h, in, j);
+        const double lo = static_cast<double>(yr[j]) - bf.of(h, j);
         auto f = static_cast<float>(lo);
         if (static_cast<double>(f) > lo)
           f = std::nextafter(f, -std::numeric_limits<float>::infinity());
@@ -198,7 +192,7 @@ int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, i
       }
       size_t kept = 0;
       for (const int32_t j : cand) {
-        const double hi = static_cast<double>(yr[j]) + screen_bound(h, in, j);
+        const double hi = static_cast<double>(yr[j]) + bf.of(h, j);
         if (!(hi < t)) cand[kept++] = j;
       }
       cand.resize(kept);
@@ -208,8 +202,8 @@ int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, i
     const auto n_cand = static_cast<int64_t>(cand.size());
     const int64_t rb = ex.row_bytes();
     scratch->gathered.resize(static_cast<size_t>(n_cand * rb));
+    constexpr int64_t kRowsPerChunk = 16;
     auto gather = [&](int64_t c) {
-      constexpr int64_t kRowsPerChunk = 16;
       for (int64_t i = c * kRowsPerChunk; i < std::min(n_cand, (c + 1) * kRowsPerChunk); ++i) {
         const int32_t j = cand[static_cast<size_t>(i)];
         uint8_t* dst = scratch->gathered.data() + i * rb;
@@ -218,7 +212,7 @@ int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, i
           std::memcpy(dst, ex.row(j), static_cast<size_t>(rb));  // the mapping
       }
     };
-    const int64_t n_chunks = (n_cand + 15) / 16;
+    const int64_t n_chunks = (n_cand + kRowsPerChunk - 1) / kRowsPerChunk;
     if (pool != nullptr && n_chunks > 1) {
       pool->run(n_chunks, gather);
     } else {

@@ -85,4 +85,7 @@ struct ScreenInputNorms {
 ScreenInputNorms screen_input_norms(const float* x, const QuantizedActivations& qa, int64_t r);
 double screen_bound(const ScreenedHead& h, const ScreenInputNorms& in, int64_t j);
 
+// Bytes every screened token reads: the screen and its two row norms (exact rows come on top).
+uint64_t screen_bytes(const ScreenedHead& h);
+
 }  // namespace bitnet::kernels

@@ -157,7 +157,6 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
         n_products = 0;
       }
       products[n_products++] = {&o.w.w, o.y.p};
-      st_.stats.weight_bytes += static_cast<uint64_t>(o.w.w.row_bytes() * o.w.w.n_out);
     }
     kernels::matmul_ternary_many(k_, std::span(products, n_products), s.qa, &st_.pool);
     if (obs_ != nullptr) {
@@ -173,10 +172,11 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
     }
     for (const Out& o : outs) {
       kernels::matmul_float(k_, o.w.w, src, n_, o.y.p, &st_.pool);
-      st_.stats.weight_bytes += static_cast<uint64_t>(o.w.w.row_bytes() * o.w.w.n_out);
       if (obs_ != nullptr) obs_->product({layer, o.w.w, nullptr, src, n_, o.y.p});
     }
   }
+  // Each matrix is read once for the whole batch.
+  for (const Out& o : outs) st_.stats.weight_bytes += static_cast<uint64_t>(o.w.w.bytes());
   // `bitnet` arch: scalar .scale tensors multiply the matmul result.
   for (const Out& o : outs) {
     if (!o.w.has_scale) continue;
@@ -365,13 +365,12 @@ void Blocks::apply_head(float* fin, int n_rows, float* out, int top) {
         kernels::screened_head(k_, *screened, fin, n_rows, top, out, &st_.pool, &st_.s.screen);
     stats.screened_rows += n_rows;
     stats.exact_rows += n_exact;
-    stats.weight_bytes += kernels::q8_0_head_size(head.k, head.n_out) +
-                          static_cast<uint64_t>(head.n_out) * 2 * sizeof(float) +
-                          static_cast<uint64_t>(n_exact * head.row_bytes());
+    stats.weight_bytes +=
+        kernels::screen_bytes(*screened) + static_cast<uint64_t>(n_exact * head.row_bytes());
     return;
   }
   kernels::matmul_float(k_, head, fin, n_rows, out, &st_.pool);
-  stats.weight_bytes += static_cast<uint64_t>(head.row_bytes() * head.n_out);
+  stats.weight_bytes += static_cast<uint64_t>(head.bytes());
 }
 
 void Blocks::head(const Act& x) {

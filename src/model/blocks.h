@@ -90,6 +90,14 @@ struct ForwardStats {
   int64_t logits_rows = 0;    // rows of logits made
   int64_t screened_rows = 0;  // of which by the screened head
   int64_t exact_rows = 0;     // output rows the screened head computed exactly, over those
+
+  ForwardStats& operator+=(const ForwardStats& o) {
+    weight_bytes += o.weight_bytes;
+    logits_rows += o.logits_rows;
+    screened_rows += o.screened_rows;
+    exact_rows += o.exact_rows;
+    return *this;
+  }
 };
 
 class Blocks {

@@ -182,19 +182,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   const bool screenable =
       kernels::q8_0_head_supported(static_cast<int64_t>(d)) &&
       (head_t == TensorType::F16 || head_t == TensorType::BF16 || head_t == TensorType::F32);
-  if (o.head == HeadType::kAuto && screenable && o.kernels.variant() != kernels::Variant::kScalar) {
-    m->build_screened_head();
+  if (o.head == HeadType::kScreened && !screenable) {
+    return make_error(
+        "%s: --head-type screened needs an F16, BF16 or F32 head whose row length is a multiple "
+        "of 32 (it is %s, %" PRIu64 ")",
+        path.c_str(), std::string(gguf::tensor_type_name(head_t)).c_str(), d);
   }
-  if (o.head == HeadType::kScreened) {
-    const gguf::TensorType t = head_t;
-    if (!screenable) {
-      return make_error(
-          "%s: --head-type screened needs an F16, BF16 or F32 head whose row length is a multiple "
-          "of 32 (it is %s, %" PRIu64 ")",
-          path.c_str(), std::string(gguf::tensor_type_name(t)).c_str(), d);
-    }
+  if (o.head == HeadType::kScreened ||
+      (o.head == HeadType::kAuto && screenable && o.kernels.variant() != kernels::Variant::kScalar))
     m->build_screened_head();
-  }
   if (o.repack && o.kernels.variant() == kernels::Variant::kAvx512) m->repack();
   return m;
 }
@@ -235,13 +231,12 @@ uint64_t Model::decode_weight_bytes() const {
   uint64_t n = 0;
   for (const LayerWeights& L : layers_) {
     for (const Projection* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
-      n += static_cast<uint64_t>(p->w.row_bytes() * p->w.n_out);
+      n += static_cast<uint64_t>(p->w.bytes());
     }
   }
-  if (head_type_ == HeadType::kScreened) {  // the screen and its row norms; exact rows vary
-    return n + kernels::q8_0_head_size(head_.k, head_.n_out) + screen_norms_.size() * 4;
-  }
-  return n + static_cast<uint64_t>(head_.row_bytes() * head_.n_out);
+  // The screened head: its screen and row norms (the exact rows vary).
+  if (head_type_ == HeadType::kScreened) return n + kernels::screen_bytes(screened_);
+  return n + static_cast<uint64_t>(head_.bytes());
 }
 
 namespace {
@@ -373,22 +368,13 @@ void Model::build_screened_head() {
 }
 
 void Model::embedding_row(int32_t token, float* out) const {
-  const uint8_t* row = token_embd_.row(token);
   const int64_t d = token_embd_.k;
   if (token_embd_.packed != nullptr) {  // F16, packed (its file pages are released)
     for (int64_t i = 0; i < d; ++i)
       out[i] = fp16_to_fp32(kernels::packed_f16_at(token_embd_, token, i));
     return;
   }
-  if (token_embd_.type == TensorType::F32) {
-    std::memcpy(out, row, static_cast<size_t>(d) * 4);
-    return;
-  }
-  for (int64_t i = 0; i < d; ++i) {
-    uint16_t h;
-    std::memcpy(&h, row + 2 * i, 2);
-    out[i] = token_embd_.type == TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
-  }
+  kernels::row_to_float(token_embd_, token, out);
 }
 
 }  // namespace bitnet::model

@@ -22,6 +22,7 @@
 
 #include "core/fp16.h"
 #include "kernels/q8_0_head.h"
+#include "test_util.h"
 
 namespace bitnet::kernels {
 namespace {
@@ -90,17 +91,6 @@ std::vector<Kernels> variants() {
   return out;
 }
 
-// Indices of the n largest values, by value descending then index ascending (the sampler's
-// order).
-std::vector<int64_t> top_n(const float* y, int64_t n_out, int n) {
-  std::vector<int64_t> idx(static_cast<size_t>(n_out));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
-                    [&](int64_t a, int64_t b) { return y[a] > y[b] || (y[a] == y[b] && a < b); });
-  idx.resize(static_cast<size_t>(n));
-  return idx;
-}
-
 uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -160,7 +150,8 @@ TEST(ScreenedHead, TopLogitsAreTheFullHeadsBitForBit) {
           for (int64_t r = 0; r < kRows; ++r) {
             const float* f = full.data() + r * kOut;
             const float* s = y.data() + r * kOut;
-            const auto want = top_n(f, kOut, n), got = top_n(s, kOut, n);
+            const auto want = bitnet::test::top_indices(f, kOut, n),
+                       got = bitnet::test::top_indices(s, kOut, n);
             ASSERT_EQ(want, got) << k.name() << " n " << n << " row " << r;
             int64_t written = 0;
             for (int64_t j = 0; j < kOut; ++j) {
@@ -186,7 +177,8 @@ TEST(ScreenedHead, ExactTiesAndOneUlpNearTiesAreKept) {
   ScreenScratch scratch;
   screened_head(k, m.h, x.data(), 1, 5, y.data(), nullptr, &scratch);
   for (int64_t j = 0; j < 5; ++j) EXPECT_EQ(bits(y[j]), bits(full[j])) << "row " << j;
-  EXPECT_EQ(top_n(y.data(), 500, 5), top_n(full.data(), 500, 5));
+  EXPECT_EQ(bitnet::test::top_indices(y.data(), 500, 5),
+            bitnet::test::top_indices(full.data(), 500, 5));
 }
 
 TEST(ScreenedHead, FewRowsAreComputedExactly) {

@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
-#include <numeric>
 #include <string>
 #include <vector>
 
@@ -18,6 +17,8 @@
 #include "crossval/crossval.h"
 #include "generate/generator.h"
 #include "model/context.h"
+#include "synth/synth.h"
+#include "test_util.h"
 #include "tokenizer/tokenizer.h"
 
 namespace bitnet::model::test {
@@ -47,14 +48,21 @@ inline void make_rows_tie(const std::string& path) {
   ASSERT_TRUE(out.good());
 }
 
-// Indices of the n largest, by value descending then index ascending (the sampler's order).
-inline std::vector<int64_t> top_indices(const float* y, int64_t n_out, int n) {
-  std::vector<int64_t> idx(static_cast<size_t>(n_out));
-  std::iota(idx.begin(), idx.end(), 0);
-  std::partial_sort(idx.begin(), idx.begin() + n, idx.end(),
-                    [&](int64_t a, int64_t b) { return y[a] > y[b] || (y[a] == y[b] && a < b); });
-  idx.resize(static_cast<size_t>(n));
-  return idx;
+// A synthetic model of the given shape (n_layers 0: the preset's), llama-bpe vocabulary.
+inline std::string make_model(const bitnet::test::TempDir& dir, const std::string& preset,
+                              int n_layers, gguf::TensorType wt, Arch arch, uint64_t seed) {
+  synth::SynthOptions o;
+  o.config = *synth::preset_config(preset, arch);
+  if (n_layers > 0) o.config.n_layers = static_cast<uint32_t>(n_layers);
+  o.config.n_ctx_train = 1024;
+  o.weight_type = wt;
+  o.vocab_path = std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf";
+  o.seed = seed;
+  const std::string path =
+      dir.path(preset + "-" + std::string(gguf::tensor_type_name(wt)) + ".gguf");
+  auto st = synth::write_synthetic_model(o, path);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return path;
 }
 
 inline void expect_screened_equals_file(const std::string& path, int min_tokens) {
@@ -101,8 +109,9 @@ inline void expect_screened_equals_file(const std::string& path, int min_tokens)
       for (size_t p = 0; p < prompt.size(); ++p) {
         const float* f = lf.data() + static_cast<int64_t>(p) * nv;
         const float* s = ls.data() + static_cast<int64_t>(p) * nv;
-        const auto want = top_indices(f, nv, n + 1);
-        ASSERT_EQ(std::vector<int64_t>(want.begin(), want.end() - 1), top_indices(s, nv, n))
+        const auto want = bitnet::test::top_indices(f, nv, n + 1);
+        ASSERT_EQ(std::vector<int64_t>(want.begin(), want.end() - 1),
+                  bitnet::test::top_indices(s, nv, n))
             << "position " << p << ", n " << n;
         for (int i = 0; i < n; ++i) {
           uint32_t x, y;

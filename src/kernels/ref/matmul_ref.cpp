@@ -14,6 +14,19 @@ namespace bitnet::kernels {
 
 using gguf::TensorType;
 
+void row_to_float(const WeightMatrix& w, int64_t r, float* out) {
+  const uint8_t* p = w.row(r);
+  if (w.type == TensorType::F32) {
+    std::memcpy(out, p, static_cast<size_t>(w.k) * 4);
+    return;
+  }
+  for (int64_t i = 0; i < w.k; ++i) {
+    uint16_t h;
+    std::memcpy(&h, p + 2 * i, 2);
+    out[i] = w.type == TensorType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
+  }
+}
+
 int64_t WeightMatrix::row_bytes() const {
   switch (type) {
     case TensorType::I2_S:
