@@ -207,6 +207,13 @@ Result<RunResult> run_crossval(const Options& o) {
 
   model::LoadOptions load_options;
   BITNET_ASSIGN_OR_RETURN(load_options.head, model::head_type_from_name(o.head_type));
+  // Crossval compares every logit, which the screened head leaves to the full one anyway.
+  if (load_options.head == model::HeadType::kScreened ||
+      load_options.head == model::HeadType::kAuto)
+    return make_error(
+        "crossval: --head-type '%s' is not one of file, fast, q8_0 (crossval "
+        "compares every logit; the screened head's are file's where it computes them)",
+        o.head_type.c_str());
   load_options.kernels = o.kernels;
   load_options.hugepages = o.hugepages;
   BITNET_ASSIGN_OR_RETURN(auto model, model::Model::load(o.model, load_options));

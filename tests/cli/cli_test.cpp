@@ -178,6 +178,15 @@ TEST_F(Cli, ScreenedHeadAndDraftsKeepGreedyOutput) {
     EXPECT_EQ(r.exit_code, 1) << bad;
     EXPECT_NE(r.err.find("--draft"), std::string::npos) << bad << ": " << r.err;
   }
+  // crossval compares every logit: the screened head is refused there; bench's --top too when
+  // negative.
+  auto x = bitnet(" crossval -m " + model_ + " -p hi -n 1 --head-type screened --json " +
+                  dir_->path("x.json"));
+  EXPECT_NE(x.exit_code, 0);
+  EXPECT_NE(x.err.find("--head-type 'screened'"), std::string::npos) << x.err;
+  auto neg = bitnet(" bench -m " + model_ + " -p 4 -n 4 -t 1 -r 1 --top -1");
+  EXPECT_EQ(neg.exit_code, 1);
+  EXPECT_NE(neg.err.find("--top"), std::string::npos) << neg.err;
   // bench reports the rows the screened head computed exactly and the bytes read.
   auto b = bitnet(" bench -m " + model_ + " -p 4 -n 4 -t 1 -r 1 --json");
   ASSERT_EQ(b.exit_code, 0) << b.err;
