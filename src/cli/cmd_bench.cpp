@@ -18,6 +18,7 @@
 #include "cli/model_flags.h"
 #include "core/bandwidth.h"
 #include "core/random.h"
+#include "kernels/dot_peak.h"
 #include "model/context.h"
 
 namespace bitnet::cli {
@@ -105,6 +106,13 @@ int run_bench(const BenchFlags& f) {
   for (int threads : f.threads) {
     // Measured (in a forked child) before this thread count's context starts its workers.
     const double bw = measure_read_bandwidth_isolated(threads);
+    // The int8 dot-product peak of this many threads, measured (kernels/dot_peak.h); prompt
+    // processing is compute-bound, so its multiply-adds per second over this are its efficiency.
+    kernels::DotPeak peak;
+    if (!f.prompt_sizes.empty()) {
+      ThreadPool peak_pool(threads);
+      peak = kernels::measure_int8_dot_peak((*m)->kernels(), &peak_pool);
+    }
     auto s = model::Context::create(
         **m, {.n_ctx = max_ctx, .kv_f16 = true, .n_threads = threads, .n_seq_max = f.parallel});
     if (!s) return fail(s.error());
@@ -139,6 +147,7 @@ int run_bench(const BenchFlags& f) {
     };
     for (int p : f.prompt_sizes) {
       std::vector<double> rates;
+      (*s)->reset_stats();
       for (int r = 0; r < f.reps; ++r) {
         kv.clear();
         const auto t0 = std::chrono::steady_clock::now();
@@ -146,7 +155,26 @@ int run_bench(const BenchFlags& f) {
           return fail(st.error());
         rates.push_back(p / seconds_since(t0));
       }
-      emit("pp" + std::to_string(p), stats(rates), bw, 0);
+      const Stats st = stats(rates);
+      // Counted by the forward pass: the int8 multiply-adds of every ternary product.
+      const double macs_per_token =
+          static_cast<double>((*s)->stats().int8_macs) / (static_cast<double>(p) * f.reps);
+      const double macs_s = st.median * macs_per_token;
+      nlohmann::ordered_json extra;
+      if (macs_per_token > 0) extra["int8_macs_per_token"] = macs_per_token;
+      if (peak.macs_per_s > 0 && macs_per_token > 0) {
+        extra["int8_peak_macs_s"] = peak.macs_per_s;
+        extra["int8_peak_fraction"] = macs_s / peak.macs_per_s;
+        extra["int8_peak_instruction"] = peak.instruction;
+      }
+      emit("pp" + std::to_string(p), st, bw, 0, extra);
+      if (!f.json && peak.macs_per_s > 0 && macs_per_token > 0) {
+        std::printf(
+            "  prompt: %.0f G int8 multiply-adds/s (%.2f G per token) = %.0f%% of the int8 "
+            "dot-product peak, %.0f G/s (%s on %d threads, measured)\n",
+            macs_s / 1e9, macs_per_token / 1e9, 100 * macs_s / peak.macs_per_s,
+            peak.macs_per_s / 1e9, std::string(peak.instruction).c_str(), threads);
+      }
     }
     for (int g : f.gen_sizes) {
       if (g < 1) continue;

@@ -11,5 +11,13 @@ void attention_scores(const Kernels& k, const AttentionHead& a, float* s) {
 void attention_values(const Kernels& k, const AttentionHead& a, const float* p, float* out) {
   k.table().values(a, p, out);
 }
+void attention_scores_group(const Kernels& k, const AttentionHead& a, const float* const* qs,
+                            int n_q, float* const* s) {
+  k.table().scores_group(a, qs, n_q, s);
+}
+void attention_values_group(const Kernels& k, const AttentionHead& a, int n_q,
+                            const float* const* p, float* const* out) {
+  k.table().values_group(a, n_q, p, out);
+}
 
 }  // namespace bitnet::kernels

@@ -34,8 +34,22 @@ struct AttentionHead {
 void attention_scores_ref(const AttentionHead& a, float* s);
 void attention_values_ref(const AttentionHead& a, const float* p, float* out);
 
+// n_q query rows against the same K and V and n_kv (the query heads that share a KV head in
+// grouped-query attention): row r's query is qs[r] (a.q is not read), its scores s[r], its
+// probabilities p[r] and its output out[r]; each row's results are those of the single-row
+// products above. The SIMD variants convert each f16 K and V vector once for all the rows, and,
+// because f16 x f16 products are exact in float (and so in double), add them with a double FMA.
+void attention_scores_group_ref(const AttentionHead& a, const float* const* qs, int n_q,
+                                float* const* s);
+void attention_values_group_ref(const AttentionHead& a, int n_q, const float* const* p,
+                                float* const* out);
+
 // Dispatched (k's variant).
 void attention_scores(const Kernels& k, const AttentionHead& a, float* s);
 void attention_values(const Kernels& k, const AttentionHead& a, const float* p, float* out);
+void attention_scores_group(const Kernels& k, const AttentionHead& a, const float* const* qs,
+                            int n_q, float* const* s);
+void attention_values_group(const Kernels& k, const AttentionHead& a, int n_q,
+                            const float* const* p, float* const* out);
 
 }  // namespace bitnet::kernels

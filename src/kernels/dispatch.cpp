@@ -7,12 +7,23 @@
 namespace bitnet::kernels {
 
 const KernelTable& scalar_table() {
-  static const KernelTable t{Variant::kScalar,     quantize_activations_ref,
-                             matmul_ternary_ref,   matmul_float_ref,
-                             matmul_q8_0_head_ref, attention_scores_ref,
-                             attention_values_ref, swiglu_ref,
-                             fp32_to_fp16_row_ref, rms_norm_ref,
-                             round_to_f16_ref,     softmax_probs_ref};
+  static const KernelTable t{Variant::kScalar,
+                             quantize_activations_ref,
+                             matmul_ternary_ref,
+                             matmul_float_ref,
+                             matmul_q8_0_head_ref,
+                             attention_scores_ref,
+                             attention_values_ref,
+                             attention_scores_group_ref,
+                             attention_values_group_ref,
+                             swiglu_ref,
+                             relu_sqr_mul_ref,
+                             fp32_to_fp16_row_ref,
+                             rms_norm_ref,
+                             round_to_f16_ref,
+                             softmax_probs_ref,
+                             nullptr,
+                             "none"};
   return t;
 }
 

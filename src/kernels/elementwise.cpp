@@ -8,6 +8,10 @@ namespace bitnet::kernels {
 void swiglu(const Kernels& k, int64_t n, float* y, const float* x, const float* g) {
   k.table().swiglu(n, y, x, g);
 }
+
+void relu_sqr_mul(const Kernels& k, int64_t n, float* y, const float* x, const float* g) {
+  k.table().relu_sqr_mul(n, y, x, g);
+}
 void fp32_to_fp16_row(const Kernels& k, const float* x, int64_t n, uint16_t* y) {
   k.table().to_f16(x, n, y);
 }

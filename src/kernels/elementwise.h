@@ -1,6 +1,9 @@
 // Elementwise ops of the forward pass that are worth a SIMD variant in decode, where everything
 // around the weight streams runs on one thread while the others wait:
 //   swiglu:  y_i = silu(x_i) * g_i with ggml's numerics (ggml_math.h: ggml_swiglu);
+//   relu_sqr_mul: y_i = (r_i * r_i) * g_i, r_i = x_i > 0 ? x_i : 0 (ggml's relu, sqr and mul in
+//     turn; a NaN or -0 x_i gives r_i = +0). Written as a kernel because the compiler keeps the
+//     scalar loop's branch, which random signs mispredict half the time;
 //   f32 -> f16 rows for the KV cache (core/fp16.h's round-to-nearest-even conversion);
 //   round_to_f16: x_i = (float)(f16)x_i in place (what ggml's F16 products do to an operand);
 //   softmax_probs: attention probabilities as ggml's soft_max computes them (ggml_math.h):
@@ -27,6 +30,7 @@
 namespace bitnet::kernels {
 
 void swiglu_ref(int64_t n, float* y, const float* x, const float* g);
+void relu_sqr_mul_ref(int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row_ref(const float* x, int64_t n, uint16_t* y);
 void rms_norm_ref(const float* x, const float* w, int64_t n, float eps, float* y);
 void round_to_f16_ref(float* x, int64_t n);
@@ -41,6 +45,7 @@ float mean_square_from_sum(double sum, const float* x, int64_t n);
 
 // Dispatched (k's variant).
 void swiglu(const Kernels& k, int64_t n, float* y, const float* x, const float* g);
+void relu_sqr_mul(const Kernels& k, int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row(const Kernels& k, const float* x, int64_t n, uint16_t* y);
 void rms_norm(const Kernels& k, const float* x, const float* w, int64_t n, float eps, float* y);
 void round_to_f16(const Kernels& k, float* x, int64_t n);

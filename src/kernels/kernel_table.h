@@ -4,6 +4,8 @@
 // ranges [o_begin, o_end) of output rows let the caller split work over threads.
 #pragma once
 
+#include <string_view>
+
 #include "kernels/attention.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
@@ -24,11 +26,18 @@ struct KernelTable {
                     int64_t o_end);
   void (*scores)(const AttentionHead& a, float* s);
   void (*values)(const AttentionHead& a, const float* p, float* out);
+  void (*scores_group)(const AttentionHead& a, const float* const* qs, int n_q, float* const* s);
+  void (*values_group)(const AttentionHead& a, int n_q, const float* const* p, float* const* out);
   void (*swiglu)(int64_t n, float* y, const float* x, const float* g);
+  void (*relu_sqr_mul)(int64_t n, float* y, const float* x, const float* g);
   void (*to_f16)(const float* x, int64_t n, uint16_t* y);
   void (*rms_norm)(const float* x, const float* w, int64_t n, float eps, float* y);
   void (*round_f16)(float* x, int64_t n);
   void (*softmax)(float* s, int64_t n, bool round_f16);
+  // The int8 dot-product peak's loop (dot_peak.h): iters rounds of 16 independent instructions
+  // on registers; returns the multiply-adds done. nullptr where there is none (scalar).
+  int64_t (*dot_loop)(int64_t iters);
+  std::string_view dot_instruction;
 };
 
 const KernelTable& scalar_table();

@@ -94,6 +94,16 @@ Status verify_swiglu(const Kernels& k, const float* x, const float* g, const flo
   return {};
 }
 
+Status verify_relu_sqr_mul(const Kernels& k, const float* x, const float* g, const float* got,
+                           int64_t n) {
+  std::vector<float> want(static_cast<size_t>(n));
+  relu_sqr_mul_ref(n, want.data(), x, g);
+  for (int64_t i = 0; i < n; ++i) {
+    if (!same_bits(got[i], want[i])) return mismatch(k, "ReLU^2", i, got[i], want[i]);
+  }
+  return {};
+}
+
 Status verify_rms_norm(const Kernels& k, const float* x, const float* w, int64_t n, float eps,
                        const float* got) {
   std::vector<float> want(static_cast<size_t>(n));

@@ -28,6 +28,9 @@ Status verify_quantized(const Kernels& kern, const float* x, int64_t rows, int64
 // got[i] for i < n: the dispatched SwiGLU of x[i], g[i] where i lies in whole groups of 4 of the
 // full call (ggml_math.h: the tail of fewer than 4 takes another formula).
 Status verify_swiglu(const Kernels& k, const float* x, const float* g, const float* got, int64_t n);
+// got[i] for i < n: the dispatched relu(x[i])^2 * g[i].
+Status verify_relu_sqr_mul(const Kernels& k, const float* x, const float* g, const float* got,
+                           int64_t n);
 
 // got[i] for i < n: the dispatched RMSNorm of the row x with weights w.
 Status verify_rms_norm(const Kernels& k, const float* x, const float* w, int64_t n, float eps,

@@ -159,6 +159,7 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
       products[n_products++] = {&o.w.w, o.y.p};
     }
     kernels::matmul_ternary_many(k_, std::span(products, n_products), s.qa, &st_.pool);
+    for (const Out& o : outs) st_.stats.int8_macs += static_cast<int64_t>(n_) * k * o.w.w.n_out;
     if (obs_ != nullptr) {
       for (const Out& o : outs) obs_->product({layer, o.w.w, &s.qa, nullptr, n_, o.y.p});
     }
@@ -287,6 +288,12 @@ void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act&
     kernels::softmax_probs(k_, s, a.n_kv, round);
     kernels::attention_values(k_, a, s, out_of(r, h));
   };
+  const int group = static_cast<int>(c_.n_heads / c_.n_kv_heads);
+  if (obs_ == nullptr && group <= kMaxGroupHeads) {
+    attention_grouped(layer, q, out);
+    observe(layer, Op::kAttnOut, out, rows_);
+    return;
+  }
   // Each (row, head) is computed the same way whatever the grouping, so both schedules give
   // identical bits: one task per head covering every row (one pool dispatch), or row by row
   // when an observer wants each row's probabilities before the next row overwrites them.
@@ -322,6 +329,53 @@ void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act&
   observe(layer, Op::kAttnOut, out, rows_);
 }
 
+// The query heads sharing a KV head go through the grouped kernels together (each K and V
+// vector converted once for all of them; the same bits as head by head, kernels/attention.h).
+// Tasks are (KV head, run of rows, part of the group): enough of them to keep every thread busy
+// in decode too, each with its own probability rows.
+void Blocks::attention_grouped(int layer, const Act& q, Act& out) {
+  const int n_kv_heads = static_cast<int>(c_.n_kv_heads);
+  const int group = static_cast<int>(c_.n_heads / c_.n_kv_heads);
+  const int hd = static_cast<int>(c_.head_dim());
+  const bool round = st_.numerics.f16_attention_operands;
+  const int rows_per_chunk = (n_ + 15) / 16;
+  const int n_chunks = (n_ + rows_per_chunk - 1) / rows_per_chunk;
+  // Decode: a handful of KV heads over the threads would leave one idle for a share of the
+  // time; halves of each group even it out.
+  const int parts = n_kv_heads * n_chunks < 4 * st_.pool.size() && group % 2 == 0 ? 2 : 1;
+  const int heads_per_part = group / parts;
+  int max_kv = 0;
+  for (const BatchRow& row : rows_) max_kv = std::max(max_kv, row.pos + 1);
+  const int64_t n_tasks = static_cast<int64_t>(n_kv_heads) * n_chunks * parts;
+  std::vector<float>& scratch = st_.s.group_scores;
+  const size_t need = static_cast<size_t>(n_tasks) * heads_per_part * max_kv;
+  if (scratch.size() < need) scratch.resize(need);
+  st_.pool.run(n_tasks, [&](int64_t task) {
+    const int part = static_cast<int>(task % parts);
+    const int chunk = static_cast<int>(task / parts % n_chunks);
+    const int g = static_cast<int>(task / parts / n_chunks);
+    const int h0 = g * group + part * heads_per_part;
+    float* probs = scratch.data() + static_cast<size_t>(task) * heads_per_part * max_kv;
+    float qh[kMaxGroupHeads][kMaxHeadDim];
+    const float* qs[kMaxGroupHeads];
+    float* s[kMaxGroupHeads];
+    float* o[kMaxGroupHeads];
+    const int r1 = std::min(n_, (chunk + 1) * rows_per_chunk);
+    for (int r = chunk * rows_per_chunk; r < r1; ++r) {
+      kernels::AttentionHead a;
+      for (int i = 0; i < heads_per_part; ++i) {
+        a = head_of(layer, r, h0 + i, qh[i], q);
+        qs[i] = qh[i];
+        s[i] = probs + static_cast<size_t>(i) * max_kv;
+        o[i] = out.row(r) + static_cast<size_t>(h0 + i) * hd;
+      }
+      kernels::attention_scores_group(k_, a, qs, heads_per_part, s);
+      for (int i = 0; i < heads_per_part; ++i) kernels::softmax_probs(k_, s[i], a.n_kv, round);
+      kernels::attention_values_group(k_, a, heads_per_part, s, o);
+    }
+  });
+}
+
 void Blocks::add(int layer, Op op, Act& x, const Act& y) {
   for_rows(n_, [&](int r0, int r1) {
     for (int64_t i = r0 * x.dim; i < r1 * x.dim; ++i) x.p[i] += y.p[i];
@@ -333,16 +387,13 @@ void Blocks::ffn_activation(int layer, FfnActivation a, const Act& gate, const A
   const int64_t f = gate.dim;
   for_rows(n_, [&](int r0, int r1) {
     if (a == FfnActivation::kReluSquared) {
-      for (int64_t i = r0 * f; i < r1 * f; ++i) {
-        const float g = gate.p[i] > 0.0f ? gate.p[i] : 0.0f;
-        out.p[i] = g * g * up.p[i];
-      }
+      kernels::relu_sqr_mul(k_, (r1 - r0) * f, out.row(r0), gate.row(r0), up.row(r0));
     } else {
       // Row by row, as ggml's fused SwiGLU does.
       for (int r = r0; r < r1; ++r) kernels::swiglu(k_, f, out.row(r), gate.row(r), up.row(r));
     }
   });
-  if (obs_ != nullptr && a == FfnActivation::kSilu) obs_->swiglu(layer, gate.p, up.p, out.p, f);
+  if (obs_ != nullptr) obs_->ffn_activation(layer, a, gate.p, up.p, out.p, f);
   observe(layer, Op::kFfnAct, out, rows_);
 }
 

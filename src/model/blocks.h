@@ -60,7 +60,8 @@ struct Act {
 // The activations of a forward pass, sized for the largest batch seen.
 struct Scratch {
   Act x, h, q, k, v, att, o, gate, up, act, hf, fin;
-  std::vector<float> scores;  // per head: n_ctx probabilities
+  std::vector<float> scores;        // per head: n_ctx probabilities
+  std::vector<float> group_scores;  // grouped attention: per task and query head, n_kv of them
   kernels::QuantizedActivations qa, qa_head;
   kernels::ScreenScratch screen;
   std::vector<float> head_in, head_out;  // a head batch of mixed rows, gathered by kind
@@ -87,12 +88,14 @@ struct WarmSchedule {
 // head made its rows of logits.
 struct ForwardStats {
   uint64_t weight_bytes = 0;
+  int64_t int8_macs = 0;      // multiply-adds of the int8 (ternary) products
   int64_t logits_rows = 0;    // rows of logits made
   int64_t screened_rows = 0;  // of which by the screened head
   int64_t exact_rows = 0;     // output rows the screened head computed exactly, over those
 
   ForwardStats& operator+=(const ForwardStats& o) {
     weight_bytes += o.weight_bytes;
+    int8_macs += o.int8_macs;
     logits_rows += o.logits_rows;
     screened_rows += o.screened_rows;
     exact_rows += o.exact_rows;
@@ -138,6 +141,9 @@ class Blocks {
   // Stores k, v in the cache at each row's (sequence, position), then causal GQA attention of
   // each row over its sequence's positions 0 .. pos: out = softmax(q k^T / sqrt(hd)) v.
   void attention(int layer, const Act& q, const Act& k, const Act& v, Act& out);
+  // attention()'s path without an observer: the heads of each KV head together.
+  void attention_grouped(int layer, const Act& q, Act& out);
+  static constexpr int kMaxGroupHeads = 16;  // more query heads per KV head: head by head
   // x += y.
   void add(int layer, Op op, Act& x, const Act& y);
   // out = act(gate) * up: relu(g)^2 * u or silu(g) * u.

@@ -48,6 +48,34 @@ TEST(Elementwise, SwigluBitExactWithReference) {
   }
 }
 
+TEST(Elementwise, ReluSqrMulBitExactWithReference) {
+  for (const KernelTable* t : test::simd_tables()) {
+    for (int64_t n : {1, 7, 8, 9, 15, 16, 17, 33, 100, 6912, 6913}) {
+      const std::vector<float> x = mixed(static_cast<size_t>(n), 3);
+      const std::vector<float> g = mixed(static_cast<size_t>(n), 4);
+      std::vector<float> want(static_cast<size_t>(n) + 1, -7.0f), got(want);
+      relu_sqr_mul_ref(n, want.data(), x.data(), g.data());
+      t->relu_sqr_mul(n, got.data(), x.data(), g.data());
+      ASSERT_EQ(first_bit_mismatch(got, want), "") << test::name_of(t) << " n=" << n;
+    }
+  }
+}
+
+// The reference is ggml's relu, sqr and mul in turn: NaN and -0 gates give +0 before the product.
+TEST(Elementwise, ReluSqrMulReferenceMatchesItsDefinition) {
+  const float nan = std::nanf("");
+  const std::vector<float> x = {3.0f, -2.0f, -0.0f, nan, 1e20f, 0.5f};
+  const std::vector<float> g = {2.0f, 5.0f, -1.0f, 4.0f, 1.0f, nan};
+  std::vector<float> y(6);
+  relu_sqr_mul_ref(6, y.data(), x.data(), g.data());
+  EXPECT_EQ(y[0], 18.0f);
+  EXPECT_EQ(y[1], 0.0f);
+  EXPECT_TRUE(std::signbit(y[2]));  // +0 * +0 * -1
+  EXPECT_EQ(y[3], 0.0f);
+  EXPECT_TRUE(std::isinf(y[4]));
+  EXPECT_TRUE(std::isnan(y[5]));
+}
+
 // Sweeps the exp formula's input range finely, where each branch switches.
 TEST(Elementwise, SwigluBranchBoundaries) {
   std::vector<float> x;

@@ -53,6 +53,11 @@ TEST(Verify, SwigluAndF16) {
   y[13] = std::nextafter(y[13], 1e9f);
   expect_caught(verify_swiglu(kBest, x.data(), g.data(), y.data(), n), "SwiGLU");
 
+  relu_sqr_mul(kBest, n, y.data(), x.data(), g.data());
+  EXPECT_TRUE(verify_relu_sqr_mul(kBest, x.data(), g.data(), y.data(), n).ok());
+  y[65] = std::nextafter(y[65], 1e9f);
+  expect_caught(verify_relu_sqr_mul(kBest, x.data(), g.data(), y.data(), n), "ReLU^2");
+
   std::vector<uint16_t> h(2 * n);  // every other slot: a strided column, as K in the cache
   for (int64_t i = 0; i < n; ++i) fp32_to_fp16_row(kBest, x.data() + i, 1, h.data() + 2 * i);
   EXPECT_TRUE(verify_to_f16(kBest, x.data(), h.data(), n, 2).ok());

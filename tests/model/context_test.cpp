@@ -195,6 +195,24 @@ TEST(Context, FfnActivationFollowsArchitecture) {
   }
 }
 
+// The int8 multiply-adds the forward pass counts (bench's prompt efficiency) are those of every
+// ternary product: per row, q/k/v/o, gate/up/down of every layer.
+TEST(Context, CountsTheInt8MultiplyAddsOfEveryTernaryProduct) {
+  test::TempDir dir;
+  auto m = Model::load(make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S));
+  ASSERT_TRUE(m.ok()) << m.message();
+  const ModelConfig& c = (*m)->config();
+  const int64_t d = c.n_embd, kv = c.n_embd_kv(), f = c.n_ff;
+  const int64_t per_row = c.n_layers * (d * d + 2 * d * kv + d * d + 2 * d * f + f * d);
+  auto s = Context::create(**m, {.n_ctx = 16, .n_threads = 2});
+  std::vector<float> logits;
+  ASSERT_TRUE((*s)->eval(std::span(kIds).first(5), false, &logits).ok());
+  EXPECT_EQ((*s)->stats().int8_macs, 5 * per_row);
+  (*s)->reset_stats();
+  ASSERT_TRUE((*s)->eval(std::span(kIds).subspan(5, 1), false, &logits).ok());
+  EXPECT_EQ((*s)->stats().int8_macs, per_row);
+}
+
 // .scale tensors (bitnet arch) multiply each projection's output: the logits change, and the
 // parity test against llama.cpp (which applies them) covers their exact use.
 TEST(Context, ScaleTensorsAreApplied) {

@@ -30,4 +30,18 @@ void attention_values_ref(const AttentionHead& a, const float* p, float* out) {
   }
 }
 
+void attention_scores_group_ref(const AttentionHead& a, const float* const* qs, int n_q,
+                                float* const* s) {
+  AttentionHead row = a;
+  for (int r = 0; r < n_q; ++r) {
+    row.q = qs[r];
+    attention_scores_ref(row, s[r]);
+  }
+}
+
+void attention_values_group_ref(const AttentionHead& a, int n_q, const float* const* p,
+                                float* const* out) {
+  for (int r = 0; r < n_q; ++r) attention_values_ref(a, p[r], out[r]);
+}
+
 }  // namespace bitnet::kernels

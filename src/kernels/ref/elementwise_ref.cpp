@@ -10,6 +10,13 @@ namespace bitnet::kernels {
 
 void swiglu_ref(int64_t n, float* y, const float* x, const float* g) { ggml_swiglu(n, y, x, g); }
 
+void relu_sqr_mul_ref(int64_t n, float* y, const float* x, const float* g) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = x[i] > 0.0f ? x[i] : 0.0f;
+    y[i] = r * r * g[i];
+  }
+}
+
 void fp32_to_fp16_row_ref(const float* x, int64_t n, uint16_t* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = fp32_to_fp16(x[i]);
 }

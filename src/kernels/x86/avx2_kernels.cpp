@@ -903,6 +903,16 @@ void rms_norm_avx2(const float* x, const float* w, int64_t n, float eps, float* 
   for (; i < n; ++i) y[i] = (x[i] * scale) * w[i];
 }
 
+// MAXPS returns its second operand unless the first is greater: exactly x > 0 ? x : 0.
+void relu_sqr_mul_avx2(int64_t n, float* y, const float* x, const float* g) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 r = _mm256_max_ps(_mm256_loadu_ps(x + i), _mm256_setzero_ps());
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(r, r), _mm256_loadu_ps(g + i)));
+  }
+  relu_sqr_mul_ref(n - i, y + i, x + i, g + i);
+}
+
 void round_to_f16_avx2(float* x, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -910,6 +920,28 @@ void round_to_f16_avx2(float* x, int64_t n) {
     _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
   }
   for (; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
+}
+
+// dot_peak.h: AVX2's int8 multiply-add, 16 independent VPMADDUBSW on registers, 32 products each
+// (added in pairs to int16; the kernels then widen them, which this peak does not count).
+int64_t dot_loop(int64_t iters) {
+  const int64_t n = iters;
+  asm volatile(
+      "vpcmpeqb %%ymm14, %%ymm14, %%ymm14\n"
+      "vpcmpeqb %%ymm15, %%ymm15, %%ymm15\n"
+      "1:\n"
+      ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm\\r\n"
+      ".endr\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm0\n"
+      "vpmaddubsw %%ymm15, %%ymm14, %%ymm1\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+  return n * 16 * 32;
 }
 
 }  // namespace
@@ -923,11 +955,16 @@ const KernelTable* avx2_table() {
                              q8_0_head,
                              attention_scores_ref,
                              attention_values_ref,
+                             attention_scores_group_ref,
+                             attention_values_group_ref,
                              swiglu_ref,
+                             relu_sqr_mul_avx2,
                              to_f16_row,
                              rms_norm_avx2,
                              round_to_f16_avx2,
-                             softmax_probs_ref};
+                             softmax_probs_ref,
+                             dot_loop,
+                             "VPMADDUBSW ymm"};
   return &t;
 }
 

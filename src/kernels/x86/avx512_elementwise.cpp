@@ -76,6 +76,22 @@ void swiglu(int64_t n, float* y, const float* x, const float* g) {
   for (; i < n; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i])) * g[i];
 }
 
+// MAXPS returns its second operand unless the first is greater, so max(x, 0) is exactly the
+// reference's x > 0 ? x : 0, NaN and -0 included.
+void relu_sqr_mul(int64_t n, float* y, const float* x, const float* g) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 r = _mm512_max_ps(_mm512_loadu_ps(x + i), _mm512_setzero_ps());
+    _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_loadu_ps(g + i)));
+  }
+  if (i < n) {
+    const __mmask16 m = lanes_below(n - i);
+    const __m512 r = _mm512_max_ps(_mm512_maskz_loadu_ps(m, x + i), _mm512_setzero_ps());
+    _mm512_mask_storeu_ps(y + i, m,
+                          _mm512_mul_ps(_mm512_mul_ps(r, r), _mm512_maskz_loadu_ps(m, g + i)));
+  }
+}
+
 void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {

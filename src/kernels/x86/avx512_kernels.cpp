@@ -738,6 +738,25 @@ void flt(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t 
   return float_matmul<FloatSums::kDouble>(w, x, rows, y, o_begin, o_end);
 }
 
+// dot_peak.h: 16 chains of VPDPBUSD on registers, 64 multiply-adds each.
+int64_t dot_loop(int64_t iters) {
+  const int64_t n = iters;
+  asm volatile(
+      "vpternlogd $0xff, %%zmm16, %%zmm16, %%zmm16\n"
+      "vpternlogd $0xff, %%zmm17, %%zmm17, %%zmm17\n"
+      "1:\n"
+      ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\n"
+      "vpdpbusd %%zmm17, %%zmm16, %%zmm\\r\n"
+      ".endr\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17");
+  return n * 16 * 64;
+}
+
 }  // namespace
 
 const KernelTable* avx512_table() {
@@ -748,11 +767,16 @@ const KernelTable* avx512_table() {
                              avx512::q8_0_head,
                              avx512::attention_scores,
                              avx512::attention_values,
+                             avx512::attention_scores_group,
+                             avx512::attention_values_group,
                              avx512::swiglu,
+                             avx512::relu_sqr_mul,
                              avx512::fp32_to_fp16_row,
                              avx512::rms_norm,
                              avx512::round_to_f16,
-                             avx512::softmax_probs};
+                             avx512::softmax_probs,
+                             dot_loop,
+                             "VPDPBUSD zmm"};
   return &t;
 }
 

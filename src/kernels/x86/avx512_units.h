@@ -37,9 +37,14 @@ void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
 
 void attention_scores(const AttentionHead& a, float* s);
 void attention_values(const AttentionHead& a, const float* p, float* out);
+void attention_scores_group(const AttentionHead& a, const float* const* qs, int n_q,
+                            float* const* s);
+void attention_values_group(const AttentionHead& a, int n_q, const float* const* p,
+                            float* const* out);
 
 // kernels/elementwise.h.
 void swiglu(int64_t n, float* y, const float* x, const float* g);
+void relu_sqr_mul(int64_t n, float* y, const float* x, const float* g);
 void fp32_to_fp16_row(const float* x, int64_t n, uint16_t* y);
 void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
 void round_to_f16(float* x, int64_t n);

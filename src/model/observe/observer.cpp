@@ -36,9 +36,9 @@ void ObserverList::product(const ProductCall& call) {
   for (Observer* o : list_) o->product(call);
 }
 
-void ObserverList::swiglu(int layer, const float* gate, const float* up, const float* act,
-                          int64_t n) {
-  for (Observer* o : list_) o->swiglu(layer, gate, up, act, n);
+void ObserverList::ffn_activation(int layer, FfnActivation a, const float* gate, const float* up,
+                                  const float* act, int64_t n) {
+  for (Observer* o : list_) o->ffn_activation(layer, a, gate, up, act, n);
 }
 
 void ObserverList::kv_stored(int layer, const float* k, const void* k_cells, int64_t k_stride,

@@ -84,9 +84,9 @@ class Observer {
   virtual void rms_norm(int /*layer*/, const float* /*x*/, const float* /*w*/, int64_t /*dim*/,
                         float /*eps*/, const float* /*out*/) {}
   virtual void product(const ProductCall& /*call*/) {}
-  // act = silu(gate) * up for the first row (only SwiGLU is a kernel).
-  virtual void swiglu(int /*layer*/, const float* /*gate*/, const float* /*up*/,
-                      const float* /*act*/, int64_t /*n*/) {}
+  // The first row's FFN activation: act = silu(gate) * up or relu(gate)^2 * up (a).
+  virtual void ffn_activation(int /*layer*/, FfnActivation /*a*/, const float* /*gate*/,
+                              const float* /*up*/, const float* /*act*/, int64_t /*n*/) {}
   // The first row's K and V as stored in the cache (k: a column of k_stride; v: a row).
   virtual void kv_stored(int /*layer*/, const float* /*k*/, const void* /*k_cells*/,
                          int64_t /*k_stride*/, const float* /*v*/, const void* /*v_cells*/,
@@ -119,7 +119,8 @@ class ObserverList final : public Observer {
   void rms_norm(int layer, const float* x, const float* w, int64_t dim, float eps,
                 const float* out) override;
   void product(const ProductCall& call) override;
-  void swiglu(int layer, const float* gate, const float* up, const float* act, int64_t n) override;
+  void ffn_activation(int layer, FfnActivation a, const float* gate, const float* up,
+                      const float* act, int64_t n) override;
   void kv_stored(int layer, const float* k, const void* k_cells, int64_t k_stride, const float* v,
                  const void* v_cells, int64_t n_embd_kv, bool f16) override;
   void attention(const AttentionCall& call) override;

@@ -32,13 +32,16 @@ void VerifyObserver::product(const ProductCall& c) {
 }
 
 // A window of the first row, in whole groups of 4 (verify.h).
-void VerifyObserver::swiglu(int layer, const float* gate, const float* up, const float* act,
-                            int64_t n) {
+void VerifyObserver::ffn_activation(int layer, FfnActivation a, const float* gate, const float* up,
+                                    const float* act, int64_t n) {
   if (!checking()) return;
   constexpr int64_t kWindow = 64;
   const int64_t at = static_cast<int64_t>(salt(layer) * 7919 % std::max<int64_t>(1, n / 4)) * 4;
   const int64_t len = std::min(kWindow, n / 4 * 4 - at);
-  if (len > 0) status_ = kernels::verify_swiglu(k_, gate + at, up + at, act + at, len);
+  if (len <= 0) return;
+  status_ = a == FfnActivation::kSilu
+                ? kernels::verify_swiglu(k_, gate + at, up + at, act + at, len)
+                : kernels::verify_relu_sqr_mul(k_, gate + at, up + at, act + at, len);
 }
 
 void VerifyObserver::kv_stored(int /*layer*/, const float* k, const void* k_cells, int64_t k_stride,

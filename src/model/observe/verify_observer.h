@@ -19,7 +19,8 @@ class VerifyObserver final : public Observer {
   void quantized(Op input_op, int layer, std::span<const BatchRow> rows, const float* x,
                  const kernels::QuantizedActivations& qa) override;
   void product(const ProductCall& call) override;
-  void swiglu(int layer, const float* gate, const float* up, const float* act, int64_t n) override;
+  void ffn_activation(int layer, FfnActivation a, const float* gate, const float* up,
+                      const float* act, int64_t n) override;
   void kv_stored(int layer, const float* k, const void* k_cells, int64_t k_stride, const float* v,
                  const void* v_cells, int64_t n_embd_kv, bool f16) override;
   void attention(const AttentionCall& call) override;
