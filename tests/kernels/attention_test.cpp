@@ -17,6 +17,22 @@ namespace {
 
 using test::first_bit_mismatch;
 
+// A head over the test's K and V (f16 or float copies), no query yet.
+AttentionHead head_over(bool f16, const std::vector<uint16_t>& k16, const std::vector<float>& kf,
+                        const std::vector<uint16_t>& v16, const std::vector<float>& vf,
+                        int64_t k_stride, int64_t v_stride, int hd, int n_kv) {
+  AttentionHead a;
+  a.k = f16 ? static_cast<const void*>(k16.data()) : kf.data();
+  a.v = f16 ? static_cast<const void*>(v16.data()) : vf.data();
+  a.k_stride = k_stride;
+  a.v_stride = v_stride;
+  a.f16 = f16;
+  a.head_dim = hd;
+  a.n_kv = n_kv;
+  a.scale = 0.0883883f;
+  return a;
+}
+
 TEST(Attention, BitExactWithReference) {
   for (const KernelTable* t : test::simd_tables()) {
     for (bool f16 : {true, false}) {
@@ -36,16 +52,8 @@ TEST(Attention, BitExactWithReference) {
             for (float& x : q) x = fp16_to_fp32(fp32_to_fp16(x));
             for (float& x : p) x = fp16_to_fp32(fp32_to_fp16(x));
           }
-          AttentionHead a;
+          AttentionHead a = head_over(f16, k16, kf, v16, vf, k_stride, v_stride, hd, n_kv);
           a.q = q.data();
-          a.k = f16 ? static_cast<const void*>(k16.data()) : kf.data();
-          a.v = f16 ? static_cast<const void*>(v16.data()) : vf.data();
-          a.k_stride = k_stride;
-          a.v_stride = v_stride;
-          a.f16 = f16;
-          a.head_dim = hd;
-          a.n_kv = n_kv;
-          a.scale = 0.0883883f;
           std::vector<float> want(static_cast<size_t>(n_kv) + 3, -7.0f), got(want);
           attention_scores_ref(a, want.data());
           t->scores(a, got.data());
@@ -100,15 +108,7 @@ TEST(Attention, GroupsBitExactWithReference) {
               for (auto& row : p)
                 for (float& x : row) x = fp16_to_fp32(fp32_to_fp16(x));
             }
-            AttentionHead a;
-            a.k = f16 ? static_cast<const void*>(k16.data()) : kf.data();
-            a.v = f16 ? static_cast<const void*>(v16.data()) : vf.data();
-            a.k_stride = k_stride;
-            a.v_stride = v_stride;
-            a.f16 = f16;
-            a.head_dim = hd;
-            a.n_kv = n_kv;
-            a.scale = 0.0883883f;
+            AttentionHead a = head_over(f16, k16, kf, v16, vf, k_stride, v_stride, hd, n_kv);
             std::vector<const float*> qs, ps;
             std::vector<std::vector<float>> want(q.size()), got(q.size()), want_v(q.size()),
                 got_v(q.size());
