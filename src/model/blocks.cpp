@@ -273,6 +273,11 @@ kernels::AttentionHead Blocks::head_of(int layer, int r, int h, float* qh, const
 void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act& out) {
   store_kv(layer, k, v);
   warm(st_.warm.next);
+  if (obs_ == nullptr && c_.n_heads / c_.n_kv_heads <= kMaxGroupHeads) {
+    attention_grouped(layer, q, out);
+    observe(layer, Op::kAttnOut, out, rows_);
+    return;
+  }
   const int n_heads = static_cast<int>(c_.n_heads);
   const int hd = static_cast<int>(c_.head_dim());
   const bool round = st_.numerics.f16_attention_operands;
@@ -288,12 +293,6 @@ void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act&
     kernels::softmax_probs(k_, s, a.n_kv, round);
     kernels::attention_values(k_, a, s, out_of(r, h));
   };
-  const int group = static_cast<int>(c_.n_heads / c_.n_kv_heads);
-  if (obs_ == nullptr && group <= kMaxGroupHeads) {
-    attention_grouped(layer, q, out);
-    observe(layer, Op::kAttnOut, out, rows_);
-    return;
-  }
   // Each (row, head) is computed the same way whatever the grouping, so both schedules give
   // identical bits: one task per head covering every row (one pool dispatch), or row by row
   // when an observer wants each row's probabilities before the next row overwrites them.

@@ -231,20 +231,20 @@ void value_group(const AttentionHead& a, const float* const* p, float* const* ou
   for (int64_t d = 0; d < a.head_dim; d += 32) value_group_dims<R, 2>(a, p, d, out);
 }
 
-// Rows in groups of 4, the rest (1-3) together.
-template <class Fn4, class Fn3, class Fn2, class Fn1>
-inline void by_fours(int n_q, const Fn4& f4, const Fn3& f3, const Fn2& f2, const Fn1& f1) {
+// Rows in groups of 4, the rest (1-3) together: fn.template operator()<R>(r) for rows [r, r + R).
+template <class Fn>
+inline void by_fours(int n_q, const Fn& fn) {
   int r = 0;
-  for (; r + kGroupRows <= n_q; r += kGroupRows) f4(r);
+  for (; r + kGroupRows <= n_q; r += kGroupRows) fn.template operator()<kGroupRows>(r);
   switch (n_q - r) {
     case 3:
-      f3(r);
+      fn.template operator()<3>(r);
       break;
     case 2:
-      f2(r);
+      fn.template operator()<2>(r);
       break;
     case 1:
-      f1(r);
+      fn.template operator()<1>(r);
       break;
     default:
       break;
@@ -263,11 +263,7 @@ void attention_scores_group(const AttentionHead& a, const float* const* qs, int 
     }
     return;
   }
-  by_fours(
-      n_q, [&](int r) { score_group<4>(a, qs + r, s + r); },
-      [&](int r) { score_group<3>(a, qs + r, s + r); },
-      [&](int r) { score_group<2>(a, qs + r, s + r); },
-      [&](int r) { score_group<1>(a, qs + r, s + r); });
+  by_fours(n_q, [&]<int R>(int r) { score_group<R>(a, qs + r, s + r); });
 }
 
 void attention_values_group(const AttentionHead& a, int n_q, const float* const* p,
@@ -276,11 +272,7 @@ void attention_values_group(const AttentionHead& a, int n_q, const float* const*
     for (int r = 0; r < n_q; ++r) values<false>(a, p[r], out[r]);
     return;
   }
-  by_fours(
-      n_q, [&](int r) { value_group<4>(a, p + r, out + r); },
-      [&](int r) { value_group<3>(a, p + r, out + r); },
-      [&](int r) { value_group<2>(a, p + r, out + r); },
-      [&](int r) { value_group<1>(a, p + r, out + r); });
+  by_fours(n_q, [&]<int R>(int r) { value_group<R>(a, p + r, out + r); });
 }
 
 void attention_scores(const AttentionHead& a, float* s) {
