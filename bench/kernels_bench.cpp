@@ -5,7 +5,8 @@
 // Each matmul reports GB/s (weight bytes read per call / time) and GOPS (2 k n_out rows / time).
 // Decode GEMVs run twice: "hot" reuses one weight matrix (it then sits in L2/L3), "cold" cycles
 // through copies totalling >= 1 GiB so every call streams from DRAM, as a real decode step does
-// (1.18 GB of weights per token). Read bandwidth is measured in the same run with the same pool
+// (1.18 GB of weights per token); "batch8" is a decode step of 8 sequences (8 rows, cold). The Q8_0
+// head is the screened head's screen. Read bandwidth is measured in the same run with the same pool
 // and chunking, for a buffer of the hot GEMV's size, 64 MiB and 1 GiB; the summary at the end
 // compares the I2_S 2560x6912 decode GEMV with it.
 //
@@ -31,6 +32,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
+#include "kernels/q8_0_head.h"
 #include "quant/i2s.h"
 #include "quant/tq1_0.h"
 #include "quant/tq2_0.h"
@@ -226,6 +228,27 @@ void bm_float(benchmark::State& state, TensorType t, Shape s, int64_t rows, bool
   set_counters(state, m.weight_bytes, 2 * rows * s.k * s.n_out);
 }
 
+// The Q8_0 copy of the F16 head (q8_0_head.h; the screened head's screen), 349 MB.
+void bm_q8_0_head(benchmark::State& state, int64_t rows) {
+  const MatrixSet& m = matrices(TensorType::F16, kHead, false);
+  const WeightMatrix& f16 = m.mats[0];
+  static std::unique_ptr<uint8_t, decltype(&std::free)> buf{nullptr, &std::free};
+  const size_t size = q8_0_head_size(f16.k, f16.n_out);
+  if (!buf) {
+    buf.reset(static_cast<uint8_t*>(std::aligned_alloc(4096, (size + 4095) / 4096 * 4096)));
+    q8_0_head_pack_tiles(f16, buf.get(), 0, (f16.n_out + 15) / 16);
+  }
+  const WeightMatrix w = q8_0_head_view(buf.get(), f16.k, f16.n_out);
+  const std::vector<float> x = activations(rows, kHead.k);
+  std::vector<float> y(static_cast<size_t>(rows * kHead.n_out));
+  QuantizedActivations qa;
+  for (auto _ : state) {
+    matmul_q8_0_head(bench_kernels(), w, x.data(), rows, y.data(), &pool(), &qa);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, static_cast<int64_t>(size), 2 * rows * kHead.k * kHead.n_out);
+}
+
 void bm_quantize(benchmark::State& state, ActQuant kind, int64_t k, int64_t rows) {
   const std::vector<float> x = activations(rows, k);
   QuantizedActivations a;
@@ -306,6 +329,9 @@ int main(int argc, char** argv) {
       reg(std::string("I2_S/") + s.name + "/prompt64" + p,
           [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, s, 64, false, pk); });
     }
+    // A decode step of 8 sequences: 8 rows, weights streaming from DRAM.
+    reg(std::string("I2_S/") + kShapes[2].name + "/batch8/cold" + p,
+        [=](benchmark::State& st) { bm_ternary(st, TensorType::I2_S, kShapes[2], 8, true, pk); });
     for (TensorType t : {TensorType::TQ2_0, TensorType::TQ1_0}) {
       if (pk && t == TensorType::TQ1_0) continue;  // not packed
       const Shape s = kShapes[2];
@@ -320,6 +346,10 @@ int main(int argc, char** argv) {
         [=](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 1, pk); });
     reg("F16_head/2560x128256/prompt64" + p,
         [=](benchmark::State& st) { bm_float(st, TensorType::F16, kHead, 64, pk); });
+  }
+  for (int64_t rows : {1, 8}) {
+    reg("Q8_0_head/2560x128256/" + std::string(rows == 1 ? "decode" : "batch8"),
+        [=](benchmark::State& st) { bm_q8_0_head(st, rows); });
   }
   for (int64_t rows : {1, 64}) {
     reg("quantize/per_token/2560/rows:" + std::to_string(rows),

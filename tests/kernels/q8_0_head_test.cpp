@@ -134,7 +134,7 @@ TEST(Q8_0HeadKernels, BitExactWithReferenceOnAllCodes) {
       for (int64_t n_out : {1, 15, 16, 17, 53, 100}) {
         for (const Case& c : cases) {
           const Head h = make_head(k, n_out, c.wf, c.huge, ++seed);
-          // 1 to 9 activation rows (groups of 4, 2 and 1), and more than the AVX2 kernel splits
+          // 1 to 9 activation rows (groups of 8, 4, 2 and 1), and more than the AVX2 kernel splits
           // at once (16): 17 ends with a batch of one row, 21 with one of five.
           for (int64_t rows : {1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 21}) {
             if (k == 2560 && (c.wf != Fill::kRandom || rows > 9) && rows % 4 != 1)

@@ -159,20 +159,22 @@ inline void block_dot(const uint8_t* blk, const int8_t* const* q, __m512i* out) 
 
 // Per activation row: its codes, its scales (TQ2_0: one d per block; I2_S: s) and the sums of
 // its codes (TQ2_0: per block; I2_S: the whole row, in [row * nb]).
+constexpr int kMaxTileRows = 8;
 struct ActRows {
-  const int8_t* q[4];
-  const float* d[4];
-  const int32_t* sum[4];
+  const int8_t* q[kMaxTileRows];
+  const float* d[kMaxTileRows];
+  const int32_t* sum[kMaxTileRows];
 };
 
-// Activation rows in groups of 4, then 2, then 1: tile(na, t, r, out) computes tile t (16 output
-// rows) for activation rows [r, r + na) into out[i * 16 + lane], and the rows of the tile inside
-// [o_begin, o_end) are copied to y (m rows of n_out).
-template <class Tile>
+// Activation rows in groups of kMaxNA (4 or 8), then 4, 2, 1: tile(na, t, r, out) computes tile
+// t (16 output rows) for activation rows [r, r + na) into out[i * 16 + lane], and the rows of the
+// tile inside [o_begin, o_end) are copied to y (m rows of n_out).
+template <int kMaxNA, class Tile>
 inline void for_each_tile(int64_t m, int64_t n_out, float* y, int64_t o_begin, int64_t o_end,
                           const Tile& tile) {
+  static_assert(kMaxNA == 4 || kMaxNA == 8);
   const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
-  alignas(64) float out[4 * kPackRows];
+  alignas(64) float out[kMaxNA * kPackRows];
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t lo = t * kPackRows > o_begin ? t * kPackRows : o_begin;
     const int64_t hi = (t + 1) * kPackRows < o_end ? (t + 1) * kPackRows : o_end;
@@ -182,9 +184,14 @@ inline void for_each_tile(int64_t m, int64_t n_out, float* y, int64_t o_begin, i
           y[(r0 + i) * n_out + o] = out[i * kPackRows + (o - t * kPackRows)];
     };
     int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
+    for (; r + kMaxNA <= m; r += kMaxNA) {
+      tile(std::integral_constant<int, kMaxNA>(), t, r, out);
+      emit(r, kMaxNA);
+    }
+    if (kMaxNA == 8 && m - r >= 4) {
       tile(std::integral_constant<int, 4>(), t, r, out);
       emit(r, 4);
+      r += 4;
     }
     if (m - r >= 2) {
       tile(std::integral_constant<int, 2>(), t, r, out);
@@ -378,7 +385,7 @@ inline void packed_ternary_with(const WeightMatrix& w, const QuantizedActivation
   }
   auto rows_of = [&](int64_t r0, int na) {
     ActRows ar{};
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < kMaxTileRows; ++i) {
       const int64_t r = r0 + (i < na ? i : na - 1);
       ar.q[i] = a.row(r);
       ar.d[i] = i2s ? a.scales.data() + r : a.scales.data() + r * nb;
@@ -394,7 +401,7 @@ inline void packed_ternary_with(const WeightMatrix& w, const QuantizedActivation
     });
     return;
   }
-  for_each_tile(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
+  for_each_tile<4>(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
     ternary_tile<decltype(na)::value, Fields>(i2s, w, t, rows_of(r, na), out);
   });
 }
