@@ -28,7 +28,6 @@ struct ChatFlags {
 };
 
 int chat(ChatFlags f) {
-  if (f.sampling.max_tokens == 32) f.sampling.max_tokens = 256;  // chat replies run longer
   auto sampler = f.sampling.resolve();
   if (!sampler) return fail(sampler.error());
   auto draft = f.sampling.resolve_draft();
@@ -128,8 +127,10 @@ int chat(ChatFlags f) {
     }
     messages.push_back({"assistant", r->text});
     if (f.model.verbose) {
-      std::fprintf(stderr, "[%d prompt tokens (%zu reused), %.1f tok/s decode, stop: %s]\n",
-                   r->timings.n_prompt, common, r->timings.decode_tok_s(), r->stop_reason.c_str());
+      std::fprintf(stderr,
+                   "[%d prompt tokens (%zu reused), %zu generated, %.1f tok/s decode, stop: %s]\n",
+                   r->timings.n_prompt, common, r->generated.size(), r->timings.decode_tok_s(),
+                   r->stop_reason.c_str());
     }
   }
   return kExitOk;
@@ -141,6 +142,7 @@ std::vector<Command> register_chat(CLI::App& app) {
   auto* sub = app.add_subcommand("chat", "Interactive chat with the model's chat template");
   auto f = std::make_shared<ChatFlags>();
   f->model.add_to(sub);
+  f->sampling.max_tokens = 256;  // chat replies run longer than run's default
   f->sampling.add_to(sub);
   f->trace.add_to(sub);
   sub->add_option("--system", f->system, "System prompt");

@@ -1,6 +1,7 @@
 #include "cli/model_flags.h"
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <thread>
 
@@ -74,6 +75,13 @@ Result<generate::DraftOptions> SamplingFlags::resolve_draft() const {
 }
 
 Result<generate::SamplerOptions> SamplingFlags::resolve() const {
+  // NaN passes every range comparison below, and infinities make no sense for any of these.
+  const std::pair<const char*, float> reals[] = {{"--temperature", temperature},
+                                                 {"--top-p", top_p},
+                                                 {"--min-p", min_p},
+                                                 {"--repeat-penalty", repeat_penalty}};
+  for (const auto& [name, v] : reals)
+    if (!std::isfinite(v)) return make_error("%s must be a finite number", name);
   if (max_tokens < 0) return make_error("--max-tokens must not be negative");
   if (top_p <= 0 || top_p > 1) return make_error("--top-p must be in (0, 1]");
   if (min_p < 0 || min_p >= 1) return make_error("--min-p must be in [0, 1)");

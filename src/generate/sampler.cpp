@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <unordered_set>
 
 namespace bitnet::generate {
 
@@ -15,23 +14,46 @@ int32_t argmax(std::span<const float> logits) {
 }
 
 int Sampler::logits_needed() const {
-  if (o_.greedy || o_.temperature <= 0.0f) return 1;
-  if (o_.repeat_penalty != 1.0f && o_.repeat_last_n > 0) return 0;
+  if (penalized()) return 0;
+  if (is_greedy()) return 1;
   return o_.top_k > 0 ? o_.top_k : 0;
+}
+
+void Sampler::seen_tokens(std::span<const int32_t> history) {
+  const size_t n = std::min(history.size(), static_cast<size_t>(o_.repeat_last_n));
+  seen_.assign(history.end() - static_cast<std::ptrdiff_t>(n), history.end());
+  std::sort(seen_.begin(), seen_.end());
+  seen_.erase(std::unique(seen_.begin(), seen_.end()), seen_.end());
+}
+
+int32_t Sampler::greedy_pick(std::span<const float> logits, std::span<const int32_t> history) {
+  if (!penalized()) return argmax(logits);
+  seen_tokens(history);
+  // The largest penalized logit; ties go to the lowest token id, as in argmax.
+  auto seen = seen_.begin();
+  int32_t best = -1;
+  float best_l = 0;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    float l = logits[i];
+    while (seen != seen_.end() && *seen < static_cast<int32_t>(i)) ++seen;
+    if (seen != seen_.end() && *seen == static_cast<int32_t>(i)) l = penalize(l);
+    if (best < 0 || l > best_l) {
+      best = static_cast<int32_t>(i);
+      best_l = l;
+    }
+  }
+  return best < 0 ? 0 : best;
 }
 
 void Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history) {
   cand_.resize(logits.size());
   for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {logits[i], static_cast<int32_t>(i)};
 
-  if (o_.repeat_penalty != 1.0f && o_.repeat_last_n > 0) {
-    std::unordered_set<int32_t> seen;
-    const size_t n = std::min(history.size(), static_cast<size_t>(o_.repeat_last_n));
-    for (size_t i = history.size() - n; i < history.size(); ++i) seen.insert(history[i]);
-    for (int32_t t : seen) {
+  if (penalized()) {
+    seen_tokens(history);
+    for (int32_t t : seen_) {
       if (t < 0 || static_cast<size_t>(t) >= cand_.size()) continue;
-      float& l = cand_[t].first;
-      l = l > 0 ? l / o_.repeat_penalty : l * o_.repeat_penalty;
+      cand_[static_cast<size_t>(t)].first = penalize(cand_[static_cast<size_t>(t)].first);
     }
   }
   // Sort by logit, descending (ties by id for determinism), keeping only what top-k allows.
@@ -88,14 +110,14 @@ int32_t Sampler::pick(double r, int32_t skip, double total) const {
 double Sampler::uniform() { return static_cast<double>(rng_.next() >> 11) * 0x1p-53; }
 
 int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  if (o_.greedy || o_.temperature <= 0.0f) return argmax(logits);
+  if (is_greedy()) return greedy_pick(logits, history);
   distribution(logits, history);
   return pick(uniform(), -1, 1.0);
 }
 
 int32_t Sampler::sample_with_draft(std::span<const float> logits, std::span<const int32_t> history,
                                    int32_t draft) {
-  if (o_.greedy || o_.temperature <= 0.0f) return argmax(logits);
+  if (is_greedy()) return greedy_pick(logits, history);
   distribution(logits, history);
   double p_draft = 0;
   for (size_t i = 0; i < probs_.size(); ++i) {

@@ -12,7 +12,7 @@
 namespace bitnet::generate {
 
 struct SamplerOptions {
-  bool greedy = false;          // argmax; every other option is ignored
+  bool greedy = false;          // argmax after the repetition penalty (as llama.cpp's chain)
   float temperature = 0.8f;     // <= 0 means greedy
   int top_k = 40;               // <= 0: off
   float top_p = 0.95f;          // >= 1: off
@@ -36,11 +36,19 @@ class Sampler {
                             int32_t draft);
   const SamplerOptions& options() const { return o_; }
   // How many of the largest logits sample() depends on (for BatchRow::top): 1 for greedy, k
-  // for top-k, 0 (all of them) otherwise, and with a repetition penalty, which lowers the
-  // logits of seen tokens and so can let rows from below the k largest in.
+  // for top-k, 0 (all of them) otherwise, and with a repetition penalty (greedy included),
+  // which lowers the logits of seen tokens and so can let rows from below the k largest in.
   int logits_needed() const;
 
  private:
+  bool penalized() const { return o_.repeat_penalty != 1.0f && o_.repeat_last_n > 0; }
+  bool is_greedy() const { return o_.greedy || o_.temperature <= 0.0f; }
+  // The tokens of the last repeat_last_n of `history` (each once): the ones penalized.
+  void seen_tokens(std::span<const int32_t> history);
+  // llama.cpp's penalty of one logit: divided by the penalty if positive, else multiplied.
+  float penalize(float l) const { return l > 0 ? l / o_.repeat_penalty : l * o_.repeat_penalty; }
+  // Greedy's pick: the argmax of the logits after the repetition penalty.
+  int32_t greedy_pick(std::span<const float> logits, std::span<const int32_t> history);
   // cand_ / probs_: the candidates left by the chain and their probabilities.
   void distribution(std::span<const float> logits, std::span<const int32_t> history);
   // The candidate where the cumulative probability (divided by total) passes r, skipping one.
@@ -51,6 +59,7 @@ class Sampler {
   SplitMix64 rng_;
   std::vector<std::pair<float, int32_t>> cand_;  // scratch
   std::vector<double> probs_;
+  std::vector<int32_t> seen_;  // scratch of seen_tokens
 };
 
 // Index of the largest value; ties go to the lowest index.

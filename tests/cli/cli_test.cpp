@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/npy.h"
 #include "test_util.h"
@@ -105,6 +106,52 @@ TEST_F(Cli, ChatKeepsTheConversation) {
   EXPECT_EQ(turns, 2u) << r.err;
   EXPECT_NE(r.err.find("reused"), std::string::npos);
   EXPECT_EQ(r.err.find("(0 reused)", r.err.find("(0 reused)") + 1), std::string::npos) << r.err;
+}
+
+// An explicit -n is honoured, also when it equals run's default (chat's own default is 256).
+TEST_F(Cli, ChatHonoursAnExplicitMaxTokens) {
+  for (const char* n : {"3", "32"}) {
+    auto r = test::run_command("printf 'Hello\\n/exit\\n' | " + test::bitnet_binary() +
+                               " chat -m " + model_ + " -n " + n + " --greedy -v");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // Unless the model ends its reply first (an end-of-generation token), it stops at -n.
+    if (r.err.find("stop: eog") != std::string::npos) continue;
+    EXPECT_NE(r.err.find(std::string(" ") + n + " generated"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("stop: max_tokens"), std::string::npos) << r.err;
+  }
+}
+
+// llama.cpp's sampler chain applies the repetition penalty before its greedy pick: each token
+// is the argmax of its step's logits after the tokens among the last 64 (prompt included) have
+// their logits divided by the penalty (positive) or multiplied by it (negative). Recomputed here
+// from the dumped logits of every step.
+TEST_F(Cli, GreedyAppliesTheRepeatPenalty) {
+  const std::string npy = dir_->path("penalized.npy");
+  const std::string base = "run -m " + model_ + " -p 'hello hello' -n 24 --greedy --json";
+  auto plain = bitnet(base);
+  auto pen = bitnet(base + " --repeat-penalty 1.5 --dump-logits " + npy);
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(pen.exit_code, 0) << pen.err;
+  const json a = json::parse(plain.out), b = json::parse(pen.out);
+  EXPECT_NE(a["generated_ids"], b["generated_ids"]);  // the tiny model repeats itself otherwise
+  auto logits = read_npy_f32(npy);
+  ASSERT_TRUE(logits.ok()) << logits.message();
+  std::vector<int> history = b["prompt_ids"].get<std::vector<int>>();
+  const auto gen = b["generated_ids"].get<std::vector<int>>();
+  const int64_t nv = logits->shape[1];
+  for (size_t i = 0; i < gen.size(); ++i) {
+    const float* row = logits->data.data() + (history.size() - 1) * static_cast<size_t>(nv);
+    std::set<int> seen(history.end() - std::min<size_t>(history.size(), 64), history.end());
+    int best = -1;
+    float best_l = 0;
+    for (int t = 0; t < nv; ++t) {
+      float l = row[t];
+      if (seen.count(t) != 0) l = l > 0 ? l / 1.5f : l * 1.5f;
+      if (best < 0 || l > best_l) best = t, best_l = l;
+    }
+    ASSERT_EQ(best, gen[i]) << "step " << i;
+    history.push_back(gen[i]);
+  }
 }
 
 TEST_F(Cli, TokenizeMatchesRun) {
@@ -227,6 +274,10 @@ TEST_F(Cli, BadInputsGiveOneLineErrors) {
       {"run -m " + model_ + " -p hi --kv-type q4", 1, "--kv-type 'q4'"},
       {"run -m " + model_ + " -p hi --kernels avx9000", 1, "unknown kernel variant"},
       {"run -m " + model_ + " -p hi --top-p 0", 1, "--top-p"},
+      {"run -m " + model_ + " -p hi --temperature nan", 1, "--temperature must be a finite"},
+      {"run -m " + model_ + " -p hi --top-p nan", 1, "--top-p must be a finite"},
+      {"run -m " + model_ + " -p hi --min-p inf", 1, "--min-p must be a finite"},
+      {"run -m " + model_ + " -p hi --repeat-penalty nan", 1, "--repeat-penalty must be a finite"},
       {"run -m " + model_ + " -p hi --bogus-flag", 2, "bogus-flag"},
       {"run -m " + model_ + " -p hi -n notanumber", 2, "notanumber"},
       {"run -p hi", 2, "--model"},
