@@ -271,16 +271,18 @@ Result<BackendInfo> init_backends(const ReferenceSettings& settings) {
   }
   // Later callers cannot change what the process already loaded.
   if (!settings.cpu_variant.empty() && settings.cpu_variant != st.info.cpu_variant) {
-    return make_error("reference: CPU backend '%s' is already loaded in this process; "
-                      "cpu_variant '%s' must be chosen by the first load",
-                      st.info.cpu_variant.c_str(), settings.cpu_variant.c_str());
+    return make_error(
+        "reference: CPU backend '%s' is already loaded in this process; "
+        "cpu_variant '%s' must be chosen by the first load",
+        st.info.cpu_variant.c_str(), settings.cpu_variant.c_str());
   }
   if (!settings.backend_dir.empty()) {
     std::error_code ec;
     if (!std::filesystem::equivalent(settings.backend_dir, st.info.backend_dir, ec)) {
-      return make_error("reference: CPU backend already loaded from '%s'; backend_dir '%s' must "
-                        "be chosen by the first load",
-                        st.info.backend_dir.c_str(), settings.backend_dir.c_str());
+      return make_error(
+          "reference: CPU backend already loaded from '%s'; backend_dir '%s' must "
+          "be chosen by the first load",
+          st.info.backend_dir.c_str(), settings.backend_dir.c_str());
     }
   }
   return st.info;
@@ -364,9 +366,10 @@ struct LlamaReference::Impl {
     const uint64_t mark = LogSink::get().mark();
     ctx = compat::new_context(model, p);
     if (ctx == nullptr) {
-      return make_error("reference: llama.cpp could not create a context (n_ctx %u, n_batch %u) "
-                        "for %s%s",
-                        n_ctx, p.n_batch, path.c_str(), llama_says(mark).c_str());
+      return make_error(
+          "reference: llama.cpp could not create a context (n_ctx %u, n_batch %u) "
+          "for %s%s",
+          n_ctx, p.n_batch, path.c_str(), llama_says(mark).c_str());
     }
     ctx_positions = n_ctx;
     ctx_stale = false;
@@ -376,9 +379,10 @@ struct LlamaReference::Impl {
   Status check_tokens(const std::vector<int32_t>& tokens) const {
     for (size_t i = 0; i < tokens.size(); ++i) {
       if (tokens[i] < 0 || tokens[i] >= n_vocab) {
-        return make_error("reference: token %d at position %zu is outside the vocabulary "
-                          "(n_vocab %d)",
-                          tokens[i], i, n_vocab);
+        return make_error(
+            "reference: token %d at position %zu is outside the vocabulary "
+            "(n_vocab %d)",
+            tokens[i], i, n_vocab);
       }
     }
     return {};
@@ -386,7 +390,10 @@ struct LlamaReference::Impl {
 
   // Decodes tokens[0..n) at positions pos0.. (continuing the KV cache), in batches of at most
   // n_batch tokens, asking for the logits of every token and appending them to *logits.
-  Status decode(const int32_t* tokens, size_t n, int32_t pos0, std::vector<float>* logits) {
+  // Appends the logits of every position to *logits, or with last_only those of the last one
+  // (the others are then not computed: llama.cpp skips the head for rows not asking for them).
+  Status decode(const int32_t* tokens, size_t n, int32_t pos0, std::vector<float>* logits,
+                bool last_only = false) {
     const size_t step = settings.n_batch > 0 ? static_cast<size_t>(settings.n_batch) : n;
     Batch batch(static_cast<int32_t>(std::min(step, n)));
     for (size_t start = 0; start < n; start += step) {
@@ -398,7 +405,7 @@ struct LlamaReference::Impl {
         b.pos[i] = pos0 + static_cast<int32_t>(start + i);
         b.n_seq_id[i] = 1;
         b.seq_id[i][0] = 0;
-        b.logits[i] = 1;
+        b.logits[i] = !last_only || start + i + 1 == n ? 1 : 0;
       }
       const uint64_t mark = LogSink::get().mark();
       observer_error.clear();
@@ -410,18 +417,18 @@ struct LlamaReference::Impl {
       if (rc != 0) {
         return make_error("reference: llama_decode failed (code %d) at positions %zu..%zu%s", rc,
                           static_cast<size_t>(pos0) + start,
-                          static_cast<size_t>(pos0) + start + count - 1,
-                          llama_says(mark).c_str());
+                          static_cast<size_t>(pos0) + start + count - 1, llama_says(mark).c_str());
       }
+      const size_t first = last_only ? count - (start + count == n ? 1 : 0) : 0;
       const size_t old = logits->size();
-      logits->resize(old + count * static_cast<size_t>(n_vocab));
-      for (size_t i = 0; i < count; ++i) {
+      logits->resize(old + (count - first) * static_cast<size_t>(n_vocab));
+      for (size_t i = first; i < count; ++i) {
         const float* row = llama_get_logits_ith(ctx, static_cast<int32_t>(i));
         if (row == nullptr) {
           return make_error("reference: llama.cpp returned no logits for batch position %zu%s", i,
                             llama_says(mark).c_str());
         }
-        std::memcpy(logits->data() + old + i * static_cast<size_t>(n_vocab), row,
+        std::memcpy(logits->data() + old + (i - first) * static_cast<size_t>(n_vocab), row,
                     static_cast<size_t>(n_vocab) * sizeof(float));
       }
     }
@@ -499,6 +506,16 @@ Result<std::vector<float>> LlamaReference::eval_logits(const std::vector<int32_t
   return logits;
 }
 
+Result<std::vector<float>> LlamaReference::eval_last_logits(const std::vector<int32_t>& tokens) {
+  if (tokens.empty()) return make_error("reference: eval_last_logits needs at least one token");
+  BITNET_TRY(impl_->check_tokens(tokens));
+  BITNET_TRY(impl_->start(tokens.size()));
+  std::vector<float> logits;
+  logits.reserve(static_cast<size_t>(impl_->n_vocab));
+  BITNET_TRY(impl_->decode(tokens.data(), tokens.size(), 0, &logits, true));
+  return logits;
+}
+
 Result<std::vector<int32_t>> LlamaReference::greedy(const std::vector<int32_t>& prompt, int n_new,
                                                     std::vector<float>* logits_out) {
   if (prompt.empty()) return make_error("reference: greedy needs a prompt of at least one token");
@@ -563,6 +580,8 @@ void LlamaReference::set_node_observer(TensorWant want, NodeGot got) {
   if (had != static_cast<bool>(impl_->want)) impl_->ctx_stale = true;
 }
 
-void LlamaReference::set_batch_observer(BatchStart on_batch) { impl_->on_batch = std::move(on_batch); }
+void LlamaReference::set_batch_observer(BatchStart on_batch) {
+  impl_->on_batch = std::move(on_batch);
+}
 
 }  // namespace bitnet::reference

@@ -24,7 +24,7 @@
 namespace bitnet::reference {
 
 struct ReferenceSettings {
-  int n_threads = 1;        // n_threads and n_threads_batch
+  int n_threads = 1;  // n_threads and n_threads_batch
   // KV-cache size in positions. 0: sized to each request (llama.cpp rounds up to 256) and
   // re-created larger when a request needs more. Otherwise a request needing more positions
   // fails with "context too small".
@@ -102,6 +102,9 @@ class LlamaReference {
   // Logits of every position, [tokens.size() x n_vocab()] row-major, evaluated from an empty
   // KV cache (positions 0..n-1), in one batch unless settings.n_batch is smaller.
   Result<std::vector<float>> eval_logits(const std::vector<int32_t>& tokens);
+  // The same evaluation asking llama.cpp for the last position's logits only ([n_vocab()]), so
+  // it skips the LM head of every other row (what a prompt's processing needs before decoding).
+  Result<std::vector<float>> eval_last_logits(const std::vector<int32_t>& tokens);
 
   // Greedy continuation from an empty KV cache: evaluates the prompt (one batch, logits at
   // every position), then feeds each argmax token back one at a time. Returns exactly n_new
