@@ -31,6 +31,11 @@ int fail(const std::string& message);
 // options it passes to the libraries.
 std::string env_var(const char* name);
 
+// The whole command line: parses argv, runs the chosen subcommand, returns the exit code.
+int run_main(int argc, char** argv);
+// run_main with out-of-memory and other exceptions turned into a one-line error.
+int main_guarded(int argc, char** argv);
+
 std::vector<Command> register_inspect(CLI::App& app);
 std::vector<Command> register_synth(CLI::App& app);
 std::vector<Command> register_run(CLI::App& app);

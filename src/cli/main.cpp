@@ -1,4 +1,4 @@
-// The `bitnet` command line: one binary, one subcommand per job.
+// The `bitnet` command line: one binary, one subcommand per job (entry.cpp holds its main).
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -18,8 +18,6 @@ std::string env_var(const char* name) {
   const char* v = std::getenv(name);
   return v != nullptr ? v : "";
 }
-
-namespace {
 
 int run_main(int argc, char** argv) {
   CLI::App app{"bitnet: inference, tracing and cross-validation for BitNet b1.58 models"};
@@ -60,15 +58,14 @@ int run_main(int argc, char** argv) {
   return fail("no subcommand given (see 'bitnet --help')");
 }
 
-}  // namespace
-}  // namespace bitnet::cli
-
-int main(int argc, char** argv) {
+int main_guarded(int argc, char** argv) {
   try {
-    return bitnet::cli::run_main(argc, argv);
+    return run_main(argc, argv);
   } catch (const std::bad_alloc&) {
-    return bitnet::cli::fail("out of memory");
+    return fail("out of memory");
   } catch (const std::exception& e) {
-    return bitnet::cli::fail(std::string("unexpected: ") + e.what());
+    return fail(std::string("unexpected: ") + e.what());
   }
 }
+
+}  // namespace bitnet::cli

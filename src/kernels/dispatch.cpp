@@ -2,6 +2,8 @@
 
 #include <cpuid.h>
 
+#include <atomic>
+
 #include "kernels/kernel_table.h"
 
 namespace bitnet::kernels {
@@ -104,7 +106,16 @@ const KernelTable* table_of(Variant v) {
 
 }  // namespace
 
-Kernels Kernels::best() { return Kernels(table_of(best_variant())); }
+namespace {
+std::atomic<const KernelTable*> g_installed{nullptr};
+}  // namespace
+
+Kernels Kernels::best() {
+  const KernelTable* t = g_installed.load();
+  return Kernels(t != nullptr ? t : table_of(best_variant()));
+}
+
+void Kernels::install_best_for_testing(const KernelTable* t) { g_installed.store(t); }
 
 Result<Kernels> Kernels::of(Variant v) {
   if (!cpu_supports(v)) {

@@ -25,8 +25,11 @@ struct KernelTable;  // kernel_table.h
 // Cheap to copy: one pointer to a static table.
 class Kernels {
  public:
-  // The best variant this CPU runs.
+  // The best variant this CPU runs (or the table installed for testing, below).
   static Kernels best();
+  // Tests only: makes best() return `t` (nullptr restores the CPU's best). A deliberately broken
+  // table proves end to end that --verify-kernels stops a run (tests/cli/broken_kernels.cpp).
+  static void install_best_for_testing(const KernelTable* t);
   // Fails if the CPU cannot run v.
   static Result<Kernels> of(Variant v);
   // "scalar" | "avx2" | "avx512"; fails on another name or a variant the CPU cannot run.

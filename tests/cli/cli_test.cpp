@@ -154,6 +154,36 @@ TEST_F(Cli, GreedyAppliesTheRepeatPenalty) {
   }
 }
 
+// --verify-kernels 1 in a real run: a kernel broken on purpose (one ulp off in what it writes;
+// tests/cli/broken_kernels.cpp) stops `run` with a one-line error naming what broke, and the
+// same program with nothing broken runs to the end.
+TEST_F(Cli, VerifyKernelsStopsARunWithABrokenKernel) {
+  const std::string prog = std::string(BITNET_BINARY_DIR) + "/bin/broken_kernels ";
+  const std::string args = " run -m " + model_ + " -p 'Count: 1 2 3' -n 4 --greedy";
+  auto ok = test::run_command(prog + "none" + args + " --verify-kernels 1");
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  const std::pair<const char*, const char*> cases[] = {
+      {"ternary", "I2_S ["},
+      {"float", "F16 ["},
+      {"rms_norm", "RMSNorm kernel"},
+      {"relu_sqr_mul", "ReLU^2 kernel"},
+      {"softmax", "attention scores"},
+      {"attention_values", "attention values kernel"},
+      {"f16_conversion", "f16 conversion kernel"}};
+  for (const auto& [kernel, named] : cases) {
+    // Without verification the broken kernel goes unnoticed (the run succeeds)...
+    auto silent = test::run_command(prog + kernel + args);
+    EXPECT_EQ(silent.exit_code, 0) << kernel << ": " << silent.err;
+    // ...with it, the first token's checks stop the run.
+    auto r = test::run_command(prog + kernel + args + " --verify-kernels 1");
+    EXPECT_EQ(r.exit_code, 1) << kernel << ": " << r.err;
+    EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << kernel << ": not one line: " << r.err;
+    EXPECT_NE(r.err.find("kernel verification failed"), std::string::npos)
+        << kernel << ": " << r.err;
+    EXPECT_NE(r.err.find(named), std::string::npos) << kernel << ": " << r.err;
+  }
+}
+
 TEST_F(Cli, TokenizeMatchesRun) {
   auto t = bitnet("tokenize -m " + model_ + " --prompt 'Count: 1 2 3' --json");
   ASSERT_EQ(t.exit_code, 0) << t.err;
