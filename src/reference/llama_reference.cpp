@@ -388,10 +388,22 @@ struct LlamaReference::Impl {
     return {};
   }
 
+  // eval_logits / eval_last_logits: tokens from an empty KV cache; `who` names the caller in
+  // errors.
+  Result<std::vector<float>> evaluate(const std::vector<int32_t>& tokens, bool last_only,
+                                      const char* who) {
+    if (tokens.empty()) return make_error("reference: %s needs at least one token", who);
+    BITNET_TRY(check_tokens(tokens));
+    BITNET_TRY(start(tokens.size()));
+    std::vector<float> logits;
+    logits.reserve((last_only ? 1 : tokens.size()) * static_cast<size_t>(n_vocab));
+    BITNET_TRY(decode(tokens.data(), tokens.size(), 0, &logits, last_only));
+    return logits;
+  }
+
   // Decodes tokens[0..n) at positions pos0.. (continuing the KV cache), in batches of at most
-  // n_batch tokens, asking for the logits of every token and appending them to *logits.
-  // Appends the logits of every position to *logits, or with last_only those of the last one
-  // (the others are then not computed: llama.cpp skips the head for rows not asking for them).
+  // n_batch tokens, appending the logits of every token to *logits, or with last_only those of
+  // the last one (llama.cpp then skips the head for the rows not asking for logits).
   Status decode(const int32_t* tokens, size_t n, int32_t pos0, std::vector<float>* logits,
                 bool last_only = false) {
     const size_t step = settings.n_batch > 0 ? static_cast<size_t>(settings.n_batch) : n;
@@ -497,23 +509,11 @@ Result<std::vector<int32_t>> LlamaReference::tokenize(const std::string& text, b
 }
 
 Result<std::vector<float>> LlamaReference::eval_logits(const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) return make_error("reference: eval_logits needs at least one token");
-  BITNET_TRY(impl_->check_tokens(tokens));
-  BITNET_TRY(impl_->start(tokens.size()));
-  std::vector<float> logits;
-  logits.reserve(tokens.size() * static_cast<size_t>(impl_->n_vocab));
-  BITNET_TRY(impl_->decode(tokens.data(), tokens.size(), 0, &logits));
-  return logits;
+  return impl_->evaluate(tokens, false, "eval_logits");
 }
 
 Result<std::vector<float>> LlamaReference::eval_last_logits(const std::vector<int32_t>& tokens) {
-  if (tokens.empty()) return make_error("reference: eval_last_logits needs at least one token");
-  BITNET_TRY(impl_->check_tokens(tokens));
-  BITNET_TRY(impl_->start(tokens.size()));
-  std::vector<float> logits;
-  logits.reserve(static_cast<size_t>(impl_->n_vocab));
-  BITNET_TRY(impl_->decode(tokens.data(), tokens.size(), 0, &logits, true));
-  return logits;
+  return impl_->evaluate(tokens, true, "eval_last_logits");
 }
 
 Result<std::vector<int32_t>> LlamaReference::greedy(const std::vector<int32_t>& prompt, int n_new,

@@ -1,6 +1,6 @@
 // `bitnet` with one deliberately broken kernel: broken_kernels KERNEL bitnet-arguments...
 // The CPU's best kernel table is copied with entry KERNEL replaced by a wrapper that runs the
-// real kernel and then changes the last bit of its first output value, installed as the best
+// real kernel and then changes the last bit of every value it wrote, installed as the best
 // table (Kernels::install_best_for_testing), and the rest of the arguments run as `bitnet`
 // would. KERNEL "none" installs the unchanged copy. cli_test runs it with --verify-kernels to
 // show that a one-ulp fault in any checked kernel stops the run with an error naming it.
