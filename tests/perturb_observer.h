@@ -1,7 +1,10 @@
-// TEST-ONLY fault injection through the forward pass's observer: multiplies every output of one
-// op (at one layer, or a global op with layer -1) by a factor, at every position, so that a test
-// can check that crossval / trace-diff find and name the change.
+// TEST-ONLY fault injection through the forward pass's observer, so that a test can check that
+// crossval / trace-diff find and name the change: PerturbObserver multiplies every output of one
+// op (at one layer, or a global op with layer -1) by a factor, at every position; OneBitObserver
+// moves one value of one op by one unit in the last place (its lowest mantissa bit), once.
 #pragma once
+
+#include <cmath>
 
 #include "model/observe/observer.h"
 
@@ -21,6 +24,21 @@ class PerturbObserver final : public model::Observer {
   int layer_;
   trace::Op op_;
   float factor_;
+};
+
+class OneBitObserver final : public model::Observer {
+ public:
+  OneBitObserver(int layer, trace::Op op) : layer_(layer), op_(op) {}
+  void output(const model::OpRows& r) override {
+    if (done_ || r.op != op_ || r.layer != layer_ || r.rows.empty()) return;
+    r.data[0] = std::nextafter(r.data[0], r.data[0] < 0 ? -INFINITY : INFINITY);
+    done_ = true;
+  }
+
+ private:
+  int layer_;
+  trace::Op op_;
+  bool done_ = false;
 };
 
 }  // namespace bitnet::test

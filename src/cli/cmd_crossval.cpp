@@ -70,6 +70,7 @@ struct XvalFlags {
   std::string work_dir;
   bool no_ops = false;
   bool quiet = false;
+  std::string regime = "auto";
   std::vector<std::string> tol;
 
   void add_to(CLI::App* app, const std::string& default_json) {
@@ -104,6 +105,11 @@ struct XvalFlags {
         "Keep both traces: DIR/<case>/ours and DIR/<case>/reference (for bitnet trace-diff)");
     app->add_option("--work-dir", work_dir, "Keep the reference's raw files here");
     app->add_flag("--no-ops", no_ops, "Compare logits only (no per-op tracing)");
+    app->add_option("--regime", regime,
+                    "Verdict: exact (any differing bit fails) | tolerance (the --tol thresholds) | "
+                    "auto (exact against the pinned llama.cpp's x64 variant with our exact head, "
+                    "else tolerance)")
+        ->capture_default_str();
     app->add_option(
         "--tol", tol,
         "Override a tolerance, e.g. op.proj.max_rel=1e-3, logits.min_cosine=0.9999, "
@@ -132,6 +138,9 @@ struct XvalFlags {
     o.trace_dir = trace_dir;
     o.work_dir = work_dir;
     for (const auto& t : tol) BITNET_TRY(o.tol.set(t));
+    o.tol_overridden = !tol.empty();
+    o.regime = regime;
+    BITNET_TRY(crossval::judged_by(o));
     std::error_code ec;
     if (!fs::is_regular_file(model, ec)) return make_error("%s: no such model file", model.c_str());
     return o;
@@ -150,6 +159,7 @@ struct XvalFlags {
     if (head_type != "file") s += " --head-type " + head_type;
     if (!kernels.empty()) s += " --kernels " + kernels;
     if (no_ops) s += " --no-ops";
+    if (regime != "auto") s += " --regime " + regime;
     for (const auto& t : tol) s += " --tol " + t;
     return s;
   }
@@ -170,12 +180,12 @@ Status write_outputs(const XvalFlags& f, const ordered_json& receipt) {
   return {};
 }
 
-int finish(const XvalFlags& f, const crossval::RunResult& run, const crossval::Tolerances& tol,
-           const std::string& kind, const std::string& replay) {
+int finish(const XvalFlags& f, const crossval::RunResult& run, const std::string& kind,
+           const std::string& replay) {
   crossval::ReceiptContext ctx;
   ctx.kind = kind;
   ctx.replay = replay;
-  ctx.tol = tol;
+  ctx.tol = run.tol;
   ordered_json receipt = crossval::make_receipt(run, ctx);
   crossval::seal_receipt(&receipt);
   if (auto st = write_outputs(f, receipt); !st.ok()) return error(st.message());
@@ -251,7 +261,7 @@ std::vector<Command> register_crossval(CLI::App& app) {
                       const std::string replay = "bitnet crossval" + f->replay_flags() +
                                                  " --prompt " + shell_quote(*prompt) +
                                                  " --max-tokens " + std::to_string(*max_tokens);
-                      return finish(*f, *run, o->tol, "crossval", replay);
+                      return finish(*f, *run, "crossval", replay);
                     }});
   }
 
@@ -289,7 +299,7 @@ std::vector<Command> register_crossval(CLI::App& app) {
                         replay += " --prompts " + shell_quote(fs::absolute(*prompts, ec).string()) +
                                   " --max-tokens " + std::to_string(*max_tokens);
                       }
-                      return finish(*f, *run, o->tol, "sweep", replay);
+                      return finish(*f, *run, "sweep", replay);
                     }});
   }
 

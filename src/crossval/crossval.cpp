@@ -194,8 +194,44 @@ bool RunResult::passed() const {
          std::all_of(cases.begin(), cases.end(), [](const CaseResult& c) { return c.passed; });
 }
 
+Result<Tolerances> judged_by(const Options& o) {
+  Tolerances t = o.tol;
+  if (o.regime == "exact") {
+    t.exact = true;
+    t.regime_reason = "asked for (--regime exact): any differing bit fails";
+  } else if (o.regime == "tolerance") {
+    t.regime_reason = "asked for (--regime tolerance)";
+  } else if (o.regime != "auto") {
+    return make_error("--regime '%s' is not one of auto, exact, tolerance", o.regime.c_str());
+  } else if (!o.reference.reference_dir.empty()) {
+    t.regime_reason =
+        "the reference is another llama.cpp tree (--reference-dir), whose numerics this engine "
+        "does not reproduce bit for bit";
+  } else if (o.reference.cpu_variant != "x64") {
+    t.regime_reason =
+        "the reference's CPU variant '" +
+        (o.reference.cpu_variant.empty() ? std::string("best") : o.reference.cpu_variant) +
+        "' sums in other orders than its portable x64 code";
+  } else if (o.head_type != "file") {
+    t.regime_reason = "our --head-type " + o.head_type + " is not the exact LM head";
+  } else {
+    t.exact = true;
+    t.regime_reason =
+        "this engine reproduces the pinned llama.cpp's x64 CPU variant bit for bit: any "
+        "differing bit fails";
+  }
+  if (t.exact && o.tol_overridden) {
+    return make_error(
+        "--tol does not apply: the run is judged exactly (%s); add --regime tolerance to judge it "
+        "by tolerances",
+        t.regime_reason.c_str());
+  }
+  return t;
+}
+
 Result<RunResult> run_crossval(const Options& o) {
   if (o.cases.empty()) return make_error("crossval: no cases");
+  BITNET_ASSIGN_OR_RETURN(const Tolerances tol, judged_by(o));
   for (const Case& c : o.cases) {
     if (c.max_tokens < 0) return make_error("crossval: --max-tokens must not be negative");
   }
@@ -203,6 +239,7 @@ Result<RunResult> run_crossval(const Options& o) {
     return make_error("--kv-type '%s' is not one of f16, f32", o.kv_type.c_str());
   }
   RunResult run;
+  run.tol = tol;
   if (o.test_observer != nullptr) run.test_perturbation = o.test_observer_note;
 
   model::LoadOptions load_options;
@@ -390,8 +427,7 @@ Result<RunResult> run_crossval(const Options& o) {
       row.token = evaluated[static_cast<size_t>(r)];
       row.m = compare_logits({ours.data() + r * nv, static_cast<size_t>(nv)},
                              {ref_logits.data.data() + r * nv, static_cast<size_t>(nv)});
-      row.passed = (row.m.top1_match || !o.tol.logits_top1) &&
-                   row.m.cosine >= o.tol.logits_min_cosine && row.m.kl <= o.tol.logits_max_kl;
+      row.passed = tol.row_passes(row.m);
       if (!row.passed && !first_bad_row) first_bad_row = r;
       cr.rows.push_back(row);
     }
@@ -438,8 +474,8 @@ Result<RunResult> run_crossval(const Options& o) {
         // their cost is what the per-position logits metrics (KL, top-1, cosine) measure, not an
         // op divergence.
         const bool lossy_logits = rec.op == Op::kLogits && o.head_type != "file";
-        const double tolerance = lossy_logits ? INFINITY : o.tol.max_rel(rec.op);
-        if (om.rel > tolerance) {
+        const double tolerance = lossy_logits ? INFINITY : tol.exact ? 0.0 : tol.max_rel(rec.op);
+        if (tol.exact ? !om.identical : om.rel > tolerance) {
           ++cr.ops_beyond;
           const auto ok = order_key(rec.position, rec.layer, rec.op);
           if (!first_key || ok < *first_key) {
@@ -466,14 +502,14 @@ Result<RunResult> run_crossval(const Options& o) {
         const std::vector<float>* ref_in = ref_values.count(in_key) ? &ref_values[in_key] : nullptr;
         const std::vector<float>* our_in =
             sink.tensors.count(in_key) ? &sink.tensors[in_key].values : nullptr;
-        classify(*model, o.tol, ref_values[out_key], is_projection(d.op) ? ref_in : nullptr, our_in,
+        classify(*model, tol, ref_values[out_key], is_projection(d.op) ? ref_in : nullptr, our_in,
                  &d, &pool);
       }
     }
 
     // Verdict.
-    const bool op_fail = cr.first_op && !(o.tol.flip_allow && cr.first_op->classification ==
-                                                                  "activation rounding flip");
+    const bool op_fail = cr.first_op && (tol.exact || !tol.flip_allow ||
+                                         cr.first_op->classification != "activation rounding flip");
     cr.passed = !first_bad_row && cr.greedy_parts_at < 0 && !op_fail;
     char buf[400];
     if (cr.first_op) {
@@ -491,9 +527,18 @@ Result<RunResult> run_crossval(const Options& o) {
       const PositionRow& row = cr.rows[static_cast<size_t>(*first_bad_row)];
       cr.first_divergence =
           divergence_json(row.position, -1, "logits", "logits", "real divergence");
-      std::snprintf(buf, sizeof(buf),
-                    "logits diverge at position %d (cosine %.6f, KL %.3g, top-1 %s)", row.position,
-                    row.m.cosine, row.m.kl, row.m.top1_match ? "agrees" : "differs");
+      if (row.m.non_finite > 0) {
+        std::snprintf(buf, sizeof(buf), "logits at position %d hold %d NaN or infinite values",
+                      row.position, row.m.non_finite);
+      } else if (tol.exact) {
+        std::snprintf(buf, sizeof(buf),
+                      "logits at position %d are not bit-identical (max |diff| %.3g, top-1 %s)",
+                      row.position, row.m.max_abs, row.m.top1_match ? "agrees" : "differs");
+      } else {
+        std::snprintf(
+            buf, sizeof(buf), "logits diverge at position %d (cosine %.6f, KL %.3g, top-1 %s)",
+            row.position, row.m.cosine, row.m.kl, row.m.top1_match ? "agrees" : "differs");
+      }
       cr.verdict = buf;
     } else if (cr.greedy_parts_at >= 0) {
       cr.first_divergence = divergence_json(n_prompt - 1 + cr.greedy_parts_at, -1, "greedy",
@@ -508,8 +553,9 @@ Result<RunResult> run_crossval(const Options& o) {
       }
       std::snprintf(
           buf, sizeof(buf),
-          "pass: %d positions, min cosine %.9f, max |diff| %.3g, %d/%d ops bit-identical%s", n_rows,
-          min_cos, max_abs, cr.ops_identical, cr.ops_compared,
+          "pass (%s): %d positions, min cosine %.9f, max |diff| %.3g, %d/%d ops bit-identical%s",
+          tol.exact ? "exact" : "within tolerances", n_rows, min_cos, max_abs, cr.ops_identical,
+          cr.ops_compared,
           cr.first_op ? " (first op divergence is an activation rounding flip)" : "");
       cr.verdict = buf;
     }
@@ -531,6 +577,8 @@ ordered_json to_json(const PositionRow& r) {
           {"top1_ours", r.m.top1_ours},
           {"top1_ref", r.m.top1_ref},
           {"top5_overlap", r.m.top5_overlap},
+          {"identical", r.m.identical},
+          {"non_finite", r.m.non_finite},
           {"passed", r.passed}};
 }
 

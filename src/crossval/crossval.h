@@ -14,8 +14,10 @@
 // Compared like with like: with an F16 KV cache our attn_scores_softmax trace holds the
 // probabilities rounded to f16 (what p.V consumes), so the reference's f32 kq_soft_max is
 // rounded to f16 before the comparison. The reference trace on disk keeps its own values.
-// A case passes when tokens agree, every position is within the logits tolerances, greedy
-// choices agree, and there is no op divergence (or only a rounding flip, when allowed).
+// A case passes when tokens agree, every position passes, greedy choices agree, and there is no
+// op divergence. In the exact regime (metrics.h) "passes" means identical bits; in the
+// tolerance regime, within the logits tolerances, and a first op divergence classified as a
+// rounding flip is allowed (flip.allow).
 #pragma once
 
 #include <map>
@@ -58,6 +60,11 @@ struct Options {
   // What to compare and how.
   bool trace_ops = true;  // per-op comparison (both engines traced)
   Tolerances tol;
+  // The verdict regime (metrics.h): "auto" is exact against the pinned llama.cpp's x64 CPU
+  // variant when our LM head is the exact one, tolerance otherwise; "exact" / "tolerance" force
+  // one. tol_overridden: the caller changed `tol` (an error when the run is judged exactly).
+  std::string regime = "auto";
+  bool tol_overridden = false;
   std::string work_dir;   // reference files; "" = a temporary folder removed afterwards
   std::string trace_dir;  // keep both traces: <trace_dir>/<case id>/{ours,reference}
   // TEST-ONLY: an observer attached to our forward passes beside the trace, e.g. a test's fault
@@ -110,8 +117,13 @@ struct RunResult {
   nlohmann::ordered_json tokenizer;  // source, hash
   std::string kernels;               // our kernel variant, as the loaded model ran it
   std::string test_perturbation;     // Options::test_observer_note when a test observer ran
+  Tolerances tol;                    // what the run was judged by (judged_by)
   bool passed() const;
 };
+
+// The tolerances a run with these options is judged by: o.tol with the regime resolved and the
+// reason recorded. Errors: an unknown regime, tolerances overridden for an exact run.
+Result<Tolerances> judged_by(const Options& o);
 
 Result<RunResult> run_crossval(const Options& o);
 

@@ -98,24 +98,40 @@ Status Tolerances::set(const std::string& a) {
   } else if (key == "flip.allow") {
     flip_allow = x != 0;
   } else {
-    return make_error("unknown tolerance '%s' (op[.<stage>].max_rel, logits.min_cosine, "
-                      "logits.max_kl, logits.top1, flip.max_codes, flip.allow)",
-                      key.c_str());
+    return make_error(
+        "unknown tolerance '%s' (op[.<stage>].max_rel, logits.min_cosine, "
+        "logits.max_kl, logits.top1, flip.max_codes, flip.allow)",
+        key.c_str());
   }
   return {};
+}
+
+bool Tolerances::row_passes(const RowMetrics& m) const {
+  if (m.non_finite > 0) return false;
+  if (exact) return m.identical;
+  return (m.top1_match || !logits_top1) && m.cosine >= logits_min_cosine && m.kl <= logits_max_kl;
 }
 
 nlohmann::ordered_json Tolerances::to_json() const {
   nlohmann::ordered_json op;
   for (size_t s = 0; s < kStageNames.size(); ++s) op[kStageNames[s]] = {{"max_rel", op_max_rel[s]}};
-  return {{"op", op},
-          {"logits", {{"min_cosine", logits_min_cosine}, {"max_kl", logits_max_kl}, {"top1", logits_top1}}},
+  return {{"regime", exact ? "exact" : "tolerance"},
+          {"regime_reason", regime_reason},
+          {"op", op},
+          {"logits",
+           {{"min_cosine", logits_min_cosine}, {"max_kl", logits_max_kl}, {"top1", logits_top1}}},
           {"flip", {{"max_codes", flip_max_codes}, {"allow", flip_allow}}}};
 }
 
 Result<Tolerances> Tolerances::from_json(const nlohmann::json& j) {
   Tolerances t;
   try {
+    const std::string regime = j.value("regime", std::string("tolerance"));
+    if (regime != "exact" && regime != "tolerance") {
+      return make_error("thresholds: unknown regime '%s'", regime.c_str());
+    }
+    t.exact = regime == "exact";
+    t.regime_reason = j.value("regime_reason", std::string());
     for (size_t s = 0; s < kStageNames.size(); ++s) {
       t.op_max_rel[s] = j.at("op").at(kStageNames[s]).at("max_rel").get<double>();
     }
@@ -147,37 +163,48 @@ std::vector<int32_t> top_k(std::span<const float> x, int k) {
       return x[a] > x[b] || (x[a] == x[b] && a < b);  // min-heap by value
     });
     if (idx.size() > static_cast<size_t>(k)) {
-      std::pop_heap(idx.begin(), idx.end(), [&](int32_t a, int32_t b) {
-        return x[a] > x[b] || (x[a] == x[b] && a < b);
-      });
+      std::pop_heap(idx.begin(), idx.end(),
+                    [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
       idx.pop_back();
     }
   }
   return idx;
 }
 
-// log-sum-exp in double.
+// log-sum-exp in double, over the finite values.
 double log_sum_exp(std::span<const float> x) {
   double mx = -INFINITY;
-  for (float v : x) mx = std::max(mx, static_cast<double>(v));
+  for (float v : x) {
+    if (std::isfinite(v)) mx = std::max(mx, static_cast<double>(v));
+  }
   double s = 0;
-  for (float v : x) s += std::exp(static_cast<double>(v) - mx);
+  for (float v : x) {
+    if (std::isfinite(v)) s += std::exp(static_cast<double>(v) - mx);
+  }
   return mx + std::log(s);
 }
 }  // namespace
 
+// NaN and infinite values are counted (non_finite fails a row in every regime) and left out of
+// the other metrics, which stay finite numbers a JSON receipt can hold.
 RowMetrics compare_logits(std::span<const float> ours, std::span<const float> ref) {
   RowMetrics m;
   const size_t n = std::min(ours.size(), ref.size());
   double dot = 0, na = 0, nb = 0, ss = 0, mx = 0;
   for (size_t i = 0; i < n; ++i) {
     const double a = ours[i], b = ref[i], d = a - b;
+    if (!std::isfinite(a) || !std::isfinite(b)) {
+      m.non_finite += static_cast<int>(!std::isfinite(a)) + static_cast<int>(!std::isfinite(b));
+      continue;
+    }
     dot += a * b;
     na += a * a;
     nb += b * b;
     ss += d * d;
     mx = std::max(mx, std::fabs(d));
   }
+  m.identical =
+      ours.size() == ref.size() && std::memcmp(ours.data(), ref.data(), n * sizeof(float)) == 0;
   m.cosine = (na > 0 && nb > 0) ? dot / std::sqrt(na * nb) : (na == nb ? 1.0 : 0.0);
   m.l2 = std::sqrt(ss);
   m.max_abs = mx;
@@ -185,10 +212,11 @@ RowMetrics compare_logits(std::span<const float> ours, std::span<const float> re
   const double lse_a = log_sum_exp(ours.first(n)), lse_b = log_sum_exp(ref.first(n));
   double kl = 0;
   for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(ours[i]) || !std::isfinite(ref[i])) continue;
     const double lb = ref[i] - lse_b, la = ours[i] - lse_a;
     kl += std::exp(lb) * (lb - la);
   }
-  m.kl = std::max(0.0, kl);
+  m.kl = std::isfinite(kl) ? std::max(0.0, kl) : 0.0;
   m.top1_ours = argmax(ours.first(n));
   m.top1_ref = argmax(ref.first(n));
   m.top1_match = m.top1_ours == m.top1_ref;

@@ -10,6 +10,15 @@
 // Per op (one traced tensor of one position): rel = max|ours - ref| / max(max|ref|, 1e-30),
 //   compared with the tolerance of the op's stage.
 //
+// Two verdict regimes (Tolerances::exact):
+//   exact      against a reference our engine reproduces bit for bit (the pinned llama.cpp's x64
+//              CPU variant, with an exact LM head on our side): every compared op and every
+//              logit must have identical bits, and a NaN or infinity anywhere fails. The
+//              thresholds below are not used.
+//   tolerance  against references that are not bit-reproducible (SIMD variants, other trees,
+//              an approximate LM head): the thresholds below. A NaN or infinity in a logits
+//              row fails there too.
+//
 // Default tolerances (see Tolerances; override with --tol key=value):
 //   op.<stage>.max_rel  1e-4 for every stage (embed, norm, proj, rope, attention, residual,
 //                       ffn_act, head). Against the x64 reference variant everything is
@@ -46,6 +55,15 @@ inline const char* stage_name(Stage s) { return kStageNames[static_cast<size_t>(
 bool is_projection(trace::Op op);
 trace::Op projection_input(trace::Op op);
 
+struct RowMetrics {
+  double cosine = 0, l2 = 0, max_abs = 0, mse = 0, kl = 0;
+  int32_t top1_ours = -1, top1_ref = -1;
+  bool top1_match = false;
+  int top5_overlap = 0;
+  bool identical = false;  // same bits at every index (and the same length)
+  int non_finite = 0;      // NaN or infinite values, in ours and the reference together
+};
+
 struct Tolerances {
   std::array<double, static_cast<size_t>(Stage::kCount)> op_max_rel{};
   double logits_min_cosine = 0.999;
@@ -53,22 +71,23 @@ struct Tolerances {
   bool logits_top1 = true;
   int flip_max_codes = 64;
   bool flip_allow = true;
+  // The regime (see above) and, in one line, why it applies to this run (for the report).
+  bool exact = false;
+  std::string regime_reason;
 
   Tolerances() { op_max_rel.fill(1e-4); }
   double max_rel(trace::Op op) const { return op_max_rel[static_cast<size_t>(stage_of(op))]; }
   // "op.proj.max_rel=1e-3", "op.max_rel=1e-3" (every stage), "logits.min_cosine=0.9999",
   // "logits.max_kl=1e-4", "logits.top1=0", "flip.max_codes=16", "flip.allow=0".
   Status set(const std::string& assignment);
+  // Whether a logits row passes under these tolerances (or, exact, is identical and finite).
+  bool row_passes(const RowMetrics& m) const;
   nlohmann::ordered_json to_json() const;
+  // Receipts written before the regimes existed have no "regime": they were judged by
+  // tolerances.
   static Result<Tolerances> from_json(const nlohmann::json& j);
 };
 
-struct RowMetrics {
-  double cosine = 0, l2 = 0, max_abs = 0, mse = 0, kl = 0;
-  int32_t top1_ours = -1, top1_ref = -1;
-  bool top1_match = false;
-  int top5_overlap = 0;
-};
 RowMetrics compare_logits(std::span<const float> ours, std::span<const float> ref);
 
 struct OpMetrics {

@@ -159,6 +159,26 @@ std::string svg_chart(const json& c, int n_layers, double tol) {
   return s.str();
 }
 
+// "exact (why)" or "tolerance (why): the thresholds" for a receipt's thresholds.
+std::string regime_text(const json& r) {
+  const json t = r.value("thresholds", json::object());
+  const std::string why = t.value("regime_reason", std::string());
+  if (t.value("regime", std::string("tolerance")) == "exact") {
+    return "exact, any differing bit fails" + (why.empty() ? "" : " (" + why + ")");
+  }
+  std::string s = "tolerance";
+  if (!why.empty()) s += " (" + why + ")";
+  try {
+    s += ": op max_rel " + fmt("%g", t["op"]["proj"]["max_rel"].get<double>()) +
+         " (projections), logits cosine >= " + fmt("%g", t["logits"]["min_cosine"].get<double>()) +
+         ", KL <= " + fmt("%g", t["logits"]["max_kl"].get<double>()) +
+         (t["logits"]["top1"].get<bool>() ? ", top-1 agreeing" : "") +
+         (t["flip"]["allow"].get<bool>() ? ", activation rounding flips allowed" : "");
+  } catch (...) {
+  }
+  return s;
+}
+
 }  // namespace
 
 std::string markdown_report(const json& r) {
@@ -191,6 +211,7 @@ std::string markdown_report(const json& r) {
     << fmt("%.3g", sum.value("max_abs", 0.0)) << ", max KL "
     << fmt("%.3g", sum.value("max_kl", 0.0)) << ", top-1 agreement "
     << fmt("%.1f%%", 100 * sum.value("top1_agreement", 0.0)) << "\n";
+  s << "- verdict regime: " << regime_text(r) << "\n";
   s << "- first divergence: " << divergence_text(sum["first_divergence"]) << "\n";
   s << "- replay: `" << r.value("replay", std::string()) << "`\n\n";
   s << "| case | prompt | tokens | positions | min cosine | max abs | top-1 | greedy | ops "
@@ -253,6 +274,7 @@ std::string html_report(const json& r) {
   s << "<li>reference: " << esc(r["reference"].value("version", std::string()))
     << ", CPU variant <b>" << esc(r["reference"].value("cpu_variant", std::string()))
     << "</b></li>\n";
+  s << "<li>verdict regime: " << esc(regime_text(r)) << "</li>\n";
   s << "<li>first divergence: " << esc(divergence_text(sum["first_divergence"])) << "</li>\n";
   s << "<li>positions " << sum.value("positions", 0) << ", min cosine "
     << fmt("%.9f", sum.value("min_cosine", 0.0)) << ", max |diff| "

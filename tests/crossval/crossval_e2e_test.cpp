@@ -257,6 +257,86 @@ TEST_F(CrossvalE2E, PerturbedKProjIsNamed) {
   EXPECT_EQ(d["op"], "k_proj");
 }
 
+// One bit of one value of one op (the first element of blk 1's attention output at position 0):
+// against the x64 variant, which our engine reproduces exactly, the run is judged exactly and
+// fails, naming that op; against the reference's best SIMD variant, whose sums run in other
+// orders, it is judged by the documented tolerances and passes.
+Result<RunResult> one_bit_run(const std::string& model, const std::string& cpu_variant) {
+  test::OneBitObserver flip(1, trace::Op::kAttnOut);
+  Options o;
+  o.model = model;
+  o.cases = {{"Hello world", 3}};
+  o.reference.cpu_variant = cpu_variant;
+  o.n_threads = 2;
+  o.reference.n_threads = 2;
+  o.test_observer = &flip;
+  o.test_observer_note = "blk1/attn_out: one bit of one value";
+  return run_crossval(o);
+}
+
+TEST_F(CrossvalE2E, OneBitFailsAgainstX64) {
+  auto r = one_bit_run(tiny_, "x64");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_TRUE(r->tol.exact);
+  EXPECT_FALSE(r->passed());
+  const json d = json::parse(r->cases[0].first_divergence.dump());
+  EXPECT_EQ(d["position"], 0);
+  EXPECT_EQ(d["layer"], 1);
+  EXPECT_EQ(d["op"], "attn_out");
+  EXPECT_EQ(d["tolerance"], 0.0);
+  // Without the fault the same run passes (so the failure above is the one bit's).
+  Options o;
+  o.model = tiny_;
+  o.cases = {{"Hello world", 3}};
+  o.n_threads = 2;
+  auto clean = run_crossval(o);
+  ASSERT_TRUE(clean.ok()) << clean.message();
+  EXPECT_TRUE(clean->passed()) << clean->cases[0].verdict;
+  EXPECT_EQ(clean->cases[0].verdict.rfind("pass (exact)", 0), 0u) << clean->cases[0].verdict;
+}
+
+TEST_F(CrossvalE2E, OneBitPassesAgainstASimdVariantWithinTolerances) {
+  auto r = one_bit_run(tiny_, "");
+  ASSERT_TRUE(r.ok()) << r.message();
+  EXPECT_FALSE(r->tol.exact);
+  EXPECT_NE(r->tol.regime_reason.find("sums in other orders"), std::string::npos)
+      << r->tol.regime_reason;
+  EXPECT_TRUE(r->passed()) << r->cases[0].verdict;
+  EXPECT_EQ(r->cases[0].verdict.rfind("pass (within tolerances)", 0), 0u) << r->cases[0].verdict;
+}
+
+// The regime is chosen, recorded and explained; --tol cannot loosen an exact run silently.
+TEST_F(CrossvalE2E, RegimeIsRecordedAndTolNeedsTheToleranceRegime) {
+  const std::string receipt = dir_->path("regime.json"), md = dir_->path("regime.md");
+  auto r = bitnet("crossval -m " + tiny_ + " -p 'Hello' -n 2 --threads 2 -q --json " + receipt +
+                  " --report " + md);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  json j = read_json(receipt);
+  EXPECT_EQ(j["thresholds"]["regime"], "exact");
+  for (const json& p : j["positions"]) {
+    EXPECT_TRUE(p["identical"].get<bool>());
+    EXPECT_EQ(p["non_finite"], 0);
+  }
+  std::ifstream f(md);
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  EXPECT_NE(text.find("verdict regime: exact"), std::string::npos) << text;
+  EXPECT_EQ(bitnet("receipt verify " + receipt).exit_code, 0);
+
+  r = bitnet("crossval -m " + tiny_ + " -p 'Hello' -n 2 -q --tol logits.top1=0 --json " + receipt);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--tol does not apply"), std::string::npos) << r.err;
+  r = bitnet("crossval -m " + tiny_ +
+             " -p 'Hello' -n 2 --threads 2 -q --regime tolerance --tol logits.top1=0 --json " +
+             receipt);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  j = read_json(receipt);
+  EXPECT_EQ(j["thresholds"]["regime"], "tolerance");
+  EXPECT_NE(j["replay"].get<std::string>().find("--regime tolerance"), std::string::npos);
+  r = bitnet("crossval -m " + tiny_ + " -p 'Hello' -q --regime loose --json " + receipt);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--regime 'loose'"), std::string::npos) << r.err;
+}
+
 TEST_F(CrossvalE2E, Shape2b4tFourLayers) {
   const std::string receipt = dir_->path("big.json");
   auto r = bitnet("crossval -m " + big() + " -p 'Hello' -n 2 --threads 2 -q --json " + receipt);

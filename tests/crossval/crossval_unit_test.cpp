@@ -50,6 +50,39 @@ TEST(Metrics, IdenticalAndShifted) {
   EXPECT_TRUE(std::isinf(compare_values(std::vector<float>{1}, std::vector<float>{1, 2}).rel));
 }
 
+// The two regimes on one row: identical bits pass both; one ulp fails the exact regime only; a
+// NaN fails both, even where both engines hold it, and the other metrics stay finite.
+TEST(Metrics, RegimesAndNonFiniteValues) {
+  std::vector<float> a = {1, 2, 3, 4, 5, 6}, b = a;
+  Tolerances exact, tolerant;
+  exact.exact = true;
+  RowMetrics m = compare_logits(a, b);
+  EXPECT_TRUE(m.identical);
+  EXPECT_TRUE(exact.row_passes(m));
+  EXPECT_TRUE(tolerant.row_passes(m));
+  b[2] = std::nextafter(b[2], 10.f);
+  m = compare_logits(a, b);
+  EXPECT_FALSE(m.identical);
+  EXPECT_FALSE(exact.row_passes(m));
+  EXPECT_TRUE(tolerant.row_passes(m));
+  a[2] = b[2] = NAN;
+  m = compare_logits(a, b);
+  EXPECT_EQ(m.non_finite, 2);
+  EXPECT_FALSE(exact.row_passes(m));
+  EXPECT_FALSE(tolerant.row_passes(m));
+  EXPECT_TRUE(std::isfinite(m.cosine) && std::isfinite(m.kl) && std::isfinite(m.max_abs));
+  auto back = Tolerances::from_json(nlohmann::json(exact.to_json()));
+  ASSERT_TRUE(back.ok()) << back.message();
+  EXPECT_TRUE(back->exact);
+  nlohmann::json old = nlohmann::json(tolerant.to_json());
+  old.erase("regime");  // a receipt from before the regimes
+  back = Tolerances::from_json(old);
+  ASSERT_TRUE(back.ok());
+  EXPECT_FALSE(back->exact);
+  old["regime"] = "loose";
+  EXPECT_FALSE(Tolerances::from_json(old).ok());
+}
+
 TEST(Tolerances, SetAndRoundTrip) {
   Tolerances t;
   EXPECT_EQ(t.max_rel(Op::kUpProj), 1e-4);
