@@ -3,6 +3,8 @@
 find_package(Threads REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 REQUIRED)
+# libcrypto (libssl-dev): Ed25519 signatures of crossval receipts (src/crossval/ed25519.cpp).
+find_package(OpenSSL 3 REQUIRED COMPONENTS Crypto)
 if(BITNET_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

@@ -2,8 +2,9 @@
 # One-time (and idempotent) set-up of a fresh Debian 12 machine for building and testing bitnet.
 #
 # 1. Debian packages: compiler, CMake, Ninja, GoogleTest, Google Benchmark, nlohmann-json, CLI11,
-#    BLAKE3's C sources (librust-blake3-dev) and b3sum, node/npm (to fetch the reference), git,
-#    clang with libFuzzer (scripts/fuzz).
+#    BLAKE3's C sources (librust-blake3-dev) and b3sum, OpenSSL 3's libcrypto (libssl-dev:
+#    Ed25519 receipt signatures), node/npm (to fetch the reference), git, clang with libFuzzer
+#    (scripts/fuzz).
 # 2. The reference engine from npm, pinned by exact version AND sha512 integrity:
 #      node-llama-cpp@3.22.1              -> llama.cpp source bundle (headers, vocab test files)
 #      @node-llama-cpp/linux-x64@3.22.1   -> prebuilt libllama / libggml* shared libraries
@@ -22,7 +23,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build git ca-certificates pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
-  librust-blake3-dev b3sum openssl
+  librust-blake3-dev b3sum openssl libssl-dev
   clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer with ASan / UBSan
 )
 # Headless Chromium renders the crossval HTML report in a test (tests/crossval). It is large;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -65,6 +66,7 @@ struct XvalFlags {
   std::string head_type = "file";
   std::string kernels;
   std::string json_path;
+  std::string sign_key;
   std::string report;
   std::string trace_dir;
   std::string work_dir;
@@ -98,6 +100,10 @@ struct XvalFlags {
     app->add_option("--kernels", kernels,
                     "Force our kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
     app->add_option("--json", json_path, "Receipt (JSON) to write")->capture_default_str();
+    app->add_option("--sign", sign_key,
+                    "Sign the receipt with this Ed25519 private key (PEM, from openssl genpkey "
+                    "-algorithm ed25519 -out KEY.pem); check it with bitnet receipt verify R "
+                    "--key PUB.pem");
     app->add_option("--report", report,
                     "Report to write: .md (Markdown) or .html (with the divergence chart)");
     app->add_option(
@@ -115,6 +121,15 @@ struct XvalFlags {
         "Override a tolerance, e.g. op.proj.max_rel=1e-3, logits.min_cosine=0.9999, "
         "logits.max_kl=1e-4, logits.top1=0, flip.max_codes=16, flip.allow=0 (repeatable)");
     app->add_flag("-q,--quiet", quiet, "Only the verdict line on stdout");
+  }
+
+  // The --sign key, read before the run so that a bad key stops it at once; nullopt without
+  // --sign.
+  Result<std::optional<crossval::SigningKey>> signing_key() const {
+    if (sign_key.empty()) return std::optional<crossval::SigningKey>();
+    auto k = crossval::SigningKey::from_pem_file(sign_key);
+    if (!k.ok()) return make_error("--sign %s", k.message().c_str());
+    return std::optional<crossval::SigningKey>(std::move(*k));
   }
 
   Result<crossval::Options> options() const {
@@ -181,12 +196,16 @@ Status write_outputs(const XvalFlags& f, const ordered_json& receipt) {
 }
 
 int finish(const XvalFlags& f, const crossval::RunResult& run, const std::string& kind,
-           const std::string& replay) {
+           const std::string& replay, const std::optional<crossval::SigningKey>& key) {
   crossval::ReceiptContext ctx;
   ctx.kind = kind;
   ctx.replay = replay;
   ctx.tol = run.tol;
   ordered_json receipt = crossval::make_receipt(run, ctx);
+  // Signed first, then sealed: both cover the receipt without either block (receipt.h).
+  if (key) {
+    if (auto st = crossval::sign_receipt(&receipt, *key); !st.ok()) return error(st.message());
+  }
   crossval::seal_receipt(&receipt);
   if (auto st = write_outputs(f, receipt); !st.ok()) return error(st.message());
   if (!f.quiet) {
@@ -194,8 +213,10 @@ int finish(const XvalFlags& f, const crossval::RunResult& run, const std::string
   } else {
     for (const auto& c : run.cases) std::printf("%s: %s\n", c.id.c_str(), c.verdict.c_str());
   }
-  std::fprintf(stderr, "bitnet: %s %s; receipt: %s%s%s\n", kind.c_str(),
-               run.passed() ? "passed" : "FAILED", f.json_path.c_str(),
+  const std::string signed_by =
+      key ? " (signed by key " + crossval::key_fingerprint(key->public_key()) + ")" : "";
+  std::fprintf(stderr, "bitnet: %s %s; receipt: %s%s%s%s\n", kind.c_str(),
+               run.passed() ? "passed" : "FAILED", f.json_path.c_str(), signed_by.c_str(),
                f.report.empty() ? "" : "; report: ", f.report.c_str());
   return run.passed() ? kExitOk : kExitDivergence;
 }
@@ -236,6 +257,49 @@ Result<std::vector<crossval::Case>> read_prompts(const std::string& path, int de
   return cases;
 }
 
+// bitnet receipt verify FILE [--check-model] [--key PUB.pem].
+int verify_command(const std::string& file, bool check_model, const std::string& key_file) {
+  crossval::VerifyOptions options;
+  options.check_files = check_model;
+  if (!key_file.empty()) {
+    auto k = crossval::read_public_key_pem(key_file);
+    if (!k.ok()) return error("--key " + k.message());
+    options.expected_key = *k;
+  }
+  std::ifstream in(file);
+  if (!in) return error(file + ": cannot open");
+  json r;
+  try {
+    r = json::parse(in);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bitnet: receipt %s: INVALID: not JSON (%s)\n", file.c_str(), e.what());
+    return kExitDivergence;
+  }
+  const auto v = crossval::verify_receipt(r, options);
+  for (const auto& n : v.notes) std::fprintf(stderr, "bitnet: note: %s\n", n.c_str());
+  if (!v.ok) {
+    for (const auto& p : v.problems)
+      std::fprintf(stderr, "bitnet: receipt %s: %s\n", file.c_str(), p.c_str());
+    std::printf("INVALID %s (%zu problem%s)\n", file.c_str(), v.problems.size(),
+                v.problems.size() == 1 ? "" : "s");
+    return kExitDivergence;
+  }
+  std::printf("OK %s (%s, %s, passed=%s)\n", file.c_str(), r.value("kind", std::string()).c_str(),
+              r.value("created_at", std::string()).c_str(),
+              r["summary"].value("passed", false) ? "true" : "false");
+  if (v.signer_checked) {
+    std::printf("signed by key %s, the key given with --key\n", v.signed_by.c_str());
+  } else if (!v.signed_by.empty()) {
+    std::printf(
+        "signed by key %s, the key inside the receipt: this proves integrity only, not who "
+        "signed it (check the signer with --key PUB.pem)\n",
+        v.signed_by.c_str());
+  } else {
+    std::printf("unsigned: its SHA-256 checksum detects accidental edits, not forgery\n");
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 std::vector<Command> register_crossval(CLI::App& app) {
@@ -255,13 +319,15 @@ std::vector<Command> register_crossval(CLI::App& app) {
     cmds.push_back({sub, [f, prompt, max_tokens]() {
                       auto o = f->options();
                       if (!o.ok()) return error(o.message());
+                      auto key = f->signing_key();
+                      if (!key.ok()) return error(key.message());
                       o->cases = {{*prompt, *max_tokens}};
                       auto run = crossval::run_crossval(*o);
                       if (!run.ok()) return error(run.message());
                       const std::string replay = "bitnet crossval" + f->replay_flags() +
                                                  " --prompt " + shell_quote(*prompt) +
                                                  " --max-tokens " + std::to_string(*max_tokens);
-                      return finish(*f, *run, "crossval", replay);
+                      return finish(*f, *run, "crossval", replay, *key);
                     }});
   }
 
@@ -281,6 +347,8 @@ std::vector<Command> register_crossval(CLI::App& app) {
     cmds.push_back({sub, [f, prompts, max_tokens]() {
                       auto o = f->options();
                       if (!o.ok()) return error(o.message());
+                      auto key = f->signing_key();
+                      if (!key.ok()) return error(key.message());
                       if (f->kv_type != "f16")
                         return error(
                             "sweep enforces deterministic settings: --kv-type must be f16");
@@ -299,7 +367,7 @@ std::vector<Command> register_crossval(CLI::App& app) {
                         replay += " --prompts " + shell_quote(fs::absolute(*prompts, ec).string()) +
                                   " --max-tokens " + std::to_string(*max_tokens);
                       }
-                      return finish(*f, *run, "sweep", replay);
+                      return finish(*f, *run, "sweep", replay, *key);
                     }});
   }
 
@@ -307,39 +375,23 @@ std::vector<Command> register_crossval(CLI::App& app) {
   {
     auto* sub = app.add_subcommand("receipt", "Receipts of crossval / sweep runs");
     sub->require_subcommand(1);
-    auto* verify =
-        sub->add_subcommand("verify", "Check a receipt: schema, integrity digest, consistency");
+    auto* verify = sub->add_subcommand(
+        "verify",
+        "Check a receipt: schema, consistency, its SHA-256 checksum and, when it is signed, its "
+        "Ed25519 signature. The checksum detects accidental or careless edits, not forgery: "
+        "anyone can recompute it. A signature checked against the key inside the receipt shows "
+        "only that the receipt is unchanged since it was signed; --key PUB.pem shows who signed "
+        "it.");
     auto file = std::make_shared<std::string>();
     auto check_model = std::make_shared<bool>(false);
+    auto key_file = std::make_shared<std::string>();
     verify->add_option("file", *file, "Receipt JSON")->required();
     verify->add_flag("--check-model", *check_model, "Also re-hash the model file when it exists");
-    cmds.push_back({sub, [file, check_model]() {
-                      std::ifstream in(*file);
-                      if (!in) return error(*file + ": cannot open");
-                      json r;
-                      try {
-                        r = json::parse(in);
-                      } catch (const std::exception& e) {
-                        std::fprintf(stderr, "bitnet: receipt %s: INVALID: not JSON (%s)\n",
-                                     file->c_str(), e.what());
-                        return kExitDivergence;
-                      }
-                      const auto v = crossval::verify_receipt(r, *check_model);
-                      for (const auto& n : v.notes)
-                        std::fprintf(stderr, "bitnet: note: %s\n", n.c_str());
-                      if (!v.ok) {
-                        for (const auto& p : v.problems)
-                          std::fprintf(stderr, "bitnet: receipt %s: %s\n", file->c_str(),
-                                       p.c_str());
-                        std::printf("INVALID %s (%zu problem%s)\n", file->c_str(),
-                                    v.problems.size(), v.problems.size() == 1 ? "" : "s");
-                        return kExitDivergence;
-                      }
-                      std::printf("OK %s (%s, %s, passed=%s)\n", file->c_str(),
-                                  r.value("kind", std::string()).c_str(),
-                                  r.value("created_at", std::string()).c_str(),
-                                  r["summary"].value("passed", false) ? "true" : "false");
-                      return kExitOk;
+    verify->add_option("--key", *key_file,
+                       "The signer's Ed25519 public key (PEM, from openssl pkey -in KEY.pem "
+                       "-pubout): the receipt must carry a valid signature by this key");
+    cmds.push_back({sub, [file, check_model, key_file]() {
+                      return verify_command(*file, *check_model, *key_file);
                     }});
   }
   return cmds;

@@ -3,6 +3,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <ctime>
 #include <filesystem>
@@ -103,10 +104,26 @@ ordered_json make_receipt(const RunResult& run, const ReceiptContext& ctx) {
   return r;
 }
 
-std::string integrity_digest(const json& receipt) {
-  json copy = receipt;  // json (not ordered_json): keys sorted, so the digest is canonical
+std::string canonical_receipt(const json& receipt) {
+  json copy = receipt;  // json (not ordered_json): keys sorted, so the bytes are canonical
   copy.erase("integrity");
-  return sha256_hex(copy.dump());
+  copy.erase("signature");
+  return copy.dump();
+}
+
+std::string integrity_digest(const json& receipt) { return sha256_hex(canonical_receipt(receipt)); }
+
+Status sign_receipt(ordered_json* receipt, const SigningKey& key) {
+  receipt->erase("integrity");
+  receipt->erase("signature");
+  BITNET_ASSIGN_OR_RETURN(const std::string sig, key.sign(canonical_receipt(json(*receipt))));
+  const PublicKey& pub = key.public_key();
+  (*receipt)["signature"] = {
+      {"algorithm", "ed25519"},
+      {"public_key",
+       to_hex(std::string_view(reinterpret_cast<const char*>(pub.data()), pub.size()))},
+      {"signature", to_hex(sig)}};
+  return {};
 }
 
 void seal_receipt(ordered_json* receipt) {
@@ -116,8 +133,54 @@ void seal_receipt(ordered_json* receipt) {
 
 namespace {
 
+// The signature block, when there is one, against its own public key and options.expected_key.
+void check_signature(const json& r, const VerifyOptions& options, VerifyReport& v) {
+  auto problem = [&](const std::string& s) { v.problems.push_back(s); };
+  if (!r.contains("signature")) {
+    if (options.expected_key) {
+      problem("unsigned (no \"signature\" block): cannot show that key " +
+              key_fingerprint(*options.expected_key) + " signed it");
+    }
+    return;
+  }
+  const json& sig = r["signature"];
+  if (!sig.is_object()) {
+    problem("\"signature\" has the wrong type");
+    return;
+  }
+  if (sig.value("algorithm", std::string()) != "ed25519") {
+    problem("signature.algorithm is not ed25519");
+    return;
+  }
+  std::string pub_bytes, sig_bytes;
+  if (!from_hex(sig.value("public_key", std::string()), &pub_bytes, 32)) {
+    problem("signature.public_key is not a 32-byte Ed25519 public key in hex");
+    return;
+  }
+  if (!from_hex(sig.value("signature", std::string()), &sig_bytes, 64)) {
+    problem("signature.signature is not a 64-byte Ed25519 signature in hex");
+    return;
+  }
+  PublicKey pub{};
+  std::copy(pub_bytes.begin(), pub_bytes.end(), pub.begin());
+  const std::string fp = key_fingerprint(pub);
+  if (!ed25519_verify(pub, canonical_receipt(r), sig_bytes)) {
+    problem("signature does not verify against its public key " + fp +
+            ": the receipt was modified after it was signed");
+    return;
+  }
+  if (options.expected_key && *options.expected_key != pub) {
+    problem("signed by key " + fp + ", not by the given key " +
+            key_fingerprint(*options.expected_key));
+    return;
+  }
+  v.signed_by = fp;
+  v.signer_checked = options.expected_key.has_value();
+}
+
 // The checks, adding to v; a field of the wrong type throws (see verify_receipt).
-void check_receipt(const json& r, bool check_files, VerifyReport& v) {
+void check_receipt(const json& r, const VerifyOptions& options, VerifyReport& v) {
+  const bool check_files = options.check_files;
   auto problem = [&](const std::string& s) { v.problems.push_back(s); };
   if (!r.is_object()) {
     problem("not a JSON object");
@@ -153,6 +216,7 @@ void check_receipt(const json& r, bool check_files, VerifyReport& v) {
   } else if (integ.value("digest", std::string()) != integrity_digest(r)) {
     problem("integrity digest mismatch: the receipt was modified after it was written");
   }
+  check_signature(r, options, v);
   // Fields.
   for (const char* k : {"path", "sha256"}) {
     if (!r["model"][k].is_string() || r["model"][k].get<std::string>().empty()) {
@@ -228,15 +292,25 @@ void check_receipt(const json& r, bool check_files, VerifyReport& v) {
 
 // Every access to a field of the wrong type throws (nlohmann::json); any such receipt is
 // malformed, which is a finding of the check, not a crash (found by fuzz/fuzz_receipt).
-VerifyReport verify_receipt(const json& r, bool check_files) {
+VerifyReport verify_receipt(const json& r, const VerifyOptions& options) {
   VerifyReport v;
   try {
-    check_receipt(r, check_files, v);
+    check_receipt(r, options, v);
   } catch (const std::exception& e) {
     v.problems.push_back(std::string("malformed: ") + e.what());
   }
   v.ok = v.problems.empty();
+  if (!v.ok) {
+    v.signed_by.clear();
+    v.signer_checked = false;
+  }
   return v;
+}
+
+VerifyReport verify_receipt(const json& r, bool check_files) {
+  VerifyOptions options;
+  options.check_files = check_files;
+  return verify_receipt(r, options);
 }
 
 Status write_json_file(const std::string& path, const ordered_json& j) {

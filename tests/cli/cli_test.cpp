@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/npy.h"
+#include "test_keys.h"
 #include "test_util.h"
 
 namespace bitnet {
@@ -325,6 +326,36 @@ TEST_F(Cli, BadInputsGiveOneLineErrors) {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << c.args << ": not one line: " << r.err;
     EXPECT_EQ(r.err.rfind("bitnet: error: ", 0), 0u) << c.args << ": " << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.args << ": " << r.err;
+  }
+}
+
+// crossval / sweep --sign: a bad key stops the command before it runs anything, with one line
+// naming the flag, the file and what is wrong (keys made here with OpenSSL, none committed).
+TEST_F(Cli, SignKeyErrorsAreOneLine) {
+  const auto ed = test::write_key_pair(dir_->path("sign-ed"));
+  const auto ec = test::write_key_pair(dir_->path("sign-ec"), "EC");
+  ASSERT_FALSE(ed.private_pem.empty());
+  ASSERT_FALSE(ec.private_pem.empty());
+  const std::string text = dir_->path("sign-text.pem");
+  test::run_command("echo hello > " + text);
+  const std::string missing = dir_->path("sign-missing.pem");
+  const std::vector<std::pair<std::string, std::string>> keys = {
+      {missing, "cannot open the key file"},
+      {text, "not a PEM key file"},
+      {ed.public_pem, "a public key; signing needs the private key"},
+      {ec.private_pem, "key type EC, not Ed25519"},
+  };
+  for (const char* cmd : {"crossval -p hi -n 1", "sweep -n 1"}) {
+    for (const auto& [key, expect] : keys) {
+      const std::string receipt = dir_->path("signed.json");
+      auto r = bitnet(std::string(cmd) + " -m " + model_ + " --json " + receipt + " --sign " + key);
+      EXPECT_EQ(r.exit_code, 2) << cmd << " " << key << ": " << r.err;
+      ASSERT_FALSE(r.err.empty()) << cmd << " " << key;
+      EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not one line: " << r.err;
+      EXPECT_EQ(r.err.rfind("bitnet: error: --sign " + key + ": ", 0), 0u) << r.err;
+      EXPECT_NE(r.err.find(expect), std::string::npos) << r.err;
+      EXPECT_FALSE(std::filesystem::exists(receipt)) << "no receipt without a usable key";
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include "crossval/crossval.h"
 #include "perturb_observer.h"
 #include "synth/synth.h"
+#include "test_keys.h"
 #include "test_util.h"
 
 namespace bitnet::crossval {
@@ -209,10 +210,14 @@ TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
 
 TEST_F(CrossvalE2E, TinySweepPasses) {
   const std::string receipt = dir_->path("sweep.json");
+  const auto keys = test::write_key_pair(dir_->path("sweep-signer"));
+  ASSERT_FALSE(keys.private_pem.empty());
   auto r = bitnet("sweep -m " + tiny_ + " --threads 2 -q --json " + receipt + " --report " +
-                  dir_->path("sweep.html"));
+                  dir_->path("sweep.html") + " --sign " + keys.private_pem);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_EQ(bitnet("receipt verify " + receipt + " --key " + keys.public_pem).exit_code, 0);
   const json j = read_json(receipt);
+  EXPECT_EQ(j["signature"]["algorithm"], "ed25519");
   EXPECT_EQ(j["kind"], "sweep");
   EXPECT_GE(j["cases"].size(), 6u);
   EXPECT_EQ(j["cases"][0]["prompt"], "2+2=");
@@ -221,6 +226,49 @@ TEST_F(CrossvalE2E, TinySweepPasses) {
   EXPECT_EQ(j["cases"][2]["max_tokens"], 4);
   expect_clean_pass(j);
   EXPECT_EQ(bitnet("receipt verify " + receipt).exit_code, 0);
+}
+
+// --sign KEY.pem: the receipt carries an Ed25519 signature, which `receipt verify --key PUB.pem`
+// checks against the signer's public key (keys made here with OpenSSL, none committed).
+TEST_F(CrossvalE2E, SignedReceiptVerifiesAgainstTheSignersKey) {
+  const auto keys = test::write_key_pair(dir_->path("signer"));
+  const auto other = test::write_key_pair(dir_->path("other"));
+  ASSERT_FALSE(keys.private_pem.empty());
+  ASSERT_FALSE(other.private_pem.empty());
+  const std::string receipt = dir_->path("signed.json");
+  auto r = bitnet("crossval -m " + tiny_ + " -p 'Hello' -n 1 --threads 2 -q --json " + receipt +
+                  " --sign " + keys.private_pem);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  EXPECT_NE(r.err.find("(signed by key "), std::string::npos) << r.err;
+  const json j = read_json(receipt);
+  expect_clean_pass(j);
+  EXPECT_EQ(j["signature"]["algorithm"], "ed25519");
+  EXPECT_EQ(j["signature"].size(), 3u);
+
+  auto v = bitnet("receipt verify --check-model " + receipt + " --key " + keys.public_pem);
+  EXPECT_EQ(v.exit_code, 0) << v.err << v.out;
+  EXPECT_NE(v.out.find("the key given with --key"), std::string::npos) << v.out;
+  v = bitnet("receipt verify " + receipt);
+  EXPECT_EQ(v.exit_code, 0) << v.err << v.out;
+  EXPECT_NE(v.out.find("integrity only, not who signed it"), std::string::npos) << v.out;
+  v = bitnet("receipt verify " + receipt + " --key " + other.public_pem);
+  EXPECT_EQ(v.exit_code, 1) << v.out;
+  EXPECT_NE(v.err.find("not by the given key"), std::string::npos) << v.err;
+
+  std::string text;
+  {
+    std::ifstream f(receipt);
+    text.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  const size_t at = text.find("\"passed\": true");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 14, "\"passed\": false");
+  const std::string bad = dir_->path("signed-corrupt.json");
+  std::ofstream(bad) << text;
+  v = bitnet("receipt verify " + bad + " --key " + keys.public_pem);
+  EXPECT_EQ(v.exit_code, 1);
+  EXPECT_NE(v.err.find("integrity digest mismatch"), std::string::npos) << v.err;
+  EXPECT_NE(v.err.find("signature does not verify"), std::string::npos) << v.err;
 }
 
 // crossval of "Hello world" (3 greedy choices) with one op's output scaled by 1 + 1e-3.

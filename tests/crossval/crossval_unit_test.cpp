@@ -1,16 +1,21 @@
 // Unit tests of src/crossval: SHA-256, metrics, tolerances, the reference-name table, receipts
-// and reports (no reference engine needed).
+// (and their Ed25519 signatures, also through `bitnet receipt verify`) and reports (no reference
+// engine needed).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
+#include "crossval/ed25519.h"
 #include "crossval/metrics.h"
 #include "crossval/receipt.h"
 #include "crossval/ref_names.h"
 #include "crossval/report.h"
 #include "crossval/sha256.h"
+#include "test_keys.h"
+#include "test_util.h"
 
 namespace bitnet::crossval {
 namespace {
@@ -232,6 +237,324 @@ TEST(Receipt, GitCommitIsReadAtBuildTime) {
   } else {
     EXPECT_EQ(commit, "unknown");
   }
+}
+
+// --- Signed receipts ---
+
+bool has_problem(const VerifyReport& v, const std::string& text) {
+  for (const auto& p : v.problems) {
+    if (p.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string problems_of(const VerifyReport& v) {
+  std::string s;
+  for (const auto& p : v.problems) s += p + "\n";
+  return s;
+}
+
+class ReceiptSignature : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    keys_ = test::write_key_pair(dir_.path("signer"));
+    other_ = test::write_key_pair(dir_.path("other"));
+    ASSERT_FALSE(keys_.private_pem.empty());
+    ASSERT_FALSE(other_.private_pem.empty());
+  }
+  // A receipt signed with `signer`, then sealed, as `bitnet crossval --sign` writes it; read
+  // back from its file text, as `bitnet receipt verify` reads it.
+  nlohmann::json signed_receipt(const std::string& key_pem) {
+    auto key = SigningKey::from_pem_file(key_pem);
+    EXPECT_TRUE(key.ok()) << key.message();
+    if (!key.ok()) return {};
+    ReceiptContext ctx;
+    ctx.replay = "bitnet crossval ...";
+    nlohmann::ordered_json r = make_receipt(fake_run(true), ctx);
+    const Status st = sign_receipt(&r, *key);
+    EXPECT_TRUE(st.ok()) << st.message();
+    seal_receipt(&r);
+    return nlohmann::json::parse(r.dump(2));
+  }
+  PublicKey public_key(const std::string& pem) {
+    auto k = read_public_key_pem(pem);
+    EXPECT_TRUE(k.ok()) << k.message();
+    return k.ok() ? *k : PublicKey{};
+  }
+  VerifyReport verify(const nlohmann::json& r, std::optional<PublicKey> key) {
+    VerifyOptions o;
+    o.expected_key = key;
+    return verify_receipt(r, o);
+  }
+
+  test::TempDir dir_;
+  test::KeyPairFiles keys_, other_;
+};
+
+TEST_F(ReceiptSignature, VerifiesWithTheSignersKey) {
+  const nlohmann::json r = signed_receipt(keys_.private_pem);
+  ASSERT_TRUE(r.contains("signature"));
+  EXPECT_EQ(r["signature"]["algorithm"], "ed25519");
+  const PublicKey pub = public_key(keys_.public_pem);
+  EXPECT_EQ(r["signature"]["public_key"],
+            to_hex(std::string_view(reinterpret_cast<const char*>(pub.data()), pub.size())));
+  EXPECT_EQ(r["signature"]["signature"].get<std::string>().size(), 128u);
+  // Signed first, then sealed: both cover the receipt without either block.
+  EXPECT_EQ(r["integrity"]["digest"], sha256_hex(canonical_receipt(r)));
+  EXPECT_EQ(canonical_receipt(r).find("\"signature\""), std::string::npos);
+  EXPECT_EQ(canonical_receipt(r).find("\"integrity\""), std::string::npos);
+
+  VerifyReport v = verify(r, pub);
+  EXPECT_TRUE(v.ok) << problems_of(v);
+  EXPECT_TRUE(v.signer_checked);
+  EXPECT_EQ(v.signed_by, key_fingerprint(pub));
+  EXPECT_TRUE(std::regex_match(v.signed_by, std::regex("[0-9a-f]{16}"))) << v.signed_by;
+  // Without a key: checked against the key inside, which names the signer but proves nothing
+  // about who it is.
+  v = verify(r, std::nullopt);
+  EXPECT_TRUE(v.ok) << problems_of(v);
+  EXPECT_FALSE(v.signer_checked);
+  EXPECT_EQ(v.signed_by, key_fingerprint(pub));
+}
+
+TEST_F(ReceiptSignature, AnotherKeyFails) {
+  const nlohmann::json r = signed_receipt(keys_.private_pem);
+  const PublicKey other = public_key(other_.public_pem);
+  const VerifyReport v = verify(r, other);
+  EXPECT_FALSE(v.ok);
+  EXPECT_FALSE(v.signer_checked);
+  EXPECT_TRUE(has_problem(v, "signed by key " + key_fingerprint(public_key(keys_.public_pem)) +
+                                 ", not by the given key " + key_fingerprint(other)))
+      << problems_of(v);
+}
+
+TEST_F(ReceiptSignature, TamperingFailsChecksumAndSignature) {
+  const nlohmann::json r = signed_receipt(keys_.private_pem);
+  const PublicKey pub = public_key(keys_.public_pem);
+  nlohmann::json bad = r;
+  bad["summary"]["min_cosine"] = 0.5;
+  for (const auto& key : {std::optional<PublicKey>(), std::optional<PublicKey>(pub)}) {
+    const VerifyReport v = verify(bad, key);
+    EXPECT_FALSE(v.ok);
+    EXPECT_TRUE(v.signed_by.empty());
+    EXPECT_TRUE(has_problem(v, "integrity digest mismatch")) << problems_of(v);
+    EXPECT_TRUE(has_problem(v, "signature does not verify")) << problems_of(v);
+  }
+  // The checksum is no seal: recomputed after the edit it matches again, and only the signature
+  // still catches the edit.
+  nlohmann::ordered_json resealed = bad;
+  seal_receipt(&resealed);
+  VerifyReport v = verify(nlohmann::json(resealed), std::nullopt);
+  EXPECT_FALSE(v.ok);
+  EXPECT_FALSE(has_problem(v, "integrity digest mismatch")) << problems_of(v);
+  EXPECT_TRUE(has_problem(v, "signature does not verify")) << problems_of(v);
+  // A forger re-signing with a key of their own passes the check against the embedded key
+  // (integrity only), not the check against the real signer's key.
+  auto forger = SigningKey::from_pem_file(other_.private_pem);
+  ASSERT_TRUE(forger.ok()) << forger.message();
+  nlohmann::ordered_json forged = bad;
+  ASSERT_TRUE(sign_receipt(&forged, *forger).ok());
+  seal_receipt(&forged);
+  v = verify(nlohmann::json(forged), std::nullopt);
+  EXPECT_TRUE(v.ok) << problems_of(v);
+  EXPECT_EQ(v.signed_by, key_fingerprint(forger->public_key()));
+  v = verify(nlohmann::json(forged), pub);
+  EXPECT_FALSE(v.ok);
+  EXPECT_TRUE(has_problem(v, "not by the given key")) << problems_of(v);
+  // The signature itself edited.
+  nlohmann::json flipped = r;
+  std::string sig = flipped["signature"]["signature"];
+  sig[0] = sig[0] == '0' ? '1' : '0';
+  flipped["signature"]["signature"] = sig;
+  v = verify(flipped, std::nullopt);
+  EXPECT_FALSE(v.ok);
+  EXPECT_TRUE(has_problem(v, "signature does not verify")) << problems_of(v);
+  EXPECT_FALSE(has_problem(v, "integrity digest mismatch")) << problems_of(v);
+}
+
+TEST_F(ReceiptSignature, UnsignedReceiptFailsOnlyWithAKey) {
+  ReceiptContext ctx;
+  nlohmann::ordered_json r = make_receipt(fake_run(true), ctx);
+  seal_receipt(&r);
+  const PublicKey pub = public_key(keys_.public_pem);
+  VerifyReport v = verify(nlohmann::json(r), std::nullopt);
+  EXPECT_TRUE(v.ok) << problems_of(v);
+  EXPECT_TRUE(v.signed_by.empty());
+  v = verify(nlohmann::json(r), pub);
+  EXPECT_FALSE(v.ok);
+  EXPECT_TRUE(has_problem(v, "unsigned")) << problems_of(v);
+  // Removing the signature of a signed receipt leaves a receipt whose checksum still matches:
+  // only --key tells.
+  nlohmann::json stripped = signed_receipt(keys_.private_pem);
+  stripped.erase("signature");
+  EXPECT_TRUE(verify(stripped, std::nullopt).ok);
+  EXPECT_FALSE(verify(stripped, pub).ok);
+  // The digest of a signed receipt is the unsigned receipt's: signing changes no other byte.
+  const nlohmann::json signed_r = signed_receipt(keys_.private_pem);
+  nlohmann::json unsigned_r = signed_r;
+  unsigned_r.erase("signature");
+  EXPECT_EQ(integrity_digest(signed_r), integrity_digest(unsigned_r));
+}
+
+TEST_F(ReceiptSignature, MalformedSignatureBlocksAreFindings) {
+  const nlohmann::json r = signed_receipt(keys_.private_pem);
+  struct Case {
+    const char* field;
+    nlohmann::json value;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {nullptr, 7, "\"signature\" has the wrong type"},
+      {"algorithm", "rsa", "signature.algorithm is not ed25519"},
+      {"algorithm", nlohmann::json::array(), "malformed"},
+      {"public_key", "abcd", "signature.public_key is not"},
+      {"public_key", std::string(64, 'g'), "signature.public_key is not"},
+      {"signature", std::string(126, '0'), "signature.signature is not"},
+      {"signature", nlohmann::json::object(), "malformed"},
+  };
+  for (const Case& c : cases) {
+    nlohmann::json bad = r;
+    if (c.field == nullptr) {
+      bad["signature"] = c.value;
+    } else {
+      bad["signature"][c.field] = c.value;
+    }
+    VerifyReport v;
+    ASSERT_NO_THROW(v = verify(bad, std::nullopt)) << c.expect;
+    EXPECT_FALSE(v.ok) << c.expect;
+    EXPECT_TRUE(has_problem(v, c.expect)) << c.expect << ": " << problems_of(v);
+  }
+}
+
+// RFC 8032 section 7.1, TEST 1: the key with this seed has this public key and signs the empty
+// message with this signature (Ed25519 is deterministic).
+TEST(Ed25519, Rfc8032KnownAnswer) {
+  std::string seed, expected_pub, expected_sig;
+  ASSERT_TRUE(
+      from_hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", &seed, 32));
+  ASSERT_TRUE(from_hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
+                       &expected_pub, 32));
+  ASSERT_TRUE(
+      from_hex("e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e06522490155"
+               "5fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+               &expected_sig, 64));
+  test::TempDir dir;
+  const std::string pem = dir.path("rfc8032.pem");
+  ASSERT_TRUE(
+      test::write_ed25519_seed_key(pem, reinterpret_cast<const unsigned char*>(seed.data())));
+  auto key = SigningKey::from_pem_file(pem);
+  ASSERT_TRUE(key.ok()) << key.message();
+  const PublicKey& pub = key->public_key();
+  EXPECT_EQ(std::string(pub.begin(), pub.end()), expected_pub);
+  auto sig = key->sign("");
+  ASSERT_TRUE(sig.ok()) << sig.message();
+  EXPECT_EQ(to_hex(*sig), to_hex(expected_sig));
+  EXPECT_TRUE(ed25519_verify(pub, "", expected_sig));
+  EXPECT_FALSE(ed25519_verify(pub, "x", expected_sig));
+  EXPECT_FALSE(ed25519_verify(pub, "", expected_sig.substr(0, 63)));
+  EXPECT_EQ(key_fingerprint(pub), sha256_hex(expected_pub).substr(0, 16));
+}
+
+// Bad key files: one line each, naming the file and what is wrong with it.
+TEST(Ed25519, KeyFileErrors) {
+  test::TempDir dir;
+  const auto ed = test::write_key_pair(dir.path("ed"));
+  const auto ec = test::write_key_pair(dir.path("ec"), "EC");
+  ASSERT_FALSE(ed.private_pem.empty());
+  ASSERT_FALSE(ec.private_pem.empty());
+  const std::string text = dir.path("text.pem"), garbled = dir.path("garbled.pem"),
+                    encrypted = dir.path("encrypted.pem");
+  std::ofstream(text) << "hello\n";
+  std::ofstream(garbled)
+      << "-----BEGIN PRIVATE KEY-----\nnot base64 !!\n-----END PRIVATE KEY-----\n";
+  std::ofstream(encrypted) << "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n"
+                              "-----END ENCRYPTED PRIVATE KEY-----\n";
+  const std::string missing = dir.path("missing.pem");
+  auto expect_error = [](const auto& r, const std::string& path, const std::string& what) {
+    ASSERT_FALSE(r.ok()) << path;
+    EXPECT_EQ(r.message().find('\n'), std::string::npos) << r.message();
+    EXPECT_EQ(r.message().rfind(path + ": ", 0), 0u) << r.message();
+    EXPECT_NE(r.message().find(what), std::string::npos) << r.message();
+  };
+  // Private keys (--sign).
+  expect_error(SigningKey::from_pem_file(missing), missing, "cannot open the key file");
+  expect_error(SigningKey::from_pem_file(text), text, "not a PEM key file");
+  expect_error(SigningKey::from_pem_file(ed.public_pem), ed.public_pem, "a public key");
+  expect_error(SigningKey::from_pem_file(ec.private_pem), ec.private_pem,
+               "key type EC, not Ed25519");
+  expect_error(SigningKey::from_pem_file(garbled), garbled, "not a readable PEM private key");
+  expect_error(SigningKey::from_pem_file(encrypted), encrypted, "passphrase-protected");
+  EXPECT_TRUE(SigningKey::from_pem_file(ed.private_pem).ok());
+  // Public keys (--key).
+  expect_error(read_public_key_pem(missing), missing, "cannot open the key file");
+  expect_error(read_public_key_pem(text), text, "not a PEM key file");
+  expect_error(read_public_key_pem(ed.private_pem), ed.private_pem, "a private key");
+  expect_error(read_public_key_pem(ec.public_pem), ec.public_pem, "key type EC, not Ed25519");
+  EXPECT_TRUE(read_public_key_pem(ed.public_pem).ok());
+}
+
+// `bitnet receipt verify` with and without --key, on receipts signed here.
+TEST_F(ReceiptSignature, VerifyCommand) {
+  auto write = [&](const std::string& name, const nlohmann::json& j) {
+    const std::string path = dir_.path(name);
+    std::ofstream(path) << j.dump(2) << "\n";
+    return path;
+  };
+  auto bitnet = [](const std::string& args) {
+    return test::run_command(test::bitnet_binary() + " receipt verify " + args);
+  };
+  const nlohmann::json r = signed_receipt(keys_.private_pem);
+  const std::string good = write("signed.json", r);
+  const std::string fp = key_fingerprint(public_key(keys_.public_pem));
+
+  auto c = bitnet(good + " --key " + keys_.public_pem);
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("OK " + good), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("signed by key " + fp + ", the key given with --key"), std::string::npos)
+      << c.out;
+
+  c = bitnet(good);
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("signed by key " + fp + ", the key inside the receipt"), std::string::npos)
+      << c.out;
+  EXPECT_NE(c.out.find("integrity only, not who signed it"), std::string::npos) << c.out;
+
+  c = bitnet(good + " --key " + other_.public_pem);
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find("not by the given key"), std::string::npos) << c.err;
+  EXPECT_NE(c.out.find("INVALID " + good), std::string::npos) << c.out;
+
+  nlohmann::json bad = r;
+  bad["positions"][0]["cosine"] = 0.5;
+  const std::string tampered = write("tampered.json", bad);
+  c = bitnet(tampered + " --key " + keys_.public_pem);
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find("integrity digest mismatch"), std::string::npos) << c.err;
+  EXPECT_NE(c.err.find("signature does not verify"), std::string::npos) << c.err;
+
+  nlohmann::ordered_json plain = make_receipt(fake_run(true), ReceiptContext{});
+  seal_receipt(&plain);
+  const std::string unsigned_path = write("unsigned.json", plain);
+  c = bitnet(unsigned_path);
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("unsigned: its SHA-256 checksum detects accidental edits, not forgery"),
+            std::string::npos)
+      << c.out;
+  c = bitnet(unsigned_path + " --key " + keys_.public_pem);
+  EXPECT_EQ(c.exit_code, 1);
+  EXPECT_NE(c.err.find("unsigned (no \"signature\" block)"), std::string::npos) << c.err;
+
+  // A bad --key file is an error (exit 2), one line.
+  for (const std::string& key : {dir_.path("missing.pem"), keys_.private_pem}) {
+    c = bitnet(good + " --key " + key);
+    EXPECT_EQ(c.exit_code, 2) << key;
+    EXPECT_EQ(c.err.rfind("bitnet: error: --key " + key + ": ", 0), 0u) << c.err;
+    EXPECT_EQ(c.err.find('\n'), c.err.size() - 1) << c.err;
+  }
+
+  // The help says what the checksum is.
+  c = bitnet("--help");
+  EXPECT_NE(c.out.find("not forgery"), std::string::npos) << c.out;
 }
 
 TEST(Report, MarkdownAndHtml) {
