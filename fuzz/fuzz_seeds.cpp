@@ -1,15 +1,25 @@
 // Writes small valid inputs for each fuzz target into DIR/<target>/ (libFuzzer starts from these
 // and mutates): GGUF files with metadata of every kind, a tensor of each ternary type and a tiny
-// tokenizer, texts for the BPE tokenizer, a tokenizer.json and a receipt.
+// tokenizer; tiny synthetic models of each weight type (I2_S, TQ2_0, TQ1_0 with .scale tensors,
+// F16) that load and run; texts for the BPE tokenizer; a tokenizer.json; a complete receipt,
+// unsigned and signed. Each seed is checked to be valid before it is written.
 //   fuzz_seeds DIR
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
+#include "crossval/ed25519.h"
+#include "crossval/receipt.h"
 #include "gguf/gguf_bytes.h"
 #include "gguf/reader.h"
+#include "model/context.h"
+#include "model/weights.h"
+#include "synth/synth.h"
 
 namespace {
 
@@ -23,6 +33,127 @@ void write(const fs::path& p, const std::string& bytes) {
 }
 void write(const fs::path& p, const std::vector<uint8_t>& b) {
   write(p, std::string(b.begin(), b.end()));
+}
+
+bool fail(const std::string& what) {
+  std::fprintf(stderr, "fuzz_seeds: %s\n", what.c_str());
+  return false;
+}
+
+// Tiny synthetic models (one block, an 8-token vocabulary) that load and evaluate two tokens.
+bool write_model_seeds(const fs::path& dir, const fs::path& work) {
+  using bitnet::gguf::TensorType;
+  using bitnet::model::Arch;
+  GgufBytes vocab = GgufBytes().header(0, 4);
+  vocab.kv_str("general.architecture", "bitnet")
+      .kv_str("tokenizer.ggml.model", "gpt2")
+      .kv_strs("tokenizer.ggml.tokens", {"a", "b", "ab", "<s>", "c", "d", "cd", "</s>"})
+      .kv_strs("tokenizer.ggml.merges", {"a b", "c d"});
+  const fs::path vocab_path = work / "vocab.gguf";
+  write(vocab_path, vocab.b);
+  struct Seed {
+    const char* name;
+    Arch arch;
+    TensorType type;
+    uint32_t d, heads, ff;
+    bool scales;
+  };
+  const Seed seeds[] = {{"i2_s.gguf", Arch::kBitnetB158, TensorType::I2_S, 128, 2, 128, false},
+                        {"tq2_0.gguf", Arch::kBitnet, TensorType::TQ2_0, 256, 4, 256, false},
+                        {"tq1_0.gguf", Arch::kBitnet, TensorType::TQ1_0, 256, 4, 256, true},
+                        {"f16.gguf", Arch::kBitnet, TensorType::F16, 64, 1, 64, false}};
+  for (const Seed& s : seeds) {
+    bitnet::synth::SynthOptions o;
+    o.config.arch = s.arch;
+    o.config.n_embd = s.d;
+    o.config.n_layers = 1;
+    o.config.n_heads = s.heads;
+    o.config.n_kv_heads = 1;
+    o.config.n_ff = s.ff;
+    o.config.n_ctx_train = 64;
+    o.config.rope_freq_base = 10000.0f;
+    o.config.rms_eps = 1e-5f;
+    o.config.rope_dims = o.config.head_dim();
+    o.weight_type = s.type;
+    o.scale_tensors = s.scales;
+    o.vocab_path = vocab_path.string();
+    const fs::path path = dir / "model" / s.name;
+    fs::create_directories(path.parent_path());
+    if (auto st = bitnet::synth::write_synthetic_model(o, path.string()); !st.ok())
+      return fail(st.message());
+    auto m = bitnet::model::Model::load(path.string());
+    if (!m.ok()) return fail(m.message());
+    auto ctx = bitnet::model::Context::create(**m, {.n_ctx = 8, .n_threads = 1});
+    if (!ctx.ok()) return fail(ctx.message());
+    std::vector<float> logits;
+    const std::vector<int32_t> tokens = {0, 7};
+    if (auto st = (*ctx)->eval(tokens, true, &logits); !st.ok()) return fail(st.message());
+  }
+  return true;
+}
+
+// A complete receipt (every required key, consistent rows and summary, sealed), and the same
+// signed with a key made for the purpose.
+bool write_receipt_seeds(const fs::path& dir, const fs::path& work) {
+  using namespace bitnet::crossval;
+  RunResult run;
+  run.model = {{"path", "/nonexistent/m.gguf"},
+               {"sha256", std::string(64, 'a')},
+               {"arch", "bitnet"},
+               {"weight_type", "TQ2_0"},
+               {"n_layers", 1}};
+  run.tokenizer = {{"source", "/nonexistent/m.gguf"}};
+  run.reference = {
+      {"library", "/lib/libllama.so"}, {"cpu_variant", "x64"}, {"settings", {{"n_threads", 1}}}};
+  run.tol.exact = true;
+  CaseResult c;
+  c.id = "c0";
+  c.c = {"Hello", 2};
+  c.ids_ours = c.ids_ref = {1, 2};
+  c.tokens_match = true;
+  c.generated_ref = c.greedy_ours = {5, 6};
+  for (int p = 0; p < 3; ++p) {
+    PositionRow row;
+    row.position = p;
+    row.decode = p == 2;
+    row.token = p;
+    row.m.cosine = 1;
+    row.m.top1_match = row.m.identical = true;
+    row.m.top5_overlap = 5;
+    row.passed = true;
+    c.rows.push_back(row);
+    c.heat[{p, 0}] = 0.0;
+  }
+  c.ops_compared = c.ops_identical = 40;
+  c.passed = true;
+  c.verdict = "pass (exact)";
+  run.cases.push_back(c);
+  ReceiptContext ctx;
+  ctx.replay = "bitnet crossval --model m.gguf --prompt Hello --max-tokens 2";
+  ctx.tol = run.tol;
+  nlohmann::ordered_json r = make_receipt(run, ctx);
+  seal_receipt(&r);
+  if (const auto v = verify_receipt(nlohmann::json(r), false); !v.ok)
+    return fail("the receipt seed does not verify: " + v.problems[0]);
+  write(dir / "receipt" / "receipt.json", r.dump(1));
+
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  const fs::path pem = work / "key.pem";
+  FILE* f = key ? std::fopen(pem.c_str(), "w") : nullptr;
+  const bool written =
+      f && PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr) == 1;
+  if (f) std::fclose(f);
+  EVP_PKEY_free(key);
+  if (!written) return fail("cannot make an Ed25519 key");
+  auto signing = SigningKey::from_pem_file(pem.string());
+  if (!signing.ok()) return fail(signing.message());
+  r.erase("integrity");
+  if (auto st = sign_receipt(&r, *signing); !st.ok()) return fail(st.message());
+  seal_receipt(&r);
+  if (const auto v = verify_receipt(nlohmann::json(r), false); !v.ok)
+    return fail("the signed receipt seed does not verify: " + v.problems[0]);
+  write(dir / "receipt" / "signed.json", r.dump(1));
+  return true;
 }
 
 }  // namespace
@@ -73,12 +204,9 @@ int main(int argc, char** argv) {
         R"("pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false},)"
         R"("added_tokens":[{"id":3,"content":"<s>","special":true}]})");
 
-  write(dir / "receipt" / "receipt.json",
-        R"({"schema":"bitnet.crossval.receipt","schema_version":1,"kind":"crossval",)"
-        R"("tool":{"name":"bitnet"},"thresholds":{"logits_min_cosine":0.999},)"
-        R"("cases":[{"id":"a","passed":true,"token_ids":{"match":true},"positions":[)"
-        R"({"position":0,"cosine":1.0,"l2":0.0,"max_abs":0.0,"kl":0.0,"top1_match":true,)"
-        R"("passed":true}]}],"positions":[],"summary":{"passed":true,"positions":1,)"
-        R"("first_divergence":null},"integrity":{"algorithm":"sha256","digest":"00"}})");
-  return 0;
+  const fs::path work = dir / "work";
+  fs::create_directories(work);
+  const bool ok = write_model_seeds(dir, work) && write_receipt_seeds(dir, work);
+  fs::remove_all(work);
+  return ok ? 0 : 1;
 }

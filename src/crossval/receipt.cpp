@@ -218,12 +218,15 @@ void check_receipt(const json& r, const VerifyOptions& options, VerifyReport& v)
   }
   check_signature(r, options, v);
   // Fields.
+  // (A const json's operator[] on a missing key is undefined behaviour: check contains first.)
+  const json& model = r["model"];
   for (const char* k : {"path", "sha256"}) {
-    if (!r["model"][k].is_string() || r["model"][k].get<std::string>().empty()) {
+    if (!model.contains(k) || !model[k].is_string() || model[k].get<std::string>().empty()) {
       problem(std::string("model.") + k + " missing");
     }
   }
-  if (r["model"]["sha256"].is_string() && r["model"]["sha256"].get<std::string>().size() != 64) {
+  if (model.contains("sha256") && model["sha256"].is_string() &&
+      model["sha256"].get<std::string>().size() != 64) {
     problem("model.sha256 is not a SHA-256 hex digest");
   }
   for (const char* k : {"library", "cpu_variant", "settings"}) {
@@ -271,13 +274,13 @@ void check_receipt(const json& r, const VerifyOptions& options, VerifyReport& v)
     problem("summary.positions disagrees with the cases");
   if (!r["summary"].contains("first_divergence")) problem("summary.first_divergence missing");
   if (check_files && v.problems.empty()) {
-    const std::string path = r["model"]["path"].get<std::string>();
+    const std::string path = model.at("path").get<std::string>();
     std::error_code ec;
     if (std::filesystem::exists(path, ec)) {
       auto h = sha256_file_hex(path);
       if (!h.ok()) {
         problem(h.message());
-      } else if (*h != r["model"]["sha256"].get<std::string>()) {
+      } else if (*h != model.at("sha256").get<std::string>()) {
         problem("model file " + path + " no longer matches model.sha256");
       } else {
         v.notes.push_back("model file matches model.sha256");

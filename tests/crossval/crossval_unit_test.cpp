@@ -203,6 +203,17 @@ TEST(Receipt, SealVerifyAndCorrupt) {
   bad.erase("model");
   EXPECT_FALSE(verify_receipt(bad, false).ok);
 
+  // A model block without path or sha256 (from fuzz/: reading them through a const json's
+  // operator[] was undefined behaviour, a use after free under ASan).
+  for (const char* key : {"path", "sha256"}) {
+    nlohmann::ordered_json partial = r;
+    partial["model"].erase(key);
+    seal_receipt(&partial);
+    v = verify_receipt(nlohmann::json(partial), false);
+    ASSERT_FALSE(v.ok);
+    EXPECT_EQ(v.problems[0], std::string("model.") + key + " missing");
+  }
+
   // An inconsistent receipt (resealed, so only consistency can catch it).
   nlohmann::ordered_json incons = r;
   incons["summary"]["passed"] = false;
