@@ -54,6 +54,13 @@ std::string human_bytes(uint64_t n) {
   return buf;
 }
 
+// The LM head is output.weight when the family's graph uses it (llama) and the file has it; the
+// BitNet families always use token_embd (model/weights.cpp).
+bool head_is_output(const model::ModelConfig& c, const gguf::File& f) {
+  return !model::is_bitnet_family(c.arch) &&
+         f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) != nullptr;
+}
+
 json model_json(const model::ModelConfig& c, const gguf::File& f) {
   return json{
       {"arch", model::arch_name(c.arch)},
@@ -69,7 +76,7 @@ json model_json(const model::ModelConfig& c, const gguf::File& f) {
       {"context_length", c.n_ctx_train},
       {"rope_freq_base", c.rope_freq_base},
       {"rms_eps", c.rms_eps},
-      {"tied_head", f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) == nullptr}};
+      {"tied_head", !head_is_output(c, f)}};
 }
 
 int run_inspect(const std::string& path, bool as_json) {
@@ -153,9 +160,7 @@ int run_inspect(const std::string& path, bool as_json) {
         std::string(model::arch_name(c.arch)).c_str(),
         model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "SiLU" : "ReLU^2", c.n_embd,
         c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim(), c.n_ff, c.n_vocab, c.n_ctx_train,
-        c.rope_freq_base, c.rms_eps,
-        f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) ? "output.weight"
-                                                                      : "tied to token_embd");
+        c.rope_freq_base, c.rms_eps, head_is_output(c, f) ? "output.weight" : "tied to token_embd");
   } else {
     std::printf("  model: not a BitNet model (%s)\n", config.message().c_str());
   }

@@ -22,7 +22,7 @@ struct SynthFlags {
   uint64_t seed = 1;
   uint32_t n_embd = 0, layers = 0, heads = 0, kv_heads = 0, n_ff = 0, ctx = 0;
   double rope_base = 0, eps = 0;
-  bool scale_tensors = false, untied_head = false, quiet = false;
+  bool scale_tensors = false, untied_head = false, tied_head = false, quiet = false;
 };
 
 // Progress on stderr for long writes: a self-overwriting line on a terminal, else every 10%.
@@ -86,10 +86,12 @@ int run_synth(const SynthFlags& f) {
                                                         env_var("BITNET_REFERENCE_DIR"))
                                  : f.vocab;
   // The official bitnet-b1.58 file has no tokenizer.ggml.pre; mirror it unless asked otherwise.
-  o.pre_tokenizer = !f.pre.empty() ? f.pre : (*arch == model::Arch::kBitnet ? "" : "none");
+  const bool b158 = *arch == model::Arch::kBitnetB158 || *arch == model::Arch::kBitnet25;
+  o.pre_tokenizer = !f.pre.empty() ? f.pre : (b158 ? "none" : "");
   o.seed = f.seed;
   o.scale_tensors = f.scale_tensors;
-  o.untied_head = f.untied_head;
+  if (f.untied_head && f.tied_head) return fail("--untied-head and --tied-head exclude each other");
+  if (f.untied_head || f.tied_head) o.untied_head = f.untied_head;
   o.name = "synthetic-" + f.preset;
   Progress progress(f.quiet);
   o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
@@ -113,7 +115,8 @@ std::vector<Command> register_synth(CLI::App& app) {
   auto f = std::make_shared<SynthFlags>();
   sub->add_option("-o,--output", f->output, "Output GGUF file")->required();
   sub->add_option("--arch", f->arch,
-                  "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25")
+                  "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25 | llama "
+                  "(no sub-norms, NORM RoPE, output.weight head; TQ2_0/TQ1_0/F16/F32)")
       ->capture_default_str();
   sub->add_option("--preset", f->preset, "tiny (d=256, 2 blocks) | 2b4t (official shape)")
       ->capture_default_str();
@@ -125,7 +128,7 @@ std::vector<Command> register_synth(CLI::App& app) {
                   "reference's ggml-vocab-llama-bpe.gguf, in BITNET_REFERENCE_DIR if set)");
   sub->add_option("--pre", f->pre,
                   "tokenizer.ggml.pre to write, or 'none' (default: keep the "
-                  "vocabulary's for bitnet, none for bitnet-b1.58 as in 2B4T)");
+                  "vocabulary's for bitnet and llama, none for bitnet-b1.58 as in 2B4T)");
   sub->add_option("--seed", f->seed, "Seed of the weights")->capture_default_str();
   sub->add_option("--n-embd", f->n_embd, "Override d (embedding length)");
   sub->add_option("--layers", f->layers, "Override the number of blocks");
@@ -137,7 +140,9 @@ std::vector<Command> register_synth(CLI::App& app) {
   sub->add_option("--eps", f->eps, "Override the RMSNorm epsilon");
   sub->add_flag("--scale-tensors", f->scale_tensors,
                 "Write blk.N.<proj>.scale tensors (bitnet arch)");
-  sub->add_flag("--untied-head", f->untied_head, "Write output.weight instead of tying the head");
+  sub->add_flag("--untied-head", f->untied_head,
+                "Write output.weight besides token_embd (the default for llama)");
+  sub->add_flag("--tied-head", f->tied_head, "Write no output.weight (the default for BitNet)");
   sub->add_flag("-q,--quiet", f->quiet, "No progress or summary on stderr");
   return {Command{sub, [f] { return run_synth(*f); }}};
 }

@@ -46,9 +46,11 @@ const std::vector<RefNameRule>& ref_name_table() {
       {"ffn_up", "", Op::kUpProj},
       {"ffn_up_s", "", Op::kUpProj},
       {"ffn_sub_out", "", Op::kFfnAct},
+      {"ffn_swiglu", "GLU", Op::kFfnAct},  // llama (no sub-norm renames it)
       {"ffn_sub_norm", "", Op::kFfnSubNorm},
       {"ffn_down", "", Op::kDownProj},
       {"ffn_down_s", "", Op::kDownProj},
+      {"ffn_out", "MUL_MAT", Op::kDownProj},  // llama: the down product (its ADD is l_out)
       {"l_out", "", Op::kFfnResidual},
       {"result_norm", "", Op::kFinalNorm},
       {"result_output", "", Op::kLogits},

@@ -10,7 +10,9 @@
 //
 // Name differences between trees are handled by aliases: upstream 2025 names the o projection
 // "attn_out", llama.cpp b3995 "attn_o_out"; the softmax is "kq_soft_max" or "kq_soft_max_ext";
-// the FFN product is "ffn_sub_out" in every BitNet graph (bitnet.cpp and upstream).
+// the FFN product is "ffn_sub_out" in every BitNet graph (bitnet.cpp and upstream), and
+// "ffn_swiglu" in upstream's llama graph, whose down projection is "ffn_out" (a MUL_MAT; the
+// residual ADD after it ends up named "l_out"). The sub-norm ops do not occur for llama.
 #pragma once
 
 #include <optional>

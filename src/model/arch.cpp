@@ -6,6 +6,7 @@ std::optional<Arch> arch_from_name(std::string_view name) {
   if (name == "bitnet") return Arch::kBitnet;
   if (name == "bitnet-b1.58") return Arch::kBitnetB158;
   if (name == "bitnet-25") return Arch::kBitnet25;
+  if (name == "llama") return Arch::kLlama;
   return std::nullopt;
 }
 
@@ -17,15 +18,22 @@ std::string_view arch_name(Arch a) {
       return "bitnet-b1.58";
     case Arch::kBitnet25:
       return "bitnet-25";
+    case Arch::kLlama:
+      return "llama";
   }
   return "?";
 }
 
 FfnActivation ffn_activation(Arch a) {
-  return a == Arch::kBitnet ? FfnActivation::kSilu : FfnActivation::kReluSquared;
+  return a == Arch::kBitnet || a == Arch::kLlama ? FfnActivation::kSilu
+                                                 : FfnActivation::kReluSquared;
 }
 
-std::string_view supported_arch_names() { return "bitnet, bitnet-b1.58, bitnet-25"; }
+RopeMode rope_mode(Arch a) { return a == Arch::kLlama ? RopeMode::kNorm : RopeMode::kNeox; }
+
+bool is_bitnet_family(Arch a) { return a != Arch::kLlama; }
+
+std::string_view supported_arch_names() { return "bitnet, bitnet-b1.58, bitnet-25, llama"; }
 
 std::string hp_key(std::string_view arch, std::string_view suffix) {
   std::string k(arch);

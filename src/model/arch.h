@@ -12,14 +12,24 @@ enum class Arch {
   kBitnet,      // "bitnet": upstream llama.cpp / 1bitLLM; SiLU FFN, optional .scale tensors
   kBitnetB158,  // "bitnet-b1.58": official 2B4T file; ReLU^2 FFN
   kBitnet25,    // "bitnet-25": older name of bitnet-b1.58 (bitnet.cpp before 2025-04)
+  kLlama,       // "llama": upstream llama.cpp's Llama graph over ternary (TQ1_0/TQ2_0) or float
+                // projections; no sub-norms, SiLU FFN, NORM RoPE, output.weight head if present
 };
 
 enum class FfnActivation { kSilu, kReluSquared };
 
+// How RoPE pairs a head's elements (ggml's rope modes): NEOX rotates (i, i + head_dim/2), NORM
+// (GGML_ROPE_TYPE_NORMAL) rotates adjacent pairs (2i, 2i + 1); both with the same angles.
+enum class RopeMode { kNeox, kNorm };
+
 std::optional<Arch> arch_from_name(std::string_view name);
 std::string_view arch_name(Arch a);
 FfnActivation ffn_activation(Arch a);
-// "bitnet, bitnet-b1.58, bitnet-25" for error messages.
+RopeMode rope_mode(Arch a);
+// The BitNet families (bitnet, bitnet-b1.58, bitnet-25): attn_sub_norm / ffn_sub_norm tensors,
+// the LM head is always token_embd, optional .scale tensors (bitnet only). Not llama.
+bool is_bitnet_family(Arch a);
+// "bitnet, bitnet-b1.58, bitnet-25, llama" for error messages.
 std::string_view supported_arch_names();
 
 // Hyper-parameter keys, prefixed by the architecture name: key(a, kBlockCount) ->

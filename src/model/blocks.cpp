@@ -15,8 +15,9 @@ Numerics numerics_for(const Model& m, bool kv_f16) {
   Numerics n;
   n.f16_attention_operands = kv_f16;
   // bitnet.cpp (bitnet-b1.58 / bitnet-25) multiplies its F16 head with f32 activations;
-  // upstream llama.cpp (bitnet) rounds them to f16 first (FACTS.md sections 3 and 6).
-  n.f16_head_input = m.config().arch == Arch::kBitnet;
+  // upstream llama.cpp (bitnet, llama) rounds them to f16 first (FACTS.md sections 3 and 6).
+  const Arch a = m.config().arch;
+  n.f16_head_input = a == Arch::kBitnet || a == Arch::kLlama;
   n.f16_float_matmul_input = true;
   return n;
 }
@@ -188,9 +189,13 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
   for (const Out& o : outs) observe(layer, o.op, o.y, rows_);
 }
 
-void Blocks::rope(int layer, Op op, Act& x, int n_heads) {
+// ggml's rotate_pairs: pair i (angle i of the table) is (v[a], v[b]) with a = i, b = i + half
+// (NEOX) or a = 2i, b = 2i + 1 (NORM); v[a] = x0 cos - x1 sin, v[b] = x0 sin + x1 cos.
+void Blocks::rope(int layer, Op op, Act& x, int n_heads, RopeMode mode) {
   const int hd = static_cast<int>(c_.head_dim());
   const int half = hd / 2;
+  const int a_step = mode == RopeMode::kNorm ? 2 : 1;  // a = i * a_step, b = a + b_off
+  const int b_off = mode == RopeMode::kNorm ? 1 : half;
   for_rows(n_, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r) {
       const int pos = rows_[static_cast<size_t>(r)].pos;
@@ -199,9 +204,11 @@ void Blocks::rope(int layer, Op op, Act& x, int n_heads) {
       for (int h = 0; h < n_heads; ++h) {
         float* v = x.row(r) + static_cast<size_t>(h) * hd;
         for (int i = 0; i < half; ++i) {
-          const float x0 = v[i], x1 = v[i + half];
-          v[i] = x0 * cs[i] - x1 * sn[i];
-          v[i + half] = x0 * sn[i] + x1 * cs[i];
+          float* pa = v + i * a_step;
+          float* pb = pa + b_off;
+          const float x0 = *pa, x1 = *pb;
+          *pa = x0 * cs[i] - x1 * sn[i];
+          *pb = x0 * sn[i] + x1 * cs[i];
         }
       }
     }

@@ -4,7 +4,7 @@
 // output to the observer, so a family's forward reads like its math and holds nothing else.
 //
 // Numerics are those of the reference engines (FACTS.md sections 1, 3 and 6, as the README
-// explains): ggml's RMSNorm, NEOX RoPE with its float angle recurrence, attention summed in
+// explains): ggml's RMSNorm, NEOX / NORM RoPE with its float angle recurrence, attention summed in
 // double with f16 operands over an F16 cache, activation quantization per weight type.
 #pragma once
 
@@ -33,8 +33,9 @@ struct Numerics {
 };
 Numerics numerics_for(const Model& m, bool kv_f16);
 
-// ggml's NEOX RoPE angles: theta_p,i = p * base^(-2i/dims), built by repeated multiplication in
-// float (theta *= theta_scale), then cosf / sinf; rows are added as positions are reached.
+// ggml's RoPE angles (NEOX and NORM alike): theta_p,i = p * base^(-2i/dims), built by repeated
+// multiplication in float (theta *= theta_scale), then cosf / sinf; rows are added as positions are
+// reached.
 class RopeTable {
  public:
   void init(const ModelConfig& c);
@@ -136,8 +137,9 @@ class Blocks {
     Act& y;
   };
   void project(int layer, const Act& in, std::initializer_list<Out> outs);
-  // NEOX RoPE of each row at its position (pairs i, i + head_dim/2).
-  void rope(int layer, Op op, Act& x, int n_heads);
+  // RoPE of each row at its position: NEOX (pairs i, i + head_dim/2) or NORM (pairs 2i, 2i + 1),
+  // the same angles (RopeTable) either way.
+  void rope(int layer, Op op, Act& x, int n_heads, RopeMode mode);
   // Stores k, v in the cache at each row's (sequence, position), then causal GQA attention of
   // each row over its sequence's positions 0 .. pos: out = softmax(q k^T / sqrt(hd)) v.
   void attention(int layer, const Act& q, const Act& k, const Act& v, Act& out);

@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <cinttypes>
+#include <optional>
 
 namespace bitnet::model {
 namespace {
@@ -17,6 +18,54 @@ Result<uint32_t> read_u32(const gguf::File& f, const std::string& key, bool requ
                       f.path().c_str(), key.c_str(), v);
   }
   return static_cast<uint32_t>(v);
+}
+
+// Keys of llama.cpp's llama graph that change its math and that this engine does not implement:
+// refused with one line each rather than run as if absent. (Sliding windows, attention-scale
+// overrides and the like are not read by llama.cpp's llama graph either.)
+Status check_llama_keys(const gguf::File& f, const std::string& arch, uint32_t head_dim) {
+  auto key = [&](std::string_view s) { return hp_key(arch, s); };
+  auto number = [&](std::string_view suffix) -> Result<std::optional<double>> {
+    if (f.find(key(suffix)) == nullptr) return std::optional<double>();
+    BITNET_ASSIGN_OR_RETURN(double v, f.get_number(key(suffix)));
+    return std::optional<double>(v);
+  };
+  BITNET_ASSIGN_OR_RETURN(auto experts, number("expert_count"));
+  if (experts && *experts > 0) {
+    return make_error("%s: %s = %g: mixture-of-experts llama models are not supported",
+                      f.path().c_str(), key("expert_count").c_str(), *experts);
+  }
+  std::string scaling = "linear";  // llama.cpp's default
+  if (f.find(key("rope.scaling.type"))) {
+    BITNET_ASSIGN_OR_RETURN(scaling, f.get_string(key("rope.scaling.type")));
+    if (scaling != "none" && scaling != "linear") {
+      return make_error(
+          "%s: %s = '%s': RoPE scaling is not supported (only none, or linear "
+          "with factor 1)",
+          f.path().c_str(), key("rope.scaling.type").c_str(), scaling.c_str());
+    }
+  }
+  for (std::string_view k : {"rope.scaling.factor", "rope.scale_linear"}) {
+    BITNET_ASSIGN_OR_RETURN(auto factor, number(k));
+    // llama.cpp: 0 means unset; any factor is ignored with scaling type none.
+    if (factor && *factor != 0 && *factor != 1 && scaling != "none") {
+      return make_error("%s: %s = %g: RoPE scaling is not supported", f.path().c_str(),
+                        key(k).c_str(), *factor);
+    }
+  }
+  BITNET_ASSIGN_OR_RETURN(auto attn_factor, number("rope.scaling.attn_factor"));
+  if (attn_factor && *attn_factor != 1) {
+    return make_error("%s: %s = %g: scaled RoPE magnitudes are not supported", f.path().c_str(),
+                      key("rope.scaling.attn_factor").c_str(), *attn_factor);
+  }
+  for (std::string_view k : {"attention.key_length", "attention.value_length"}) {
+    BITNET_ASSIGN_OR_RETURN(auto len, number(k));
+    if (len && *len != head_dim) {
+      return make_error("%s: %s = %g differs from the head dimension %u", f.path().c_str(),
+                        key(k).c_str(), *len, head_dim);
+    }
+  }
+  return {};
 }
 
 }  // namespace
@@ -75,6 +124,7 @@ Result<ModelConfig> read_config(const gguf::File& f) {
     }
     c.rms_eps = static_cast<float>(eps);
   }
+  if (c.arch == Arch::kLlama) BITNET_TRY(check_llama_keys(f, arch, c.head_dim()));
 
   // Vocabulary size: explicit key, else the tokenizer's list, else the embedding's shape.
   if (f.find(key(hp::kVocabSize))) {

@@ -103,6 +103,13 @@ class TensorFetcher {
   Result<Projection> projection(Arch arch, TensorRole role, int layer, uint64_t k, uint64_t n_out) {
     Projection p;
     BITNET_ASSIGN_OR_RETURN(p.w, matrix(tensor_name(role, layer), k, n_out, true, true));
+    if (arch == Arch::kLlama && p.w.type == TensorType::I2_S) {
+      // bitnet.cpp's llama-arch I2_S files (Falcon3 / Llama3 1.58-bit) are not implemented.
+      return make_error(
+          "%s: tensor '%s' is I2_S: llama-arch I2_S files are not supported (the "
+          "llama family runs TQ2_0, TQ1_0, F16, BF16 or F32 projections)",
+          f_.path().c_str(), tensor_name(role, layer).c_str());
+    }
     if (arch == Arch::kBitnet) {
       const std::string sname = scale_tensor_name(role, layer);
       BITNET_ASSIGN_OR_RETURN(const gguf::TensorInfo* s, get(sname, {1}, false));
@@ -123,6 +130,34 @@ class TensorFetcher {
   const gguf::File& f_;
 };
 
+// llama: every tensor of the file must be one the llama forward uses. llama.cpp's llama graph
+// also knows optional biases, rope_freqs, fused attn_qkv, MoE experts and so on; this engine
+// implements none of them, and a file that has one is refused by name instead of being run
+// without it.
+Status check_llama_tensors(const gguf::File& f, const ModelConfig& c) {
+  std::vector<std::string> known = {tensor_name(TensorRole::kTokenEmbd),
+                                    tensor_name(TensorRole::kOutputNorm),
+                                    tensor_name(TensorRole::kOutput)};
+  for (int l = 0; l < static_cast<int>(c.n_layers); ++l) {
+    for (TensorRole r : {TensorRole::kAttnNorm, TensorRole::kAttnQ, TensorRole::kAttnK,
+                         TensorRole::kAttnV, TensorRole::kAttnOutput, TensorRole::kFfnNorm,
+                         TensorRole::kFfnGate, TensorRole::kFfnUp, TensorRole::kFfnDown}) {
+      known.push_back(tensor_name(r, l));
+    }
+  }
+  std::sort(known.begin(), known.end());
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (!std::binary_search(known.begin(), known.end(), t.name)) {
+      return make_error(
+          "%s: tensor '%s' is not supported in a llama-arch model (this engine "
+          "runs llama files without biases, rope_freqs, .scale or other extra "
+          "tensors)",
+          f.path().c_str(), t.name.c_str());
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOptions& o) {
@@ -138,11 +173,19 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   BITNET_ASSIGN_OR_RETURN(m->token_embd_,
                           fetch.matrix(tensor_name(TensorRole::kTokenEmbd), d, v, false, true));
   BITNET_ASSIGN_OR_RETURN(m->output_norm_, fetch.norm(tensor_name(TensorRole::kOutputNorm), d));
+  const bool bitnet = is_bitnet_family(c.arch);
+  if (!bitnet) BITNET_TRY(check_llama_tensors(m->file_, c));
   // bitnet.cpp and upstream's `bitnet` graph both use token_embd as the LM head, even when an
-  // output.weight exists (FACTS.md section 1); we do the same so logits match them.
-  m->head_type_ = o.head == HeadType::kFast ? HeadType::kFast : HeadType::kFile;
-  m->tie_head();
+  // output.weight exists (FACTS.md section 1); we do the same so logits match them. llama.cpp's
+  // llama graph uses output.weight when the file has one, else token_embd (tied).
   m->head_tied_ = true;
+  if (!bitnet && m->file_.find_tensor(tensor_name(TensorRole::kOutput)) != nullptr) {
+    BITNET_ASSIGN_OR_RETURN(m->output_,
+                            fetch.matrix(tensor_name(TensorRole::kOutput), d, v, false, true));
+    m->head_tied_ = false;
+  }
+  m->head_type_ = o.head == HeadType::kFast ? HeadType::kFast : HeadType::kFile;
+  m->set_float_head();
 
   m->layers_.resize(c.n_layers);
   for (int l = 0; l < static_cast<int>(c.n_layers); ++l) {
@@ -152,12 +195,17 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
     BITNET_ASSIGN_OR_RETURN(L.k, fetch.projection(c.arch, TensorRole::kAttnK, l, d, dkv));
     BITNET_ASSIGN_OR_RETURN(L.v, fetch.projection(c.arch, TensorRole::kAttnV, l, d, dkv));
     BITNET_ASSIGN_OR_RETURN(L.o, fetch.projection(c.arch, TensorRole::kAttnOutput, l, d, d));
-    BITNET_ASSIGN_OR_RETURN(L.attn_sub_norm,
-                            fetch.norm(tensor_name(TensorRole::kAttnSubNorm, l), d));
+    if (bitnet) {
+      BITNET_ASSIGN_OR_RETURN(L.attn_sub_norm,
+                              fetch.norm(tensor_name(TensorRole::kAttnSubNorm, l), d));
+    }
     BITNET_ASSIGN_OR_RETURN(L.ffn_norm, fetch.norm(tensor_name(TensorRole::kFfnNorm, l), d));
     BITNET_ASSIGN_OR_RETURN(L.gate, fetch.projection(c.arch, TensorRole::kFfnGate, l, d, f));
     BITNET_ASSIGN_OR_RETURN(L.up, fetch.projection(c.arch, TensorRole::kFfnUp, l, d, f));
-    BITNET_ASSIGN_OR_RETURN(L.ffn_sub_norm, fetch.norm(tensor_name(TensorRole::kFfnSubNorm, l), f));
+    if (bitnet) {
+      BITNET_ASSIGN_OR_RETURN(L.ffn_sub_norm,
+                              fetch.norm(tensor_name(TensorRole::kFfnSubNorm, l), f));
+    }
     BITNET_ASSIGN_OR_RETURN(L.down, fetch.projection(c.arch, TensorRole::kFfnDown, l, f, d));
     // BitLinear layers quantize their input per matrix kind; a block mixing I2_S with TQ would
     // quantize the shared input twice, differently. No real file does that; refuse it.
@@ -221,8 +269,8 @@ std::string_view head_type_name(HeadType t) {
   return "?";
 }
 
-void Model::tie_head() {
-  head_ = token_embd_;
+void Model::set_float_head() {
+  head_ = head_weights();
   head_.float_sums =
       head_type_ == HeadType::kFast ? kernels::FloatSums::kBlocks : kernels::FloatSums::kDouble;
 }
@@ -293,12 +341,13 @@ void Model::repack() {
       if (kernels::packable(p->w)) mats.push_back(&p->w);
     }
   }
-  // With a Q8_0 head, token_embd only serves embedding lookups (a few rows per token): it stays
-  // in the mapping, where only the rows used become resident.
+  // With a Q8_0 head, or an untied one, token_embd only serves embedding lookups (a few rows
+  // per token): it stays in the mapping, where only the rows used become resident.
   // With the screened head, the exact head reads a few whole rows per token: also the file layout.
+  kernels::WeightMatrix& head_w = head_tied_ ? token_embd_ : output_;
   if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened &&
-      kernels::packable(token_embd_))
-    mats.push_back(&token_embd_);
+      kernels::packable(head_w))
+    mats.push_back(&head_w);
   if (mats.empty()) return;
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: whole huge pages if asked for
   std::vector<size_t> offset;
@@ -322,11 +371,11 @@ void Model::repack() {
     pack_releasing_pages(w, [&](int64_t t0, int64_t t1) { kernels::pack_tiles(w, dst, t0, t1); });
     w.packed = dst;
   }
-  if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened) tie_head();
+  if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened) set_float_head();
 }
 
 void Model::build_q8_0_head() {
-  const kernels::WeightMatrix& src = token_embd_;
+  const kernels::WeightMatrix& src = head_weights();
   auto mem = map_anonymous(kernels::q8_0_head_size(src.k, src.n_out));
   if (mem == nullptr) return;  // keep the file's head
   uint8_t* buf = mem.get();

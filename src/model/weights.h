@@ -31,10 +31,10 @@ struct Projection {
 struct LayerWeights {
   std::vector<float> attn_norm;      // [d]
   Projection q, k, v, o;             // [d -> d], [d -> d_kv] x2, [d -> d]
-  std::vector<float> attn_sub_norm;  // [d]
+  std::vector<float> attn_sub_norm;  // [d] (BitNet families; empty for llama)
   std::vector<float> ffn_norm;       // [d]
   Projection gate, up, down;         // [d -> f] x2, [f -> d]
-  std::vector<float> ffn_sub_norm;   // [f]
+  std::vector<float> ffn_sub_norm;   // [f] (BitNet families; empty for llama)
 };
 
 // Unmaps the packed weights' anonymous mapping.
@@ -88,7 +88,8 @@ class Model {
   const ModelConfig& config() const { return config_; }
   const gguf::File& file() const { return file_; }
   const kernels::WeightMatrix& token_embd() const { return token_embd_; }  // [vocab rows of d]
-  // The LM head: token_embd (tied) unless the arch uses output.weight (see load()).
+  // The LM head: token_embd (tied) unless the arch uses output.weight (llama, when the file has
+  // it; see load()).
   const kernels::WeightMatrix& head() const { return head_; }
   bool head_is_tied() const { return head_tied_; }
   const std::vector<float>& output_norm() const { return output_norm_; }
@@ -116,11 +117,13 @@ class Model {
   void repack();
   void build_q8_0_head();
   void build_screened_head();
-  // head_ = token_embd_ (tied), summed as head_type_ says (kFile or kFast).
-  void tie_head();
+  // The weights the LM head computes with: token_embd_ when tied, else output_.
+  const kernels::WeightMatrix& head_weights() const { return head_tied_ ? token_embd_ : output_; }
+  // head_ = head_weights(), summed as head_type_ says (kFile or kFast).
+  void set_float_head();
   gguf::File file_;
   ModelConfig config_;
-  kernels::WeightMatrix token_embd_, head_;
+  kernels::WeightMatrix token_embd_, output_, head_;  // output_: output.weight when untied
   bool head_tied_ = true;
   std::vector<float> output_norm_;
   std::vector<LayerWeights> layers_;

@@ -87,6 +87,7 @@ std::vector<PlannedTensor> plan_tensors(const SynthOptions& o) {
   const uint64_t d = c.n_embd, dkv = c.n_embd_kv(), f = c.n_ff, v = c.n_vocab;
   using K = PlannedTensor::Kind;
   std::vector<PlannedTensor> p;
+  const bool sub_norms = model::is_bitnet_family(c.arch);  // llama has none
   p.push_back({model::tensor_name(TensorRole::kTokenEmbd), o.embd_type, {d, v}, K::kEmbedding});
   struct Proj {
     TensorRole role;
@@ -107,15 +108,15 @@ std::vector<PlannedTensor> plan_tensors(const SynthOptions& o) {
     proj(TensorRole::kAttnK, d, dkv);
     proj(TensorRole::kAttnV, d, dkv);
     proj(TensorRole::kAttnOutput, d, d);
-    norm(TensorRole::kAttnSubNorm, d);
+    if (sub_norms) norm(TensorRole::kAttnSubNorm, d);
     norm(TensorRole::kFfnNorm, d);
     proj(TensorRole::kFfnGate, d, f);
     proj(TensorRole::kFfnUp, d, f);
-    norm(TensorRole::kFfnSubNorm, f);
+    if (sub_norms) norm(TensorRole::kFfnSubNorm, f);
     proj(TensorRole::kFfnDown, f, d);
   }
   p.push_back({model::tensor_name(TensorRole::kOutputNorm), TensorType::F32, {d}, K::kNorm});
-  if (o.untied_head) {
+  if (o.untied_head.value_or(!sub_norms)) {
     p.push_back({model::tensor_name(TensorRole::kOutput), o.embd_type, {d, v}, K::kEmbedding});
   }
   return p;

@@ -1,4 +1,5 @@
-// Deterministic synthetic BitNet models. Every test and benchmark uses these: no trained weights
+// Deterministic synthetic BitNet models (the BitNet families, and llama: the same weights without
+// the sub-norm tensors). Every test and benchmark uses these: no trained weights
 // can be downloaded where the project is built and tested.
 //
 // Properties the tests rely on:
@@ -14,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "core/result.h"
@@ -33,7 +35,9 @@ struct SynthOptions {
   std::string pre_tokenizer;
   uint64_t seed = 1;
   bool scale_tensors = false;  // `bitnet` arch: write blk.N.<proj>.scale tensors (shape {1})
-  bool untied_head = false;    // write an output.weight instead of tying the head to token_embd
+  // Write an output.weight (of embd_type) besides token_embd. Unset: yes for llama (whose graph
+  // uses it as the LM head), no for the BitNet families (which always use token_embd).
+  std::optional<bool> untied_head;
   std::string name = "bitnet-synthetic";
   // Called as bytes are written (done, total); may be empty.
   std::function<void(uint64_t done, uint64_t total)> progress;

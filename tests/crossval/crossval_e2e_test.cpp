@@ -1,6 +1,7 @@
 // `bitnet crossval`, `bitnet sweep`, `bitnet receipt verify` end to end against the pinned
 // llama.cpp (x64 CPU variant: our logits must be bit-identical), on synthetic `bitnet`-arch
-// TQ2_0 models: tiny, and the 2b4t shape with 4 layers (written once for this binary). Also:
+// TQ2_0 models: tiny, and the 2b4t shape with 4 layers (written once for this binary); and a
+// tiny `llama`-arch one. Also:
 // fault injection (a test observer scaling one op's output, run through the crossval library in
 // this process) must be found at the right (position, layer, op), the
 // two traces must diff cleanly with `bitnet trace-diff`, the older-API llama.cpp (b3995) must
@@ -40,9 +41,10 @@ class CrossvalE2E : public ::testing::Test {
     delete dir_;
     dir_ = nullptr;
   }
-  static std::string write_model(const std::string& preset, int layers, const std::string& name) {
+  static std::string write_model(const std::string& preset, int layers, const std::string& name,
+                                 model::Arch arch = model::Arch::kBitnet) {
     synth::SynthOptions o;
-    o.config = *synth::preset_config(preset, model::Arch::kBitnet);
+    o.config = *synth::preset_config(preset, arch);
     if (layers > 0) o.config.n_layers = static_cast<uint32_t>(layers);
     o.weight_type = gguf::TensorType::TQ2_0;
     o.vocab_path = std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf";
@@ -206,6 +208,23 @@ TEST_F(CrossvalE2E, TinyPassesWithReceiptReportAndTraces) {
       html);
   ASSERT_TRUE(fs::exists(png)) << s.err;
   EXPECT_GT(fs::file_size(png), 10000u);  // a rendered page, not a blank one
+}
+
+// The llama family (no sub-norms, NORM RoPE, output.weight head): bit-identical logits, and
+// every op of ours has its reference tensor (upstream's llama graph names the FFN product
+// ffn_swiglu and the down projection ffn_out): 16 per block and the final norm and logits, at
+// each position.
+TEST_F(CrossvalE2E, LlamaTinyPassesWithEveryOpCompared) {
+  const std::string model = write_model("tiny", 0, "llama-tiny.gguf", model::Arch::kLlama);
+  const std::string receipt = dir_->path("llama.json");
+  auto r = bitnet("crossval -m " + model + " -p 'Hello world' -n 4 --threads 2 --json " + receipt);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const json j = read_json(receipt);
+  expect_clean_pass(j);
+  EXPECT_EQ(j["model"]["arch"], "llama");
+  const json& c = j["cases"][0];
+  EXPECT_EQ(c["ops"]["compared"].get<int>(),
+            static_cast<int>(c["positions"].size()) * (2 * 16 + 2));
 }
 
 TEST_F(CrossvalE2E, TinySweepPasses) {

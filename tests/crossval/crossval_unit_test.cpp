@@ -118,6 +118,9 @@ TEST(RefNames, TableAndRepeatedNames) {
   EXPECT_EQ(map_ref_node("kq_soft_max-0", "SOFT_MAX"), Op::kAttnScoresSoftmax);
   EXPECT_EQ(map_ref_node("kq_soft_max_ext-0", "SOFT_MAX"), Op::kAttnScoresSoftmax);
   EXPECT_EQ(map_ref_node("ffn_sub_out-0", "GLU"), Op::kFfnAct);
+  EXPECT_EQ(map_ref_node("ffn_swiglu-0", "GLU"), Op::kFfnAct);  // upstream llama graph
+  EXPECT_EQ(map_ref_node("ffn_out-1", "MUL_MAT"), Op::kDownProj);
+  EXPECT_EQ(map_ref_node("ffn_out-1", "ADD"), std::nullopt);
   EXPECT_EQ(map_ref_node("ffn_up_s-0", "MUL"), Op::kUpProj);
   EXPECT_EQ(map_ref_node("ffn_inp-0", "ADD"), Op::kAttnResidual);
   EXPECT_EQ(map_ref_node("l_out-0", "ADD"), Op::kFfnResidual);

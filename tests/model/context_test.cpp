@@ -291,8 +291,8 @@ TEST(Context, BadModelsGiveClearErrors) {
        {},
        "tensor 'token_embd.weight' has type TQ2_0, expected F16, BF16 or F32"},
       {"unknown_arch", none,
-       [](gguf::Writer& w) { w.set("general.architecture", gguf::Value(std::string("llama"))); },
-       "unknown architecture 'llama' (supported: bitnet, bitnet-b1.58, bitnet-25)"},
+       [](gguf::Writer& w) { w.set("general.architecture", gguf::Value(std::string("gpt2"))); },
+       "unknown architecture 'gpt2' (supported: bitnet, bitnet-b1.58, bitnet-25, llama)"},
       {"missing_key", none, [](gguf::Writer& w) { w.remove("bitnet-b1.58.block_count"); },
        "missing metadata key 'bitnet-b1.58.block_count'"},
   };
@@ -308,6 +308,85 @@ TEST(Context, BadModelsGiveClearErrors) {
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << c.name << ": " << r.err;
     EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.name << ": " << r.err;
   }
+}
+
+// llama: what llama.cpp's llama graph would use and this engine does not implement (extra
+// tensors such as .scale or biases, I2_S projections, RoPE scaling, experts) is refused with one
+// line naming it, never run as if absent; what it does implement loads (no sub-norms, the head
+// output.weight when present, else token_embd).
+TEST(Context, LlamaLoadsItsTensorsAndRefusesTheRest) {
+  test::TempDir dir;
+  const auto good = make_model(dir, "llama.gguf", Arch::kLlama, gguf::TensorType::TQ2_0);
+  {
+    auto m = Model::load(good);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_EQ((*m)->config().arch, Arch::kLlama);
+    EXPECT_FALSE((*m)->head_is_tied());
+    EXPECT_TRUE((*m)->layers()[0].attn_sub_norm.empty());
+    EXPECT_NE((*m)->head().data, (*m)->token_embd().data);
+  }
+  const auto tied = dir.path("tied.gguf");
+  ASSERT_TRUE(test::rewrite_gguf(good, tied, [](const std::string& n) {
+                return n == "output.weight" ? std::optional(test::TensorEdit{.drop = true})
+                                            : std::nullopt;
+              }).ok());
+  {
+    auto m = Model::load(tied);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_TRUE((*m)->head_is_tied());
+  }
+  // The BitNet families keep token_embd as the head even when output.weight exists.
+  {
+    synth::SynthOptions o;
+    o.config = *synth::preset_config("tiny", Arch::kBitnet);
+    o.weight_type = gguf::TensorType::TQ2_0;
+    o.vocab_path = vocab();
+    o.untied_head = true;
+    ASSERT_TRUE(synth::write_synthetic_model(o, dir.path("bitnet_untied.gguf")).ok());
+    auto m = Model::load(dir.path("bitnet_untied.gguf"));
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_TRUE((*m)->head_is_tied());
+  }
+  struct Bad {
+    std::string name, path, expect;
+  };
+  auto with_key = [&](const std::string& name, const std::string& key, gguf::Value v) {
+    const auto path = dir.path(name + ".gguf");
+    EXPECT_TRUE(test::rewrite_gguf(
+                    good, path, [](const std::string&) { return std::nullopt; },
+                    [&](gguf::Writer& w) { w.set(key, v); })
+                    .ok());
+    return path;
+  };
+  const std::vector<Bad> bad = {
+      {"scale", make_model(dir, "scale.gguf", Arch::kLlama, gguf::TensorType::TQ2_0, true),
+       "tensor 'blk.0.attn_q.scale' is not supported in a llama-arch model"},
+      {"i2_s", make_model(dir, "i2s.gguf", Arch::kLlama, gguf::TensorType::I2_S),
+       "tensor 'blk.0.attn_q.weight' is I2_S: llama-arch I2_S files are not supported"},
+      {"yarn", with_key("yarn", "llama.rope.scaling.type", gguf::Value(std::string("yarn"))),
+       "llama.rope.scaling.type = 'yarn': RoPE scaling is not supported"},
+      {"linear", with_key("linear", "llama.rope.scaling.factor", gguf::Value(2.0f)),
+       "llama.rope.scaling.factor = 2: RoPE scaling is not supported"},
+      {"experts", with_key("experts", "llama.expert_count", gguf::Value(uint32_t{8})),
+       "llama.expert_count = 8: mixture-of-experts llama models are not supported"},
+      {"key_length",
+       with_key("key_length", "llama.attention.key_length", gguf::Value(uint32_t{32})),
+       "llama.attention.key_length = 32 differs from the head dimension 64"},
+  };
+  for (const Bad& b : bad) {
+    auto m = Model::load(b.path);
+    ASSERT_FALSE(m.ok()) << b.name;
+    EXPECT_NE(m.message().find(b.expect), std::string::npos) << b.name << ": " << m.message();
+  }
+  // And through the CLI: one line, exit 1.
+  auto r = test::run_command(test::bitnet_binary() + " run -m " + bad[0].path + " -p hi -n 1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << r.err;
+  EXPECT_NE(r.err.find(bad[0].expect), std::string::npos) << r.err;
+  // A scaling that changes nothing is accepted, as llama.cpp takes it.
+  EXPECT_TRUE(
+      Model::load(with_key("none", "llama.rope.scaling.type", gguf::Value(std::string("none"))))
+          .ok());
 }
 
 // --verify-kernels: every product, quantization, RMSNorm, SwiGLU, KV conversion and attention of a

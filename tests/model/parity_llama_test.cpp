@@ -14,8 +14,10 @@
 // prompts with 24 decode steps, and the TQ2_0 cells also a 560-token prompt with 40 decode
 // steps, which crosses the block boundaries of the attention kernels and of the KV cache in
 // both prefill and decode. The 2B4T-shaped case (2 blocks) checks the real dimensions. The
-// family checked is `bitnet`, the one upstream llama.cpp runs (`bitnet-b1.58` exists only in
-// bitnet.cpp's fork).
+// families checked are the two upstream llama.cpp runs: `bitnet` (`bitnet-b1.58` exists only in
+// bitnet.cpp's fork), and `llama` with ternary or float projections (TQ2_0, TQ1_0, F16; KV F16
+// and F32; 1 and 2 threads; an untied output.weight head, and one tied cell; two of the TQ2_0
+// cells also run the long context).
 #include <gtest/gtest.h>
 
 #include <bit>
@@ -69,16 +71,21 @@ struct Cell {
   bool scale_tensors = false;
   bool kv_f16 = true;
   int threads = 2;
+  Arch arch = Arch::kBitnet;
+  bool tied_head = false;     // llama: no output.weight (token_embd is the head)
+  bool long_context = false;  // also the 560-token prompt
 };
 
 std::string synth_model(const test::TempDir& dir, const std::string& preset, int layers,
-                        gguf::TensorType wt, bool scales) {
+                        gguf::TensorType wt, bool scales, Arch arch = Arch::kBitnet,
+                        bool tied_head = false) {
   synth::SynthOptions o;
-  o.config = *synth::preset_config(preset, Arch::kBitnet);
+  o.config = *synth::preset_config(preset, arch);
   if (layers > 0) o.config.n_layers = static_cast<uint32_t>(layers);
   o.weight_type = wt;
   o.vocab_path = std::string(BITNET_REFERENCE_DIR) + "/models/ggml-vocab-llama-bpe.gguf";
   o.scale_tensors = scales;
+  if (arch == Arch::kLlama) o.untied_head = !tied_head;
   o.seed = 7;
   const std::string path = dir.path(preset + ".gguf");
   auto st = synth::write_synthetic_model(o, path);
@@ -159,12 +166,15 @@ class ParityMatrix : public ::testing::TestWithParam<Cell> {};
 TEST_P(ParityMatrix, EveryLogitOfEveryStepIsBitIdentical) {
   const Cell& cell = GetParam();
   test::TempDir dir;
-  const auto path = synth_model(dir, "tiny", 0, cell.weights, cell.scale_tensors);
-  // The long context runs with plain TQ2_0 weights (every KV type and thread count): the
-  // attention and KV cache code it exercises does not depend on the projection type, and the
-  // reference's full head over 600 positions takes ~15 s per cell.
-  const bool long_context = cell.weights == gguf::TensorType::TQ2_0 && !cell.scale_tensors;
-  check_cell(cell, path, long_context);
+  const auto path =
+      synth_model(dir, "tiny", 0, cell.weights, cell.scale_tensors, cell.arch, cell.tied_head);
+  {  // the file is the family and head the cell names
+    auto m = Model::load(path);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_EQ((*m)->config().arch, cell.arch);
+    EXPECT_EQ((*m)->head_is_tied(), cell.arch != Arch::kLlama || cell.tied_head);
+  }
+  check_cell(cell, path, cell.long_context);
 }
 
 std::vector<Cell> matrix() {
@@ -178,16 +188,39 @@ std::vector<Cell> matrix() {
                        {"TQ1_0", gguf::TensorType::TQ1_0, false},
                        {"F16", gguf::TensorType::F16, false},
                        {"F32", gguf::TensorType::F32, false}};
+  auto cell_name = [](const std::string& prefix, bool kv_f16, int threads) {
+    return prefix + (kv_f16 ? "_kvF16_" : "_kvF32_") + std::to_string(threads) + "thread";
+  };
   std::vector<Cell> cells;
   for (const W& w : weights) {
     for (bool kv_f16 : {true, false}) {
       for (int threads : {1, 2}) {
-        cells.push_back({std::string(w.name) + (kv_f16 ? "_kvF16_" : "_kvF32_") +
-                             std::to_string(threads) + "thread",
-                         w.t, w.scales, kv_f16, threads});
+        // The long context runs with plain TQ2_0 weights (every KV type and thread count): the
+        // attention and KV cache code it exercises does not depend on the projection type, and
+        // the reference's full head over 600 positions takes ~15 s per cell.
+        const bool long_context = w.t == gguf::TensorType::TQ2_0 && !w.scales;
+        cells.push_back({cell_name(w.name, kv_f16, threads), w.t, w.scales, kv_f16, threads,
+                         Arch::kBitnet, false, long_context});
       }
     }
   }
+  // llama: the same grid over its projection types; the long context in two TQ2_0 cells (the
+  // attention and KV cache code is shared with bitnet; what it adds is NORM RoPE at far
+  // positions), and one cell with the head tied to token_embd.
+  const W llama_weights[] = {{"TQ2_0", gguf::TensorType::TQ2_0, false},
+                             {"TQ1_0", gguf::TensorType::TQ1_0, false},
+                             {"F16", gguf::TensorType::F16, false}};
+  for (const W& w : llama_weights) {
+    for (bool kv_f16 : {true, false}) {
+      for (int threads : {1, 2}) {
+        const bool long_context = w.t == gguf::TensorType::TQ2_0 && kv_f16 == (threads == 2);
+        cells.push_back({cell_name(std::string("llama_") + w.name, kv_f16, threads), w.t, false,
+                         kv_f16, threads, Arch::kLlama, false, long_context});
+      }
+    }
+  }
+  cells.push_back({"llama_TQ2_0_tied_kvF16_2thread", gguf::TensorType::TQ2_0, false, true, 2,
+                   Arch::kLlama, true, false});
   return cells;
 }
 

@@ -101,6 +101,37 @@ TEST(Synth, DeterministicPerSeed) {
   EXPECT_NE(a, c);
 }
 
+// `bitnet synth --arch llama`: llama.* keys, no sub-norm tensors, and an F16 output.weight (the
+// LM head of llama.cpp's llama graph) unless --tied-head.
+TEST(SynthLlama, LayoutWithAndWithoutTheHead) {
+  test::TempDir dir;
+  for (const bool tied : {false, true}) {
+    const auto path = dir.path(tied ? "tied.gguf" : "untied.gguf");
+    auto r = test::run_command(test::bitnet_binary() + " synth -q --arch llama --weights tq1_0 " +
+                               (tied ? "--tied-head " : "") + "-o " + path);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto f = gguf::File::open(path);
+    ASSERT_TRUE(f.ok()) << f.message();
+    EXPECT_EQ(f->architecture(), "llama");
+    EXPECT_EQ(*f->get_uint("llama.embedding_length"), 256u);
+    EXPECT_EQ(*f->get_uint("llama.rope.dimension_count"), 64u);
+    EXPECT_EQ(*f->get_uint("general.file_type"), 36u);
+    EXPECT_EQ(f->find_tensor("blk.0.attn_sub_norm.weight"), nullptr);
+    EXPECT_EQ(f->find_tensor("blk.1.ffn_sub_norm.weight"), nullptr);
+    EXPECT_EQ(f->find_tensor("blk.1.ffn_down.weight")->type, gguf::TensorType::TQ1_0);
+    // token_embd, output_norm, 2 x (2 norms + 7 projections), and the head when untied.
+    EXPECT_EQ(f->tensors().size(), tied ? 20u : 21u);
+    const gguf::TensorInfo* head = f->find_tensor("output.weight");
+    if (tied) {
+      EXPECT_EQ(head, nullptr);
+    } else {
+      ASSERT_NE(head, nullptr);
+      EXPECT_EQ(head->type, gguf::TensorType::F16);
+      EXPECT_EQ(head->dims, (std::vector<uint64_t>{256, 128256}));
+    }
+  }
+}
+
 // `bitnet synth --preset 2b4t --weights i2_s`: laid out like the official ggml-model-i2_s.gguf.
 TEST(Synth2b4t, OfficialLayout) {
   test::TempDir dir;

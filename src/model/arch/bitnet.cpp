@@ -18,8 +18,8 @@ void forward_bitnet(Blocks& b) {
     // Attention: x += Wo subnorm(softmax(rope(Wq h) rope(Wk h)^T / sqrt(hd)) Wv h), h = norm(x).
     b.rms_norm(l, Op::kAttnNorm, s.x, L.attn_norm, s.h);
     b.project(l, s.h, {{Op::kQProj, L.q, s.q}, {Op::kKProj, L.k, s.k}, {Op::kVProj, L.v, s.v}});
-    b.rope(l, Op::kQRope, s.q, static_cast<int>(c.n_heads));
-    b.rope(l, Op::kKRope, s.k, static_cast<int>(c.n_kv_heads));
+    b.rope(l, Op::kQRope, s.q, static_cast<int>(c.n_heads), RopeMode::kNeox);
+    b.rope(l, Op::kKRope, s.k, static_cast<int>(c.n_kv_heads), RopeMode::kNeox);
     b.attention(l, s.q, s.k, s.v, s.att);
     b.rms_norm(l, Op::kAttnSubNorm, s.att, L.attn_sub_norm, s.h);
     b.project(l, s.h, {{Op::kOProj, L.o, s.o}});

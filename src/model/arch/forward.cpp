@@ -8,6 +8,8 @@ ForwardFn forward_for(Arch arch) {
     case Arch::kBitnetB158:
     case Arch::kBitnet25:
       break;
+    case Arch::kLlama:
+      return &forward_llama;
   }
   return &forward_bitnet;
 }

@@ -13,6 +13,8 @@ using ForwardFn = void (*)(Blocks& b);
 // BitNet b1.58 with sub-norms (bitnet.cpp's bitnet-b1.58 / bitnet-25, upstream llama.cpp's
 // bitnet): arch/bitnet.cpp.
 void forward_bitnet(Blocks& b);
+// Upstream llama.cpp's llama (no sub-norms, NORM RoPE, untied head if present): arch/llama.cpp.
+void forward_llama(Blocks& b);
 
 ForwardFn forward_for(Arch arch);
 
