@@ -103,13 +103,6 @@ class TensorFetcher {
   Result<Projection> projection(Arch arch, TensorRole role, int layer, uint64_t k, uint64_t n_out) {
     Projection p;
     BITNET_ASSIGN_OR_RETURN(p.w, matrix(tensor_name(role, layer), k, n_out, true, true));
-    if (arch == Arch::kLlama && p.w.type == TensorType::I2_S) {
-      // bitnet.cpp's llama-arch I2_S files (Falcon3 / Llama3 1.58-bit) are not implemented.
-      return make_error(
-          "%s: tensor '%s' is I2_S: llama-arch I2_S files are not supported (the "
-          "llama family runs TQ2_0, TQ1_0, F16, BF16 or F32 projections)",
-          f_.path().c_str(), tensor_name(role, layer).c_str());
-    }
     if (arch == Arch::kBitnet) {
       const std::string sname = scale_tensor_name(role, layer);
       BITNET_ASSIGN_OR_RETURN(const gguf::TensorInfo* s, get(sname, {1}, false));

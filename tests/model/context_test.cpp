@@ -4,20 +4,26 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <tuple>
 
+#include "crossval/crossval.h"
 #include "generate/sampler.h"
 #include "gguf_edit.h"
 #include "kernels/ggml_math.h"
 #include "kernels/verify.h"
 #include "model/observe/trace_observer.h"
 #include "model/observe/verify_observer.h"
+#include "quant/i2s.h"
 #include "synth/synth.h"
 #include "test_util.h"
+#include "tokenizer/tokenizer.h"
 
 namespace bitnet::model {
 namespace {
@@ -361,8 +367,6 @@ TEST(Context, LlamaLoadsItsTensorsAndRefusesTheRest) {
   const std::vector<Bad> bad = {
       {"scale", make_model(dir, "scale.gguf", Arch::kLlama, gguf::TensorType::TQ2_0, true),
        "tensor 'blk.0.attn_q.scale' is not supported in a llama-arch model"},
-      {"i2_s", make_model(dir, "i2s.gguf", Arch::kLlama, gguf::TensorType::I2_S),
-       "tensor 'blk.0.attn_q.weight' is I2_S: llama-arch I2_S files are not supported"},
       {"yarn", with_key("yarn", "llama.rope.scaling.type", gguf::Value(std::string("yarn"))),
        "llama.rope.scaling.type = 'yarn': RoPE scaling is not supported"},
       {"linear", with_key("linear", "llama.rope.scaling.factor", gguf::Value(2.0f)),
@@ -387,6 +391,131 @@ TEST(Context, LlamaLoadsItsTensorsAndRefusesTheRest) {
   EXPECT_TRUE(
       Model::load(with_key("none", "llama.rope.scaling.type", gguf::Value(std::string("none"))))
           .ok());
+}
+
+// bitnet.cpp's I2_S files of the llama family (Falcon3 / Llama3 1.58-bit) and of the bitnet
+// family (1bitLLM): the same synthetic model written as I2_S and as TQ2_0 differs only in how
+// activations are quantized (per row vs per 256-block Q8_K), so the greedy choice agrees over
+// the sweep prompts and their greedy continuations, except at near-ties: a synthetic model's
+// 128256 logits are random-like and its top two are often closer than the two encodings'
+// difference. Where the choices differ, the two tokens must be that close in both rows (a wrong
+// scale or layout moves logits far more), and such positions must stay rare.
+TEST(Context, I2sAndTq2SameTopOneOverTheSweepPrompts) {
+  test::TempDir dir;
+  for (Arch arch : {Arch::kLlama, Arch::kBitnet}) {
+    const std::string name(arch_name(arch));
+    auto mi = Model::load(make_model(dir, name + "-i2s.gguf", arch, gguf::TensorType::I2_S));
+    auto mt = Model::load(make_model(dir, name + "-tq2.gguf", arch, gguf::TensorType::TQ2_0));
+    ASSERT_TRUE(mi.ok()) << mi.message();
+    ASSERT_TRUE(mt.ok()) << mt.message();
+    auto file = gguf::File::open(dir.path(name + "-i2s.gguf"));
+    ASSERT_TRUE(file.ok());
+    auto tok = tokenizer::Tokenizer::from_gguf(*file);
+    ASSERT_TRUE(tok.ok()) << tok.message();
+    const int64_t nv = (*mi)->config().n_vocab;
+    int positions = 0, near_ties = 0;
+    for (const crossval::Case& c : crossval::default_sweep_cases()) {
+      std::vector<int32_t> ids = tok->encode(c.prompt, {.add_special = true});
+      auto ci = Context::create(**mi, {.n_ctx = 128, .n_threads = 2});
+      auto ct = Context::create(**mt, {.n_ctx = 128, .n_threads = 2});
+      ASSERT_TRUE(ci.ok() && ct.ok());
+      std::vector<int32_t> feed = ids;
+      for (int step = 0; step <= c.max_tokens; ++step) {
+        std::vector<float> li, lt;
+        ASSERT_TRUE((*ci)->eval(feed, true, &li).ok());
+        ASSERT_TRUE((*ct)->eval(feed, true, &lt).ok());
+        int32_t next = 0;
+        for (size_t r = 0; r < feed.size(); ++r, ++positions) {
+          const float* ri = li.data() + r * nv;
+          const float* rt = lt.data() + r * nv;
+          const int32_t a = generate::argmax(std::span(ri, nv));
+          const int32_t b = generate::argmax(std::span(rt, nv));
+          next = a;
+          if (a == b) continue;
+          ++near_ties;
+          float diff = 0;
+          for (int64_t i = 0; i < nv; ++i) diff = std::max(diff, std::fabs(ri[i] - rt[i]));
+          EXPECT_LE(ri[a] - ri[b], diff) << name << " '" << c.prompt << "' step " << step;
+          EXPECT_LE(rt[b] - rt[a], diff) << name << " '" << c.prompt << "' step " << step;
+        }
+        feed = {next};  // the I2_S model's greedy continuation, fed to both
+      }
+    }
+    std::printf("%s: the same top-1 at %d of %d positions, near-ties at the others\n", name.c_str(),
+                positions - near_ties, positions);
+    EXPECT_GE(positions, 100) << name;
+    EXPECT_LE(near_ties * 20, positions) << name << ": more than 5% of the choices differ";
+  }
+}
+
+// Known answer for the llama family's I2_S projections: the traced Q projection of block 0 is
+// bitnet.cpp's BitLinear formula applied to the traced attention-norm output, with the ternary
+// codes and the one f32 scale read from the file (per-row int8 activations, int32 sums, the
+// activation scale divided out, then the tensor's scale); and doubling the scale stored in the
+// tensor doubles that projection exactly and changes nothing before it.
+TEST(Context, LlamaI2sProjectionIsTheBitLinearFormulaWithTheFileScale) {
+  if (!trace::kTraceCompiled) GTEST_SKIP() << "tracing compiled out";
+  test::TempDir dir;
+  const auto path = make_model(dir, "llama-i2s.gguf", Arch::kLlama, gguf::TensorType::I2_S);
+  // The same file with blk.0.attn_q.weight's scale doubled (a power of two: exact).
+  const auto doubled = dir.path("doubled.gguf");
+  float scale = 0;
+  std::vector<int8_t> codes;
+  int64_t k = 0, n_out = 0;
+  {
+    auto f = gguf::File::open(path);
+    ASSERT_TRUE(f.ok());
+    const gguf::TensorInfo* t = f->find_tensor("blk.0.attn_q.weight");
+    ASSERT_NE(t, nullptr);
+    ASSERT_EQ(t->type, gguf::TensorType::I2_S);
+    k = static_cast<int64_t>(t->dims[0]), n_out = static_cast<int64_t>(t->dims[1]);
+    const auto data = f->tensor_data(*t);
+    codes.resize(t->n_elements);
+    ASSERT_TRUE(quant::unpack_i2s(data.data(), t->n_elements, codes.data()).ok());
+    scale = quant::i2s_scale(data.data(), t->n_elements);
+    ASSERT_GT(scale, 0.0f);
+    std::vector<uint8_t> bytes(f->bytes().begin(), f->bytes().end());
+    const size_t at = static_cast<size_t>(data.data() - f->bytes().data()) + t->n_elements / 4;
+    const float twice = 2 * scale;
+    std::memcpy(bytes.data() + at, &twice, 4);
+    std::ofstream(doubled, std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()),
+               static_cast<std::streamsize>(bytes.size()));
+  }
+  auto trace_block0 = [&](const std::string& p) {
+    auto m = Model::load(p);
+    EXPECT_TRUE(m.ok()) << m.message();
+    auto s = Context::create(**m, {.n_ctx = 16, .n_threads = 2});
+    auto sink = std::make_unique<CaptureSink>();
+    TraceObserver tracer(sink.get());
+    (*s)->set_observer(&tracer);
+    std::vector<float> logits;
+    EXPECT_TRUE((*s)->eval(std::span(kIds).first(4), true, &logits).ok());
+    return sink;
+  };
+  auto a = trace_block0(path);
+  auto b = trace_block0(doubled);
+  for (int pos = 0; pos < 4; ++pos) {
+    const auto& h = a->at(pos, 0, trace::Op::kAttnNorm);
+    const auto& q = a->at(pos, 0, trace::Op::kQProj);
+    ASSERT_EQ(h.size(), static_cast<size_t>(k));
+    ASSERT_EQ(q.size(), static_cast<size_t>(n_out));
+    double m = 1e-5;
+    for (float x : h) m = std::max(m, static_cast<double>(std::fabs(x)));
+    const float s = static_cast<float>(127.0 / m);
+    std::vector<int32_t> hq(h.size());
+    for (size_t i = 0; i < h.size(); ++i) {
+      hq[i] = static_cast<int32_t>(std::clamp(std::nearbyint(h[i] * s), -128.0f, 127.0f));
+    }
+    for (int64_t r = 0; r < n_out; ++r) {
+      int32_t acc = 0;
+      for (int64_t i = 0; i < k; ++i) acc += codes[r * k + i] * hq[i];
+      ASSERT_EQ(q[r], (static_cast<float>(acc) / s) * scale) << "pos " << pos << " row " << r;
+      ASSERT_EQ(b->at(pos, 0, trace::Op::kQProj)[r], 2 * q[r]) << "pos " << pos << " row " << r;
+    }
+    EXPECT_EQ(b->at(pos, 0, trace::Op::kAttnNorm), h);
+    EXPECT_EQ(b->at(pos, 0, trace::Op::kKProj), a->at(pos, 0, trace::Op::kKProj));
+  }
 }
 
 // --verify-kernels: every product, quantization, RMSNorm, SwiGLU, KV conversion and attention of a
