@@ -87,6 +87,9 @@ int run_perplexity(const PerplexityFlags& f) {
     return fail("--ctx " + std::to_string(f.model.ctx) + " exceeds the model's context length " +
                 std::to_string(cfg.n_ctx_train));
   const int n_ctx = f.model.ctx;
+  // llama-perplexity refuses such vocabularies too: an EOS after the text would be scored.
+  if (lm->tokenizer.info().add_eos)
+    return fail("the vocabulary adds EOS to every text; perplexity needs one that does not");
   const std::vector<int32_t> tokens = lm->tokenizer.encode(text, {.add_special = true});
   // As llama-perplexity: two chunks' worth at least, so the estimate rests on something.
   if (static_cast<int64_t>(tokens.size()) < 2 * static_cast<int64_t>(n_ctx))
@@ -203,6 +206,7 @@ std::vector<Command> register_perplexity(CLI::App& app) {
   auto f = std::make_shared<PerplexityFlags>();
   f->model.ctx = 512;  // llama-perplexity's default chunk length
   f->model.add_to(sub);
+  sub->get_option("--ctx")->description("Chunk length in tokens (default: 512)");
   sub->add_option("-f,--file", f->text_file, "Text file")->required();
   sub->add_option("--chunks", f->chunks, "Chunks to evaluate at most (default: all)");
   sub->add_option("-b,--batch", f->batch,
