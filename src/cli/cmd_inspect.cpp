@@ -8,6 +8,7 @@
 #include "cli/command.h"
 #include "gguf/reader.h"
 #include "model/config.h"
+#include "synth/synth.h"
 
 namespace bitnet::cli {
 namespace {
@@ -61,9 +62,18 @@ bool head_is_output(const model::ModelConfig& c, const gguf::File& f) {
          f.find_tensor(model::tensor_name(model::TensorRole::kOutput)) != nullptr;
 }
 
+// The published model a file's shape is, "" if none (see synth::match_published_shape).
+std::string published_shape(const model::ModelConfig& c) {
+  const synth::Preset* p = synth::match_published_shape(c);
+  return p != nullptr ? std::string(p->model) : "";
+}
+
 json model_json(const model::ModelConfig& c, const gguf::File& f) {
+  const std::string shape = published_shape(c);
   return json{
       {"arch", model::arch_name(c.arch)},
+      {"family_graph", model::family_graph(c.arch)},
+      {"published_shape", shape.empty() ? json(nullptr) : json(shape)},
       {"ffn_activation",
        model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "silu" : "relu_squared"},
       {"n_embd", c.n_embd},
@@ -161,6 +171,10 @@ int run_inspect(const std::string& path, bool as_json) {
         model::ffn_activation(c.arch) == model::FfnActivation::kSilu ? "SiLU" : "ReLU^2", c.n_embd,
         c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim(), c.n_ff, c.n_vocab, c.n_ctx_train,
         c.rope_freq_base, c.rms_eps, head_is_output(c, f) ? "output.weight" : "tied to token_embd");
+    std::printf("  family: %s (%s)\n", std::string(model::arch_name(c.arch)).c_str(),
+                std::string(model::family_graph(c.arch)).c_str());
+    const std::string shape = published_shape(c);
+    std::printf("  shape: %s\n", shape.empty() ? "no published model's" : shape.c_str());
   } else {
     std::printf("  model: not a BitNet model (%s)\n", config.message().c_str());
   }

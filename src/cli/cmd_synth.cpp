@@ -12,7 +12,7 @@ namespace bitnet::cli {
 namespace {
 
 struct SynthFlags {
-  std::string arch = "bitnet-b1.58";
+  std::string arch;  // "": the preset's family
   std::string preset = "tiny";
   std::string weights = "i2_s";
   std::string embd = "f16";
@@ -51,9 +51,15 @@ class Progress {
 };
 
 int run_synth(const SynthFlags& f) {
-  auto arch = model::arch_from_name(f.arch);
+  const synth::Preset* preset = synth::find_preset(f.preset);
+  if (preset == nullptr) {
+    return fail("unknown preset '" + f.preset + "' (known: " + synth::preset_names() + ")");
+  }
+  const std::string arch_name =
+      f.arch.empty() ? std::string(model::arch_name(preset->arch)) : f.arch;
+  auto arch = model::arch_from_name(arch_name);
   if (!arch) {
-    return fail("--arch '" + f.arch + "' is not one of " +
+    return fail("--arch '" + arch_name + "' is not one of " +
                 std::string(model::supported_arch_names()));
   }
   auto config = synth::preset_config(f.preset, *arch);
@@ -69,6 +75,7 @@ int run_synth(const SynthFlags& f) {
   if (f.ctx) c.n_ctx_train = f.ctx;
   if (f.rope_base > 0) c.rope_freq_base = static_cast<float>(f.rope_base);
   if (f.eps > 0) c.rms_eps = static_cast<float>(f.eps);
+  c.rope_dims = c.head_dim();
 
   auto wt = gguf::tensor_type_from_name(f.weights);
   using gguf::TensorType;
@@ -82,16 +89,26 @@ int run_synth(const SynthFlags& f) {
   }
   o.weight_type = *wt;
   o.embd_type = *et;
-  o.vocab_path = f.vocab.empty() ? reference_vocab_path("ggml-vocab-llama-bpe.gguf",
+  // The preset's vocabulary (and the pre-tokenizer name that goes with it) unless --vocab says
+  // otherwise; either way the token list is padded up to the preset's published n_vocab.
+  o.vocab_path = f.vocab.empty() ? reference_vocab_path(std::string(preset->vocab_file),
                                                         env_var("BITNET_REFERENCE_DIR"))
                                  : f.vocab;
+  o.pad_vocab_to = preset->n_vocab;
   // The official bitnet-b1.58 file has no tokenizer.ggml.pre; mirror it unless asked otherwise.
   const bool b158 = *arch == model::Arch::kBitnetB158 || *arch == model::Arch::kBitnet25;
-  o.pre_tokenizer = !f.pre.empty() ? f.pre : (b158 ? "none" : "");
+  o.pre_tokenizer = !f.pre.empty()    ? f.pre
+                    : b158            ? "none"
+                    : f.vocab.empty() ? std::string(preset->pre)
+                                      : "";
   o.seed = f.seed;
   o.scale_tensors = f.scale_tensors;
   if (f.untied_head && f.tied_head) return fail("--untied-head and --tied-head exclude each other");
-  if (f.untied_head || f.tied_head) o.untied_head = f.untied_head;
+  if (f.untied_head || f.tied_head) {
+    o.untied_head = f.untied_head;
+  } else {
+    o.untied_head = preset->untied_head;  // the published model's; unset: the family's default
+  }
   o.name = "synthetic-" + f.preset;
   Progress progress(f.quiet);
   o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
@@ -103,7 +120,8 @@ int run_synth(const SynthFlags& f) {
   }
   if (!f.quiet) {
     std::fprintf(stderr, "synth: wrote %s (%s, %s weights, d=%u, %u layers, seed %" PRIu64 ")\n",
-                 f.output.c_str(), f.arch.c_str(), f.weights.c_str(), c.n_embd, c.n_layers, f.seed);
+                 f.output.c_str(), arch_name.c_str(), f.weights.c_str(), c.n_embd, c.n_layers,
+                 f.seed);
   }
   return kExitOk;
 }
@@ -116,9 +134,9 @@ std::vector<Command> register_synth(CLI::App& app) {
   sub->add_option("-o,--output", f->output, "Output GGUF file")->required();
   sub->add_option("--arch", f->arch,
                   "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25 | llama "
-                  "(no sub-norms, NORM RoPE, output.weight head; TQ2_0/TQ1_0/F16/F32)")
-      ->capture_default_str();
-  sub->add_option("--preset", f->preset, "tiny (d=256, 2 blocks) | 2b4t (official shape)")
+                  "(no sub-norms, NORM RoPE, output.weight head) (default: the preset's family)");
+  sub->add_option("--preset", f->preset,
+                  "tiny (d=256, 2 blocks) or a published model's shape: " + synth::preset_names())
       ->capture_default_str();
   sub->add_option("--weights", f->weights, "Projection format: i2_s | tq2_0 | tq1_0 | f16 | f32")
       ->capture_default_str();

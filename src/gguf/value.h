@@ -53,6 +53,7 @@ class Value {
   // Index of the variant equals the GGUF type id.
   ValueType type() const { return static_cast<ValueType>(v_.index()); }
   const Storage& storage() const { return v_; }
+  Storage& mutable_storage() { return v_; }  // to edit a value in place (arrays, mostly)
 
   template <class T>
   const T* get_if() const {

@@ -33,6 +33,23 @@ RopeMode rope_mode(Arch a) { return a == Arch::kLlama ? RopeMode::kNorm : RopeMo
 
 bool is_bitnet_family(Arch a) { return a != Arch::kLlama; }
 
+std::string_view family_graph(Arch a) {
+  switch (a) {
+    case Arch::kBitnetB158:
+      return "bitnet.cpp's BitNet b1.58 graph: sub-norms, ReLU^2 FFN, NEOX RoPE, head token_embd";
+    case Arch::kBitnet25:
+      return "bitnet.cpp's BitNet b1.58 graph (its name before 2025-04): sub-norms, ReLU^2 FFN, "
+             "NEOX RoPE, head token_embd";
+    case Arch::kBitnet:
+      return "upstream llama.cpp's BitNet graph: sub-norms, SiLU FFN, NEOX RoPE, optional .scale "
+             "tensors, head token_embd";
+    case Arch::kLlama:
+      return "upstream llama.cpp's Llama graph: no sub-norms, SiLU FFN, NORM RoPE, head "
+             "output.weight if present";
+  }
+  return "?";
+}
+
 std::string_view supported_arch_names() { return "bitnet, bitnet-b1.58, bitnet-25, llama"; }
 
 std::string hp_key(std::string_view arch, std::string_view suffix) {

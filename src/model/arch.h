@@ -29,6 +29,9 @@ RopeMode rope_mode(Arch a);
 // The BitNet families (bitnet, bitnet-b1.58, bitnet-25): attn_sub_norm / ffn_sub_norm tensors,
 // the LM head is always token_embd, optional .scale tensors (bitnet only). Not llama.
 bool is_bitnet_family(Arch a);
+// One line naming whose graph a family runs and how it differs from the others, for `inspect`:
+// "upstream llama.cpp's Llama graph: no sub-norms, SiLU FFN, NORM RoPE, ...".
+std::string_view family_graph(Arch a);
 // "bitnet, bitnet-b1.58, bitnet-25, llama" for error messages.
 std::string_view supported_arch_names();
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "core/fp16.h"
@@ -16,31 +18,109 @@ using gguf::TensorType;
 using gguf::Value;
 using model::TensorRole;
 
-Result<model::ModelConfig> preset_config(const std::string& preset, model::Arch arch) {
+namespace {
+
+model::ModelConfig shape(uint32_t d, uint32_t layers, uint32_t heads, uint32_t kv_heads,
+                         uint32_t ff, uint32_t ctx, float rope_base, float eps) {
   model::ModelConfig c;
-  c.arch = arch;
-  if (preset == "tiny") {
-    c.n_embd = 256;
-    c.n_layers = 2;
-    c.n_heads = 4;
-    c.n_kv_heads = 2;
-    c.n_ff = 512;
-    c.n_ctx_train = 2048;
-    c.rope_freq_base = 10000.0f;
-  } else if (preset == "2b4t") {
-    // The official BitNet b1.58 2B4T shape.
-    c.n_embd = 2560;
-    c.n_layers = 30;
-    c.n_heads = 20;
-    c.n_kv_heads = 5;
-    c.n_ff = 6912;
-    c.n_ctx_train = 4096;
-    c.rope_freq_base = 500000.0f;
-  } else {
-    return make_error("unknown preset '%s' (known: tiny, 2b4t)", preset.c_str());
-  }
-  c.rms_eps = 1e-5f;
+  c.n_embd = d;
+  c.n_layers = layers;
+  c.n_heads = heads;
+  c.n_kv_heads = kv_heads;
+  c.n_ff = ff;
+  c.n_ctx_train = ctx;
+  c.rope_freq_base = rope_base;
+  c.rms_eps = eps;
   c.rope_dims = c.head_dim();
+  return c;
+}
+
+constexpr std::string_view kLlamaBpe = "ggml-vocab-llama-bpe.gguf";  // Llama 3's, 128256 tokens
+constexpr std::string_view kLlamaSpm = "ggml-vocab-llama-spm.gguf";  // Llama 2's, 32000 tokens
+
+// The published shapes, from each model's config.json (hidden_size, num_hidden_layers,
+// num_attention_heads, num_key_value_heads, intermediate_size, max_position_embeddings,
+// rope_theta, rms_norm_eps, vocab_size, tie_word_embeddings). Values marked "unconfirmed" were not
+// found in a config.json when these presets were written; the model cards give the rest where
+// noted. Falcon-E (Falcon-E-1B / 3B) has no preset: its config.json values were not found.
+std::vector<Preset> make_presets() {
+  using model::Arch;
+  return {
+      {"tiny", "", Arch::kBitnetB158, kLlamaBpe, "", 0, std::nullopt,
+       shape(256, 2, 4, 2, 512, 2048, 10000.0f, 1e-5f)},
+      {"2b4t", "BitNet-b1.58-2B-4T", Arch::kBitnetB158, kLlamaBpe, "", 128256, false,
+       shape(2560, 30, 20, 5, 6912, 4096, 500000.0f, 1e-5f)},
+      // Falcon3 (tiiuae/Falcon3-*-Instruct-1.58bit; bitnet.cpp writes them as `llama`): head
+      // dimension 256, rope_theta 1000042, 131072-token vocabulary, its own lm_head. Context:
+      // 8K for 1B, 32K for the others (model cards). rms_norm_eps 1e-6 and the untied head are
+      // unconfirmed.
+      {"falcon3-1b", "Falcon3-1B-Instruct-1.58bit", Arch::kLlama, kLlamaBpe, "falcon3", 131072,
+       true, shape(2048, 18, 8, 4, 8192, 8192, 1000042.0f, 1e-6f)},
+      {"falcon3-3b", "Falcon3-3B-Instruct-1.58bit", Arch::kLlama, kLlamaBpe, "falcon3", 131072,
+       true, shape(3072, 22, 12, 4, 9216, 32768, 1000042.0f, 1e-6f)},
+      // One third-party listing gives the 7B a vocab_size of 131080; 131072 (the family's, as the
+      // model card says "131K") is kept, unconfirmed.
+      {"falcon3-7b", "Falcon3-7B-Instruct-1.58bit", Arch::kLlama, kLlamaBpe, "falcon3", 131072,
+       true, shape(3072, 28, 12, 4, 23040, 32768, 1000042.0f, 1e-6f)},
+      {"falcon3-10b", "Falcon3-10B-Instruct-1.58bit", Arch::kLlama, kLlamaBpe, "falcon3", 131072,
+       true, shape(3072, 40, 12, 4, 23040, 32768, 1000042.0f, 1e-6f)},
+      // HF1BitLLM/Llama3-8B-1.58-100B-tokens, fine-tuned from Llama 3 8B Instruct, whose shape,
+      // tokenizer (exactly the reference's llama-bpe vocabulary), rope_theta 500000 and 8K
+      // context it keeps (the context and RoPE base are Llama 3 8B's, unconfirmed for this repo).
+      {"llama3-8b", "Llama3-8B-1.58-100B-tokens", Arch::kLlama, kLlamaBpe, "", 128256, true,
+       shape(4096, 32, 32, 8, 14336, 8192, 500000.0f, 1e-5f)},
+      // 1bitLLM/bitnet_b1_58-*: Llama 2's SentencePiece tokenizer padded to vocab_size 32002,
+      // no GQA, head dimension 96 (large) and 100 (3B). The `bitnet` graph always uses
+      // token_embd as the head.
+      {"bitnet-large", "bitnet_b1_58-large", Arch::kBitnet, kLlamaSpm, "", 32002, false,
+       shape(1536, 24, 16, 16, 4096, 2048, 10000.0f, 1e-5f)},
+      {"bitnet-3b", "bitnet_b1_58-3B", Arch::kBitnet, kLlamaSpm, "", 32002, false,
+       shape(3200, 26, 32, 32, 8640, 2048, 10000.0f, 1e-5f)},
+  };
+}
+
+}  // namespace
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> all = make_presets();
+  return all;
+}
+
+const Preset* find_preset(std::string_view name) {
+  for (const Preset& p : presets()) {
+    if (p.name == name) return &p;
+  }
+  return nullptr;
+}
+
+std::string preset_names() {
+  std::string s;
+  for (const Preset& p : presets()) {
+    if (!s.empty()) s += ", ";
+    s += p.name;
+  }
+  return s;
+}
+
+const Preset* match_published_shape(const model::ModelConfig& c) {
+  for (const Preset& p : presets()) {
+    const auto& s = p.config;
+    if (!p.model.empty() && s.n_embd == c.n_embd && s.n_layers == c.n_layers &&
+        s.n_heads == c.n_heads && s.n_kv_heads == c.n_kv_heads && s.n_ff == c.n_ff &&
+        p.n_vocab == c.n_vocab) {
+      return &p;
+    }
+  }
+  return nullptr;
+}
+
+Result<model::ModelConfig> preset_config(const std::string& preset, model::Arch arch) {
+  const Preset* p = find_preset(preset);
+  if (p == nullptr) {
+    return make_error("unknown preset '%s' (known: %s)", preset.c_str(), preset_names().c_str());
+  }
+  model::ModelConfig c = p->config;
+  c.arch = arch;
   return c;
 }
 
@@ -135,6 +215,32 @@ Result<std::vector<gguf::KeyValue>> tokenizer_keys(const SynthOptions& o) {
   if (tokens == nullptr || tokens->as_array() == nullptr || tokens->as_array()->items.empty()) {
     return make_error("%s: no tokenizer.ggml.tokens array to copy", o.vocab_path.c_str());
   }
+  const size_t n_tokens = tokens->as_array()->items.size();
+  if (o.pad_vocab_to != 0 && n_tokens > o.pad_vocab_to) {
+    return make_error("%s has %zu tokens, more than the %u the model's vocabulary holds",
+                      o.vocab_path.c_str(), n_tokens, o.pad_vocab_to);
+  }
+  if (o.pad_vocab_to > n_tokens) {
+    // What llama.cpp's converters write for ids the tokenizer does not define: "[PAD{id}]",
+    // score -1000, type UNUSED (5), so neither engine's tokenizer ever produces them.
+    for (auto& kv : keys) {
+      auto* arr = std::get_if<gguf::Array>(&kv.value.mutable_storage());
+      if (arr == nullptr || arr->items.size() != n_tokens) continue;
+      for (size_t id = n_tokens; id < o.pad_vocab_to; ++id) {
+        using gguf::ValueType;
+        if (kv.key == "tokenizer.ggml.tokens" && arr->element_type == ValueType::STRING) {
+          arr->items.emplace_back("[PAD" + std::to_string(id) + "]");
+        } else if (kv.key == "tokenizer.ggml.scores" && arr->element_type == ValueType::F32) {
+          arr->items.emplace_back(-1000.0f);
+        } else if (kv.key == "tokenizer.ggml.token_type" && arr->element_type == ValueType::I32) {
+          arr->items.emplace_back(int32_t{5});
+        } else {
+          return make_error("%s: cannot pad the per-token array %s", o.vocab_path.c_str(),
+                            kv.key.c_str());
+        }
+      }
+    }
+  }
   if (!o.pre_tokenizer.empty() && o.pre_tokenizer != "none") {
     keys.push_back({"tokenizer.ggml.pre", Value(o.pre_tokenizer)});
   }
@@ -152,9 +258,10 @@ Status check_shapes(const SynthOptions& o) {
     return make_error("synth: every dimension must be positive");
   }
   if (c.n_embd % c.n_heads != 0 || c.n_heads % c.n_kv_heads != 0 || c.head_dim() % 2 != 0) {
-    return make_error("synth: heads (%u) must divide d=%u into an even head dimension, and KV "
-                      "heads (%u) must divide heads",
-                      c.n_heads, c.n_embd, c.n_kv_heads);
+    return make_error(
+        "synth: heads (%u) must divide d=%u into an even head dimension, and KV "
+        "heads (%u) must divide heads",
+        c.n_heads, c.n_embd, c.n_kv_heads);
   }
   // Projections must be whole blocks of the weight format along K (and I2_S's 128-blocks).
   for (uint64_t k : {uint64_t{c.n_embd}, uint64_t{c.n_ff}}) {  // the input lengths K

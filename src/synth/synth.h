@@ -17,6 +17,8 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/result.h"
 #include "gguf/tensor_types.h"
@@ -26,10 +28,15 @@
 namespace bitnet::synth {
 
 struct SynthOptions {
-  model::ModelConfig config;          // dimensions (see preset_config)
+  model::ModelConfig config;  // dimensions (see preset_config)
   gguf::TensorType weight_type = gguf::TensorType::I2_S;
   gguf::TensorType embd_type = gguf::TensorType::F16;
-  std::string vocab_path;             // GGUF whose tokenizer.* keys are copied
+  std::string vocab_path;  // GGUF whose tokenizer.* keys are copied
+  // When larger than the vocabulary's token count, the token list is padded up to this many
+  // entries with unused "[PAD{id}]" tokens, as llama.cpp's converters pad a tokenizer up to a
+  // model's vocab_size: the file then has the published model's n_vocab (embedding and head
+  // rows), while the tokenizer never produces the padding. 0: the vocabulary's own count.
+  uint32_t pad_vocab_to = 0;
   // tokenizer.ggml.pre: "" keeps the vocabulary's value, "none" removes the key (as in the
   // official 2B4T file), anything else sets it.
   std::string pre_tokenizer;
@@ -43,8 +50,35 @@ struct SynthOptions {
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
-// "tiny" (d=256, 2 blocks, 4 heads, 2 KV heads, f=512) or "2b4t" (the official shape).
-// n_vocab is left 0: it comes from the vocabulary file.
+// A named shape: "tiny" (d=256, 2 blocks, 4 heads, 2 KV heads, f=512, for tests) or the shape of
+// a published ternary model, from that model's config.json.
+struct Preset {
+  std::string_view name;   // "falcon3-1b"
+  std::string_view model;  // published model, "" for tiny
+  model::Arch arch;        // the family bitnet.cpp's converter writes for it
+  // Reference vocabulary GGUF (in the reference's models dir) closest to the model's tokenizer,
+  // the tokenizer.ggml.pre to write over its own ("" keeps it), and the published vocab_size
+  // the token list is padded up to (0: the vocabulary's count). See README "Synthetic presets".
+  std::string_view vocab_file;
+  std::string_view pre;
+  uint32_t n_vocab;
+  // The published model has its own LM head (lm_head / output.weight); unset for tiny, where
+  // the family decides (see SynthOptions::untied_head).
+  std::optional<bool> untied_head;
+  model::ModelConfig config;  // n_vocab left 0: it comes from the vocabulary (and padding)
+};
+
+// Every preset, tiny first.
+const std::vector<Preset>& presets();
+// nullptr when there is no preset of that name.
+const Preset* find_preset(std::string_view name);
+// "tiny, 2b4t, falcon3-1b, ..." for help text and errors.
+std::string preset_names();
+// The published preset whose shape (d, layers, heads, KV heads, f, n_vocab) is this one, or
+// nullptr (tiny is not a published model and never matches).
+const Preset* match_published_shape(const model::ModelConfig& c);
+
+// A preset's dimensions with `arch` as the architecture; n_vocab is left 0.
 Result<model::ModelConfig> preset_config(const std::string& preset, model::Arch arch);
 
 // Writes the model; streams tensor data (no whole-file buffer).
