@@ -21,6 +21,7 @@ Result<ChatTemplate> chat_template_from_name(std::string_view name) {
   if (name == "raw" || name == "none") return ChatTemplate::kRaw;
   if (name == "bitnet") return ChatTemplate::kBitnet;
   if (name == "llama3") return ChatTemplate::kLlama3;
+  if (name == "falcon3") return ChatTemplate::kFalcon3;
   return make_error("unknown chat template '%.*s' (known: %s)", static_cast<int>(name.size()),
                     name.data(), chat_template_names().c_str());
 }
@@ -33,17 +34,27 @@ std::string_view chat_template_name(ChatTemplate t) {
       return "bitnet";
     case ChatTemplate::kLlama3:
       return "llama3";
+    case ChatTemplate::kFalcon3:
+      return "falcon3";
   }
   return "?";
 }
 
-std::string chat_template_names() { return "bitnet, llama3, raw"; }
+std::string chat_template_names() { return "bitnet, llama3, falcon3, raw"; }
 
 ChatTemplate detect_chat_template(std::string_view jinja) {
   if (jinja.empty()) return ChatTemplate::kBitnet;
-  if (jinja.find("<|start_header_id|>") != std::string_view::npos) return ChatTemplate::kLlama3;
-  if (jinja.find("Assistant: ") != std::string_view::npos &&
-      jinja.find("<|eot_id|>") != std::string_view::npos) {
+  auto has = [&](std::string_view s) { return jinja.find(s) != std::string_view::npos; };
+  // Falcon3's Jinja writes '<|' + role + '|>' turns and ends with '</s>'. The markers it shares
+  // with other families are told apart the way llama.cpp does: ChatML's <|im_start|>, Phi-3's
+  // <|end|> and EXAONE's <|tool_declare|> belong to those templates, and without </s> the same
+  // role markers are GLM-Edge's.
+  if (has("<|assistant|>") && has("<|user|>") && has("</s>") && !has("<|im_start|>") &&
+      !has("<|end|>") && !has("<|tool_declare|>")) {
+    return ChatTemplate::kFalcon3;
+  }
+  if (has("<|start_header_id|>")) return ChatTemplate::kLlama3;
+  if (has("Assistant: ") && has("<|eot_id|>")) {
     return ChatTemplate::kBitnet;
   }
   return ChatTemplate::kRaw;
@@ -75,11 +86,17 @@ Result<std::string> apply_chat_template(ChatTemplate t, const std::vector<ChatMe
         out += trim_ascii(m.content);
         out += "<|eot_id|>";
         break;
+      case ChatTemplate::kFalcon3:
+        out += "<|" + m.role + "|>\n";
+        out += m.content;
+        out += '\n';
+        break;
     }
   }
   if (add_generation_prompt) {
     if (t == ChatTemplate::kBitnet) out += "Assistant: ";
     if (t == ChatTemplate::kLlama3) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    if (t == ChatTemplate::kFalcon3) out += "<|assistant|>\n";
   }
   return out;
 }

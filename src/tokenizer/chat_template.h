@@ -5,6 +5,8 @@
 //           (bitnet.cpp's template for BitNet b1.58 2B4T; generation prompt "Assistant: ")
 //   llama3  <|start_header_id|>{role}<|end_header_id|>\n\n{trimmed content}<|eot_id|>...
 //           (generation prompt "<|start_header_id|>assistant<|end_header_id|>\n\n")
+//   falcon3 <|{role}|>\n{content}\n... (Falcon3 Instruct, its 1.58-bit versions included;
+//           generation prompt "<|assistant|>\n"; the content is not trimmed)
 //   raw     the contents concatenated, nothing added
 #pragma once
 
@@ -16,7 +18,7 @@
 
 namespace bitnet::tokenizer {
 
-enum class ChatTemplate { kRaw, kBitnet, kLlama3 };
+enum class ChatTemplate { kRaw, kBitnet, kLlama3, kFalcon3 };
 
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"

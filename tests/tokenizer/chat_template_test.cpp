@@ -24,6 +24,22 @@ TEST(ChatTemplate, Llama3) {
             "<|start_header_id|>assistant<|end_header_id|>\n\n");
 }
 
+TEST(ChatTemplate, Falcon3) {
+  auto s = apply_chat_template(ChatTemplate::kFalcon3, kChat, true);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s,
+            "<|system|>\nYou are helpful.\n<|user|>\nHi!\n<|assistant|>\nHello.\n"
+            "<|user|>\n Bye \n<|assistant|>\n");
+  EXPECT_EQ(*chat_template_from_name("falcon3"), ChatTemplate::kFalcon3);
+  EXPECT_EQ(chat_template_name(ChatTemplate::kFalcon3), "falcon3");
+  // Detected as llama.cpp does: the role markers with </s>, and not those of ChatML or Phi-3.
+  EXPECT_EQ(detect_chat_template("{{ '<|user|>\n' }}{{ '<|assistant|>\n' }}{{ '</s>' }}"),
+            ChatTemplate::kFalcon3);
+  EXPECT_EQ(detect_chat_template("{{ '<|user|>' }}{{ '<|assistant|>' }}{{ '<|end|>' }}</s>"),
+            ChatTemplate::kRaw);
+  EXPECT_EQ(detect_chat_template("{{ '<|user|>' }}{{ '<|assistant|>' }}"), ChatTemplate::kRaw);
+}
+
 TEST(ChatTemplate, RawAndNames) {
   EXPECT_EQ(*apply_chat_template(ChatTemplate::kRaw, kChat, true),
             "You are helpful.Hi!Hello. Bye ");
