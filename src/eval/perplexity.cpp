@@ -45,34 +45,58 @@ double percentile(const std::vector<float>& v, double fraction) {
 
 namespace {
 
-// One scored row: our nll, and the KL base's row written or compared.
-Status score_row(std::span<const float> logits, int32_t next, PerplexityResult& r,
-                 KlBaseWriter* write_base, KlBaseReader* read_base, KlBaseRow& mine,
-                 KlBaseRow& base) {
-  const double nll = token_nll(logits, next);
-  r.sums.add(nll);
-  if (write_base == nullptr && read_base == nullptr) return {};
-  mine.argmax = row_argmax(logits);
-  mine.nll = nll;
-  quantize_log_probs(logits, &mine.log_probs);
-  if (write_base != nullptr) return write_base->write(mine);
-  BITNET_TRY(read_base->read(&base));
-  KlStats& k = r.kl;
-  k.q.add(nll);
-  k.base.add(base.nll);
-  k.sum_nll_nll_base += nll * base.nll;
-  const double kld = row_kld(base.log_probs, mine.log_probs, logits);
-  k.sum_kld += kld;
-  k.sum_kld2 += kld * kld;
-  k.kld.push_back(static_cast<float>(kld));
-  const double p_diff = std::exp(-nll) - std::exp(-base.nll);
-  k.sum_p_diff += p_diff;
-  k.sum_p_diff2 += p_diff * p_diff;
-  k.sum_p_diff4 += p_diff * p_diff * p_diff * p_diff;
-  k.p_diff.push_back(static_cast<float>(p_diff));
-  k.same_top += mine.argmax == base.argmax ? 1 : 0;
-  return {};
-}
+// The scored rows of one forward pass. The expensive part of each row (an exponential per
+// vocabulary entry for the nll, the KL codes and the KL sum) is independent of the others and
+// runs on the context's threads; the sums are then added in row order, llama-perplexity's order,
+// so the result does not depend on the thread count.
+struct PassScorer {
+  std::vector<double> nll, kld;
+  std::vector<KlBaseRow> mine, base;
+
+  Status score(ThreadPool& pool, const float* logits, int64_t nv, std::span<const int32_t> next,
+               PerplexityResult& r, KlBaseWriter* write_base, KlBaseReader* read_base) {
+    const size_t n = next.size();
+    const bool kl = write_base != nullptr || read_base != nullptr;
+    nll.resize(n);
+    kld.resize(n);
+    if (kl) mine.resize(std::max(mine.size(), n));
+    if (read_base != nullptr) {
+      base.resize(std::max(base.size(), n));
+      for (size_t i = 0; i < n; ++i) BITNET_TRY(read_base->read(&base[i]));
+    }
+    auto row = [&](size_t i) {
+      return std::span<const float>(logits + i * static_cast<size_t>(nv), static_cast<size_t>(nv));
+    };
+    pool.run(static_cast<int64_t>(n), [&](int64_t j) {
+      const auto i = static_cast<size_t>(j);
+      nll[i] = token_nll(row(i), next[i]);
+      if (!kl) return;
+      mine[i].argmax = row_argmax(row(i));
+      mine[i].nll = nll[i];
+      quantize_log_probs(row(i), &mine[i].log_probs);
+      if (read_base != nullptr) kld[i] = row_kld(base[i].log_probs, mine[i].log_probs, row(i));
+    });
+    for (size_t i = 0; i < n; ++i) {
+      r.sums.add(nll[i]);
+      if (write_base != nullptr) BITNET_TRY(write_base->write(mine[i]));
+      if (read_base == nullptr) continue;
+      KlStats& k = r.kl;
+      k.q.add(nll[i]);
+      k.base.add(base[i].nll);
+      k.sum_nll_nll_base += nll[i] * base[i].nll;
+      k.sum_kld += kld[i];
+      k.sum_kld2 += kld[i] * kld[i];
+      k.kld.push_back(static_cast<float>(kld[i]));
+      const double p_diff = std::exp(-nll[i]) - std::exp(-base[i].nll);
+      k.sum_p_diff += p_diff;
+      k.sum_p_diff2 += p_diff * p_diff;
+      k.sum_p_diff4 += p_diff * p_diff * p_diff * p_diff;
+      k.p_diff.push_back(static_cast<float>(p_diff));
+      k.same_top += mine[i].argmax == base[i].argmax ? 1 : 0;
+    }
+    return {};
+  }
+};
 
 }  // namespace
 
@@ -98,13 +122,14 @@ Result<PerplexityResult> perplexity(model::Context& ctx, std::span<const int32_t
 
   model::Batch batch;
   std::vector<float> logits;
-  KlBaseRow mine, base;
-  double seconds = 0;
+  PassScorer scorer;
+  const auto start_time = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  };
   for (int c0 = 0; c0 < r.n_chunks; c0 += n_seq) {
     const int n_here = std::min(n_seq, r.n_chunks - c0);
     ctx.kv_cache().clear();
-    // Logits of the scored positions, per sequence: [n_ctx - 1 - first rows x n_vocab].
-    std::vector<std::vector<float>> scored(static_cast<size_t>(n_here));
     for (int p0 = 0; p0 < n_ctx; p0 += n_pass) {
       batch.clear();
       for (int s = 0; s < n_here; ++s) {
@@ -114,31 +139,24 @@ Result<PerplexityResult> perplexity(model::Context& ctx, std::span<const int32_t
           batch.add(t, s, p, p >= first && p < n_ctx - 1);
         }
       }
-      const auto t0 = std::chrono::steady_clock::now();
       BITNET_TRY(ctx.decode(batch, &logits));
-      seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       // Rows come in batch order: each sequence's scored rows of this pass, sequence by sequence.
+      // Scoring them now keeps llama-perplexity's order (chunk by chunk, position by position):
+      // several sequences share a pass only when a pass holds whole chunks.
       const int lo = std::max(p0, first), hi = std::min(p0 + n_pass, n_ctx - 1);
       const int rows = std::max(0, hi - lo);
       for (int s = 0; s < n_here; ++s) {
-        const float* src = logits.data() + static_cast<size_t>(s) * rows * nv;
-        scored[static_cast<size_t>(s)].insert(scored[static_cast<size_t>(s)].end(), src,
-                                              src + static_cast<size_t>(rows) * nv);
+        const size_t start = static_cast<size_t>(c0 + s) * n_ctx;
+        BITNET_TRY(scorer.score(
+            ctx.thread_pool(), logits.data() + static_cast<size_t>(s) * rows * nv, nv,
+            tokens.subspan(start + lo + 1, static_cast<size_t>(rows)), r, write_base, read_base));
+        if (p0 + n_pass >= n_ctx) r.chunk_ppl.push_back(r.sums.ppl());
       }
-    }
-    for (int s = 0; s < n_here; ++s) {
-      const size_t start = static_cast<size_t>(c0 + s) * n_ctx;
-      for (int j = first; j < n_ctx - 1; ++j) {
-        const std::span<const float> row(
-            scored[static_cast<size_t>(s)].data() + static_cast<size_t>(j - first) * nv,
-            static_cast<size_t>(nv));
-        BITNET_TRY(score_row(row, tokens[start + j + 1], r, write_base, read_base, mine, base));
-      }
-      r.chunk_ppl.push_back(r.sums.ppl());
     }
     r.eval_tokens += static_cast<int64_t>(n_here) * n_ctx;
-    if (o.on_chunk) o.on_chunk(c0 + n_here, r.n_chunks, seconds);
+    if (o.on_chunk) o.on_chunk(c0 + n_here, r.n_chunks, elapsed());
   }
+  const double seconds = elapsed();
   r.eval_seconds = seconds;
   std::sort(r.kl.kld.begin(), r.kl.kld.end());
   std::sort(r.kl.p_diff.begin(), r.kl.p_diff.end());

@@ -64,7 +64,7 @@ struct PerplexityResult {
   int64_t n_text_tokens = 0;
   NllSums sums;
   std::vector<double> chunk_ppl;  // the running estimate after each chunk
-  double eval_seconds = 0;        // forward passes only
+  double eval_seconds = 0;        // forward passes and scoring, from the first pass to the last row
   int64_t eval_tokens = 0;        // tokens evaluated (n_chunks * n_ctx)
   bool has_kl = false;
   KlStats kl;

@@ -50,6 +50,9 @@ class Context {
   const Model& model() const { return model_; }
   const Numerics& numerics() const { return numerics_; }
   int n_threads() const { return pool_.size(); }
+  // The context's threads, for work between forward passes on their results (perplexity's
+  // scoring); not while decode() runs.
+  ThreadPool& thread_pool() { return pool_; }
   // The observer of every forward pass (not owned; null: none). Without the hooks compiled in
   // (kObserverCompiled false) nothing is ever called.
   void set_observer(Observer* o) { observer_ = o; }
