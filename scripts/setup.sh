@@ -8,6 +8,7 @@
 # 2. The reference engine from npm, pinned by exact version AND sha512 integrity:
 #      node-llama-cpp@3.22.1              -> llama.cpp source bundle (headers, vocab test files)
 #      @node-llama-cpp/linux-x64@3.22.1   -> prebuilt libllama / libggml* shared libraries
+#      openai@5.23.2                      -> the OpenAI JavaScript client (serve tests)
 #    They are fetched with `npm pack` (no install scripts run), verified, and unpacked into
 #    .deps/ (git-ignored). Nothing else is downloaded.
 # 3. An older llama.cpp (node-llama-cpp@3.2.0 + @node-llama-cpp/linux-x64@3.2.0, llama.cpp
@@ -23,6 +24,8 @@ APT_PACKAGES=(
   build-essential cmake ninja-build git ca-certificates pkg-config
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
+  libcpp-httplib-dev  # bitnet serve: HTTP/1.1 server (Debian-maintained, see README "Serving")
+  wrk                 # bench/serve_load.sh: HTTP load generator
   librust-blake3-dev b3sum openssl libssl-dev
   clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer with ASan / UBSan
 )
@@ -35,6 +38,9 @@ NPM_PINS=(
   "node-llama-cpp|3.22.1|sha512-bltIipuWmc123H7tMIgDGKSsSrhmhlQYeVUC48XTjVW7XGJJiJJyCdlTMzQ/LiWoPkGDpcL4FviDpgw7qfTiDw=="
   "@node-llama-cpp/linux-x64|3.22.1|sha512-5uCCDNqWCNfaAm8aR/Uzxbo4HBpKgNF91kCHPepKhgMgV2OAmatoefbOlMihsqCiH2Od35E/eUHQCFbfRBJuOg=="
 )
+# The official OpenAI client for JavaScript, which tests/serve/openai_client.mjs drives `bitnet
+# serve` with (no dependencies of its own; Node's fetch). Unpacked into .deps/npm/openai.
+OPENAI_PIN="openai|5.23.2|sha512-MQBzmTulj+MM5O8SKEk/gL8a7s5mktS9zUtAkU257WjvobGc9nKcBuVwjyEEcb9SI8a8Y2G/mzn3vm9n1Jlleg=="
 # A second, OLDER llama.cpp (tag b3995, 2024-10-31) with the pre-2025 C API that bitnet.cpp's
 # fork also has (llama_load_model_from_file, llama_new_context_with_model, llama_n_vocab(model),
 # llama_batch_get_one with 4 arguments, CPU backend built into libggml). It already loads `bitnet`
@@ -135,6 +141,8 @@ install_reference() {
 
 install_debian_packages
 install_reference
+IFS='|' read -r n v i <<<"$OPENAI_PIN"
+fetch_npm_pinned "$n" "$v" "$i" "$DEPS/npm/openai"
 # The older-API reference (see NPM_PINS_OLDAPI): same steps, its own folders.
 install_reference_tree NPM_PINS_OLDAPI reference-oldapi -oldapi
 log "ok (reference: $DEPS/reference; older API: $DEPS/reference-oldapi)"

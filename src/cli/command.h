@@ -45,5 +45,6 @@ std::vector<Command> register_bench(CLI::App& app);
 std::vector<Command> register_trace(CLI::App& app);     // trace-diff, trace-show
 std::vector<Command> register_crossval(CLI::App& app);  // crossval, sweep, receipt verify
 std::vector<Command> register_perplexity(CLI::App& app);
+std::vector<Command> register_serve(CLI::App& app);
 
 }  // namespace bitnet::cli
