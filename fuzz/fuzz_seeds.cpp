@@ -204,6 +204,20 @@ int main(int argc, char** argv) {
         R"("pre_tokenizer":{"type":"ByteLevel","add_prefix_space":false},)"
         R"("added_tokens":[{"id":3,"content":"<s>","special":true}]})");
 
+  // OpenAI request bodies: the first byte picks the template (bits 0-1) and chat (bit 2).
+  const std::vector<std::string> bodies = {
+      std::string("\x05", 1) +
+          R"({"messages":[{"role":"system","content":"Be brief."},{"role":"user","content":)"
+          R"("Hi"}],"max_tokens":8,"temperature":0.7,"top_k":5,"stop":["\n"],"stream":true,)"
+          R"("stream_options":{"include_usage":true},"logprobs":true,"top_logprobs":2})",
+      std::string("\x06", 1) +
+          R"({"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"seed":1})",
+      std::string("\x00", 1) + R"({"prompt":"Once upon a time","max_tokens":4,"logprobs":3})",
+      std::string("\x01", 1) + R"({"prompt":[1,2,3],"n_predict":2,"min_p":0.1,"top_p":0.9})",
+  };
+  for (size_t i = 0; i < bodies.size(); ++i)
+    write(dir / "openai" / ("body" + std::to_string(i)), bodies[i]);
+
   const fs::path work = dir / "work";
   fs::create_directories(work);
   const bool ok = write_model_seeds(dir, work) && write_receipt_seeds(dir, work);
