@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -217,6 +218,24 @@ int main(int argc, char** argv) {
   };
   for (size_t i = 0; i < bodies.size(); ++i)
     write(dir / "openai" / ("body" + std::to_string(i)), bodies[i]);
+
+  // safetensors: two tensors with metadata, and an empty one.
+  {
+    auto st = [](const std::string& header, size_t data_bytes) {
+      std::string out(8, '\0');
+      const uint64_t n = header.size();
+      std::memcpy(out.data(), &n, 8);
+      return out + header + std::string(data_bytes, '\x3f');
+    };
+    write(dir / "safetensors" / "two",
+          st(R"({"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},)"
+             R"("b":{"dtype":"BF16","shape":[3],"data_offsets":[16,22]},)"
+             R"("__metadata__":{"format":"pt"}})",
+             22));
+    write(dir / "safetensors" / "u8",
+          st(R"({"w":{"dtype":"U8","shape":[4,2],"data_offsets":[0,8]}})", 8));
+    write(dir / "safetensors" / "empty", st("{}", 0));
+  }
 
   const fs::path work = dir / "work";
   fs::create_directories(work);

@@ -46,5 +46,6 @@ std::vector<Command> register_trace(CLI::App& app);     // trace-diff, trace-sho
 std::vector<Command> register_crossval(CLI::App& app);  // crossval, sweep, receipt verify
 std::vector<Command> register_perplexity(CLI::App& app);
 std::vector<Command> register_serve(CLI::App& app);
+std::vector<Command> register_quantize(CLI::App& app);
 
 }  // namespace bitnet::cli

@@ -77,4 +77,21 @@ std::optional<uint64_t> tensor_nbytes(TensorType t, uint64_t n_elements, uint64_
   return *row * rows + info->tensor_tail_bytes;
 }
 
+uint32_t llama_ftype_for(TensorType t) {
+  switch (t) {
+    case TensorType::F32:
+      return 0;
+    case TensorType::F16:
+      return 1;
+    case TensorType::TQ1_0:
+      return 36;
+    case TensorType::TQ2_0:
+      return 37;
+    case TensorType::I2_S:
+      return 40;  // what the official 2B4T file carries
+    default:
+      return 0;
+  }
+}
+
 }  // namespace bitnet::gguf

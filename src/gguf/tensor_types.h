@@ -66,6 +66,10 @@ std::optional<uint64_t> tensor_nbytes(TensorType t, uint64_t n_elements, uint64_
 // For I2_S this is the code bytes only (the tail belongs to the tensor, not to a row).
 std::optional<uint64_t> row_nbytes(TensorType t, uint64_t row_length);
 
+// general.file_type (llama.cpp's llama_ftype) of a file whose BitLinear projections have this
+// type: 0 F32, 1 F16, 36 TQ1_0, 37 TQ2_0, 40 I2_S (what the official 2B4T file carries).
+uint32_t llama_ftype_for(TensorType t);
+
 constexpr uint32_t kI2sTailBytes = 32;  // f32 scale + 28 bytes of padding
 
 }  // namespace bitnet::gguf

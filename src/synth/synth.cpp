@@ -137,24 +137,6 @@ float projection_scale(uint64_t k) {
 
 namespace {
 
-// llama_ftype values (general.file_type) for a file whose projections have this type.
-uint32_t file_type_for(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::TQ1_0:
-      return 36;
-    case TensorType::TQ2_0:
-      return 37;
-    case TensorType::I2_S:
-      return 40;  // what the official 2B4T file carries
-    default:
-      return 0;
-  }
-}
-
 struct PlannedTensor {
   std::string name;
   TensorType type;
@@ -370,7 +352,7 @@ Status write_synthetic_model(const SynthOptions& o_in, const std::string& out_pa
   const std::string arch(model::arch_name(o.config.arch));
   w.set("general.architecture", Value(arch));
   w.set("general.name", Value(o.name));
-  w.set("general.file_type", Value(file_type_for(o.weight_type)));
+  w.set("general.file_type", Value(gguf::llama_ftype_for(o.weight_type)));
   w.set("general.quantization_version", Value(uint32_t{2}));
   BITNET_ASSIGN_OR_RETURN(auto tok_keys, tokenizer_keys(o));
   for (const auto& kv : tok_keys) {
