@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <regex>
+#include <string_view>
 #include <vector>
 
 #include "core/fp16.h"
@@ -198,9 +198,21 @@ struct Converter {
 }  // namespace
 
 bool is_projection_name(const std::string& name) {
-  static const std::regex re(
-      R"(blk\.[0-9]+\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight)");
-  return std::regex_match(name, re);
+  // blk.<digits>.<one of the seven>.weight
+  constexpr std::string_view kPrefix = "blk.";
+  if (name.rfind(kPrefix, 0) != 0) return false;
+  size_t i = kPrefix.size();
+  const size_t digits = i;
+  while (i < name.size() && name[i] >= '0' && name[i] <= '9') ++i;
+  if (i == digits || i >= name.size() || name[i] != '.') return false;
+  const std::string_view rest = std::string_view(name).substr(i + 1);
+  for (std::string_view p :
+       {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}) {
+    if (rest.size() == p.size() + 7 && rest.substr(0, p.size()) == p &&
+        rest.substr(p.size()) == ".weight")
+      return true;
+  }
+  return false;
 }
 
 namespace {

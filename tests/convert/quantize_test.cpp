@@ -67,6 +67,16 @@ void expect_same_file(const std::string& a_path, const std::string& b_path) {
   }
 }
 
+TEST(Quantize, ProjectionNames) {
+  for (const char* yes : {"blk.0.attn_q.weight", "blk.12.attn_output.weight",
+                          "blk.3.ffn_down.weight", "blk.29.ffn_gate.weight", "blk.7.attn_v.weight"})
+    EXPECT_TRUE(is_projection_name(yes)) << yes;
+  for (const char* no : {"token_embd.weight", "blk.0.attn_norm.weight", "blk.0.attn_q.scale",
+                         "blk..attn_q.weight", "blk.x.attn_q.weight", "blk.0.attn_q.weight.x",
+                         "blk.0.attn_qq.weight", "output.weight", "blk.0.ffn_sub_norm.weight"})
+    EXPECT_FALSE(is_projection_name(no)) << no;
+}
+
 TEST(Quantize, TernaryRoundTripIsByteIdenticalAndEqualsSynth) {
   test::TempDir dir;
   for (auto arch : {model::Arch::kBitnetB158, model::Arch::kLlama}) {
