@@ -306,7 +306,7 @@ TEST(Q8_0Head, KernelsBitExactWithReference) {
   const auto src = test::make_float(TensorType::F16, 2560, 53, 32);
   const Q8Head h = make_q8_head(src);
   for (const KernelTable* t : test::simd_tables()) {
-    for (int64_t rows : {1, 2, 4, 5}) {
+    for (int64_t rows : {1, 2, 4, 5, 8, 11}) {
       for (const auto& in : test::activation_sets(rows, 2560, 33)) {
         QuantizedActivations a;
         quantize_q8_0_ref(in.x.data(), rows, 2560, &a);

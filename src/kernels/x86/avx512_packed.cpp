@@ -45,14 +45,16 @@ void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float*
 namespace {
 
 // One tile of the Q8_0 head (q8_0_head.h) for NA activation rows: per block, 8 VPDPBUSD of the
-// biased codes (q + 128) with broadcast activation dwords give sum (q + 128) qx per lane (four
-// chains, or two for 8 rows, added at the end of the block); minus 128 sum(qx) that is the exact
-// int32 block sum. Eight rows (a decode step of 8 sequences) take one pass over each tile: the
-// tile streams from memory once, its products overlap its loads (the 8-row screen ran in 0.8x
-// the time of two 4-row passes in bench_kernels Q8_0_head/batch8).
+// biased codes (q + 128) with broadcast activation dwords give sum (q + 128) qx per lane; each
+// row's accumulator starts at -128 sum(qx) (ActRows::sum holds that here: one broadcast load), so
+// it ends as the exact int32 block sum without a subtraction. Up to 4 rows keep four chains each (added at the end of
+// the block); 8 rows are 8 independent chains already, and one chain per row leaves VPDPBUSD
+// most of the issue slots (the block's float work is 4 operations per row against its 8
+// products). Eight rows (a decode step of 8 sequences) take one pass over each tile: the tile
+// streams from memory once and its products overlap its loads.
 template <int NA>
 inline void q8_0_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
-  constexpr int kChains = NA >= 8 ? 2 : 4;
+  constexpr int kChains = NA >= 8 ? 1 : 4;
   const int64_t nb = w.k / kQ8_0Block;
   const uint8_t* codes = q8_0_codes(w, tile);
   const uint16_t* scales = q8_0_scales(w, tile);
@@ -63,11 +65,14 @@ inline void q8_0_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, fl
     const uint8_t* blk = codes + b * kQ8_0TileBlockBytes;
     __m512i acc[NA][kChains];
     BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) BITNET_UNROLL
-    for (int c = 0; c < kChains; ++c) acc[a][c] = _mm512_setzero_si512();
+    for (int a = 0; a < NA; ++a) {
+      acc[a][0] = _mm512_set1_epi32(ar.sum[a][b]);
+      BITNET_UNROLL
+      for (int c = 1; c < kChains; ++c) acc[a][c] = _mm512_setzero_si512();
+    }
     BITNET_UNROLL
     for (int v = 0; v < 8; ++v) {
-      prefetch_ahead(blk + 64 * v);
+      prefetch_near_far(blk + 64 * v);
       const __m512i wv = _mm512_loadu_si512(blk + 64 * v);
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a)
@@ -81,10 +86,9 @@ inline void q8_0_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, fl
       __m512i s = acc[a][0];
       BITNET_UNROLL
       for (int c = 1; c < kChains; ++c) s = _mm512_add_epi32(s, acc[a][c]);
-      const __m512i iv = _mm512_sub_epi32(s, _mm512_set1_epi32(128 * ar.sum[a][b]));
       sumf[a] = _mm512_add_ps(
           sumf[a],
-          _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(dw, _mm512_set1_ps(ar.d[a][b]))));
+          _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(ar.d[a][b]))));
     }
   }
   BITNET_UNROLL
@@ -109,8 +113,11 @@ inline void q8_0_tiles_decode(const WeightMatrix& w, const int64_t* tiles, const
   for (int64_t b = 0; b < nb; ++b) {
     __m512i acc[NT][4];
     BITNET_UNROLL
-    for (int t = 0; t < NT; ++t) BITNET_UNROLL
-    for (int c = 0; c < 4; ++c) acc[t][c] = _mm512_setzero_si512();
+    for (int t = 0; t < NT; ++t) {
+      acc[t][0] = _mm512_set1_epi32(ar.sum[0][b]);
+      BITNET_UNROLL
+      for (int c = 1; c < 4; ++c) acc[t][c] = _mm512_setzero_si512();
+    }
     BITNET_UNROLL
     for (int v = 0; v < 8; ++v) {
       BITNET_UNROLL
@@ -127,10 +134,9 @@ inline void q8_0_tiles_decode(const WeightMatrix& w, const int64_t* tiles, const
           _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales[t] + 16 * b)));
       const __m512i s = _mm512_add_epi32(_mm512_add_epi32(acc[t][0], acc[t][1]),
                                          _mm512_add_epi32(acc[t][2], acc[t][3]));
-      const __m512i iv = _mm512_sub_epi32(s, _mm512_set1_epi32(128 * ar.sum[0][b]));
       sumf[t] = _mm512_add_ps(
           sumf[t],
-          _mm512_mul_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(dw, _mm512_set1_ps(ar.d[0][b]))));
+          _mm512_mul_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(ar.d[0][b]))));
     }
   }
   BITNET_UNROLL
@@ -151,7 +157,7 @@ void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, i
   auto* sums =
       static_cast<int32_t*>(detail::scratch(0, static_cast<size_t>(m * nb) * sizeof(int32_t)));
   for (int64_t r = 0; r < m; ++r)
-    for (int64_t b = 0; b < nb; ++b) sums[r * nb + b] = sum_32(a.row(r) + b * kQ8_0Block);
+    for (int64_t b = 0; b < nb; ++b) sums[r * nb + b] = -128 * sum_32(a.row(r) + b * kQ8_0Block);
   auto rows_of = [&](int64_t r0, int na) {
     ActRows ar{};
     for (int i = 0; i < kMaxTileRows; ++i) {
