@@ -19,6 +19,9 @@ struct SynthFlags {
   std::string vocab;
   std::string pre;
   std::string output;
+  std::string format = "gguf";
+  std::string hf_weights = "packed";
+  uint64_t shard_mb = 5000;
   uint64_t seed = 1;
   uint32_t n_embd = 0, layers = 0, heads = 0, kv_heads = 0, n_ff = 0, ctx = 0;
   double rope_base = 0, eps = 0;
@@ -113,6 +116,27 @@ int run_synth(const SynthFlags& f) {
   Progress progress(f.quiet);
   o.progress = [&](uint64_t done, uint64_t total) { progress(done, total); };
 
+  if (f.format == "hf") {
+    if (f.hf_weights != "packed" && f.hf_weights != "masters") {
+      return fail("--hf-weights '" + f.hf_weights + "' is not one of packed, masters");
+    }
+    if (f.shard_mb == 0) return fail("--shard-size must be positive");
+    auto wrote =
+        synth::write_synthetic_hf(o, f.hf_weights == "packed", f.output, f.shard_mb * 1'000'000);
+    if (!wrote) return fail(wrote.error());
+    if (!f.quiet) {
+      std::fprintf(stderr,
+                   "synth: wrote Hugging Face checkpoint %s (%s, %s weights, d=%u, %u layers, "
+                   "seed %" PRIu64 ")%s\n",
+                   f.output.c_str(), arch_name.c_str(), f.hf_weights.c_str(), c.n_embd, c.n_layers,
+                   f.seed,
+                   *wrote ? ""
+                          : "; no tokenizer.json (SentencePiece vocabularies are not written: "
+                            "convert it with --vocab)");
+    }
+    return kExitOk;
+  }
+  if (f.format != "gguf") return fail("--format '" + f.format + "' is not one of gguf, hf");
   auto st = synth::write_synthetic_model(o, f.output);
   if (!st) {
     std::remove(f.output.c_str());  // never leave a half-written model behind
@@ -131,7 +155,19 @@ int run_synth(const SynthFlags& f) {
 std::vector<Command> register_synth(CLI::App& app) {
   auto* sub = app.add_subcommand("synth", "Write a deterministic synthetic BitNet model");
   auto f = std::make_shared<SynthFlags>();
-  sub->add_option("-o,--output", f->output, "Output GGUF file")->required();
+  sub->add_option("-o,--output", f->output, "Output GGUF file (--format hf: folder)")->required();
+  sub->add_option("--format", f->format,
+                  "gguf | hf: a Hugging Face checkpoint folder (config.json, model.safetensors, "
+                  "tokenizer.json) that `bitnet convert` turns into the same GGUF")
+      ->capture_default_str();
+  sub->add_option("--hf-weights", f->hf_weights,
+                  "--format hf: packed (uint8 codes + weight_scale, as 2B4T, Falcon3) | masters "
+                  "(bf16 / fp16 weights that absmean ternarizes, as 2B4T-bf16, 1bitLLM)")
+      ->capture_default_str();
+  sub->add_option("--shard-size", f->shard_mb,
+                  "--format hf: at most this many MB of tensors per safetensors file (more files "
+                  "come with model.safetensors.index.json)")
+      ->capture_default_str();
   sub->add_option("--arch", f->arch,
                   "bitnet (SiLU, llama.cpp) | bitnet-b1.58 (ReLU^2, 2B4T) | bitnet-25 | llama "
                   "(no sub-norms, NORM RoPE, output.weight head) (default: the preset's family)");

@@ -47,5 +47,6 @@ std::vector<Command> register_crossval(CLI::App& app);  // crossval, sweep, rece
 std::vector<Command> register_perplexity(CLI::App& app);
 std::vector<Command> register_serve(CLI::App& app);
 std::vector<Command> register_quantize(CLI::App& app);
+std::vector<Command> register_convert(CLI::App& app);
 
 }  // namespace bitnet::cli

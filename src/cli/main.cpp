@@ -27,7 +27,7 @@ int run_main(int argc, char** argv) {
   std::vector<Command> commands;
   for (auto reg : {register_inspect, register_synth, register_run, register_chat, register_tokenize,
                    register_bench, register_trace, register_crossval, register_perplexity,
-                   register_serve, register_quantize}) {
+                   register_serve, register_quantize, register_convert}) {
     auto cmds = reg(app);
     commands.insert(commands.end(), cmds.begin(), cmds.end());
   }

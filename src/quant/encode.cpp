@@ -1,4 +1,4 @@
-#include "synth/encode.h"
+#include "quant/encode.h"
 
 #include <cstring>
 
@@ -7,7 +7,7 @@
 #include "quant/tq1_0.h"
 #include "quant/tq2_0.h"
 
-namespace bitnet::synth {
+namespace bitnet::quant {
 
 Status encode_ternary(gguf::TensorType type, const int8_t* ternary, uint64_t k, uint64_t rows,
                       float scale, std::vector<uint8_t>& out) {
@@ -43,9 +43,10 @@ Status encode_ternary(gguf::TensorType type, const int8_t* ternary, uint64_t k, 
       }
       return {};
     default:
-      return make_error("synthetic weights cannot be stored as %s (use i2_s, tq2_0, tq1_0, f16 or f32)",
-                        std::string(gguf::tensor_type_name(type)).c_str());
+      return make_error(
+          "ternary weights cannot be stored as %s (use i2_s, tq2_0, tq1_0, f16 or f32)",
+          std::string(gguf::tensor_type_name(type)).c_str());
   }
 }
 
-}  // namespace bitnet::synth
+}  // namespace bitnet::quant

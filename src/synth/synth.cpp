@@ -10,7 +10,8 @@
 #include "core/random.h"
 #include "gguf/reader.h"
 #include "gguf/writer.h"
-#include "synth/encode.h"
+#include "quant/encode.h"
+#include "synth/tensors.h"
 
 namespace bitnet::synth {
 
@@ -135,15 +136,6 @@ float projection_scale(uint64_t k) {
   return std::exp2f(std::round(std::log2(static_cast<float>(ideal))));
 }
 
-namespace {
-
-struct PlannedTensor {
-  std::string name;
-  TensorType type;
-  std::vector<uint64_t> dims;
-  enum class Kind { kEmbedding, kNorm, kProjection, kScale } kind;
-};
-
 std::vector<PlannedTensor> plan_tensors(const SynthOptions& o) {
   const auto& c = o.config;
   const uint64_t d = c.n_embd, dkv = c.n_embd_kv(), f = c.n_ff, v = c.n_vocab;
@@ -256,12 +248,15 @@ Status check_shapes(const SynthOptions& o) {
   return {};
 }
 
+namespace {
+
 // Norm weights in [0.75, 1.25): close to 1, but not all equal, so a wrong element order shows.
 float norm_value(SplitMix64& rng) { return 0.75f + 0.5f * rng.uniform(); }
 
 class TensorStreamer {
  public:
-  TensorStreamer(const SynthOptions& o, gguf::Writer& w) : o_(o), w_(w) {}
+  TensorStreamer(const SynthOptions& o, const ByteSink& sink, uint64_t total)
+      : o_(o), sink_(sink), total_(total) {}
 
   Status write(const PlannedTensor& t) {
     switch (t.kind) {
@@ -279,9 +274,9 @@ class TensorStreamer {
 
  private:
   Status emit(const std::vector<uint8_t>& bytes) {
-    BITNET_TRY(w_.write(bytes));
+    BITNET_TRY(sink_(bytes));
     done_ += bytes.size();
-    if (o_.progress) o_.progress(done_, w_.total_data_bytes());
+    if (o_.progress) o_.progress(done_, total_);
     return {};
   }
 
@@ -335,16 +330,22 @@ class TensorStreamer {
     std::vector<int8_t> ternary(n);
     ternary_values(o_.seed, t.name, n, ternary.data());
     std::vector<uint8_t> buf;
-    BITNET_TRY(encode_ternary(t.type, ternary.data(), k, n_out, projection_scale(k), buf));
+    BITNET_TRY(quant::encode_ternary(t.type, ternary.data(), k, n_out, projection_scale(k), buf));
     return emit(buf);
   }
 
   const SynthOptions& o_;
-  gguf::Writer& w_;
+  const ByteSink& sink_;
+  uint64_t total_;
   uint64_t done_ = 0;
 };
 
 }  // namespace
+
+Status tensor_bytes(const SynthOptions& o, const PlannedTensor& t, const ByteSink& sink) {
+  TensorStreamer s(o, sink, 0);
+  return s.write(t);
+}
 
 Status write_synthetic_model(const SynthOptions& o_in, const std::string& out_path) {
   SynthOptions o = o_in;
@@ -380,7 +381,8 @@ Status write_synthetic_model(const SynthOptions& o_in, const std::string& out_pa
   const auto plan = plan_tensors(o);
   for (const auto& t : plan) BITNET_TRY(w.add_tensor(t.name, t.type, t.dims));
   BITNET_TRY(w.begin(out_path));
-  TensorStreamer streamer(o, w);
+  const ByteSink sink = [&](std::span<const uint8_t> b) { return w.write(b); };
+  TensorStreamer streamer(o, sink, w.total_data_bytes());
   for (const auto& t : plan) BITNET_TRY(streamer.write(t));
   return w.finish();
 }

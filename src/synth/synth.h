@@ -84,6 +84,18 @@ Result<model::ModelConfig> preset_config(const std::string& preset, model::Arch 
 // Writes the model; streams tensor data (no whole-file buffer).
 Status write_synthetic_model(const SynthOptions& options, const std::string& out_path);
 
+// The same model as a Hugging Face checkpoint folder (config.json, model.safetensors,
+// tokenizer.json + tokenizer_config.json), as the published checkpoints of its family hold it
+// (convert/hf_layout.h): `packed` uint8 weights with weight_scale, or float masters whose
+// absmean ternarization gives back exactly the ternary values and scale (non-zero magnitudes
+// are scale and 2 * scale, as many of the latter as make mean |w| = scale exactly). `bitnet
+// convert` of the folder gives the GGUF file write_synthetic_model writes. Returns whether a
+// tokenizer.json was written (byte-level BPE vocabularies only; convert a SentencePiece one
+// with --vocab). Files hold at most shard_bytes of tensors each (save_pretrained's default 5 GB);
+// more than one file come with model.safetensors.index.json.
+Result<bool> write_synthetic_hf(const SynthOptions& options, bool packed, const std::string& dir,
+                                uint64_t shard_bytes = 5'000'000'000);
+
 // The ternary values (row-major, K contiguous) of a projection tensor, in {-1, 0, 1}.
 void ternary_values(uint64_t seed, const std::string& tensor_name, size_t n, int8_t* out);
 // Power-of-two scale keeping a K-input ternary projection near unit output RMS.

@@ -110,7 +110,7 @@ Status read_pre_tokenizer(const json& root, const std::string& path, VocabSpec& 
 
 namespace {
 
-Result<Tokenizer> load_hf_json(const std::string& path, const LoadOptions& options) {
+Result<VocabSpec> read_spec(const std::string& path, const LoadOptions& options) {
   BITNET_ASSIGN_OR_RETURN(json root, read_json(path));
   if (!root.is_object() || !root.contains("model") || !root["model"].is_object()) {
     return make_error("%s: no \"model\" object; not a tokenizer.json", path.c_str());
@@ -309,11 +309,31 @@ Result<Tokenizer> load_hf_json(const std::string& path, const LoadOptions& optio
     spec.add_bos = spec.bos != kNoToken;
   }
 
+  return spec;
+}
+
+Result<Tokenizer> load_hf_json(const std::string& path, const LoadOptions& options) {
+  BITNET_ASSIGN_OR_RETURN(VocabSpec spec, read_spec(path, options));
   finalize_special_tokens(spec);
   return Tokenizer::from_spec(std::move(spec));
 }
 
 }  // namespace
+
+Result<VocabSpec> read_hf_tokenizer_json(const std::string& path, const LoadOptions& options) {
+  try {
+    return read_spec(path, options);
+  } catch (const nlohmann::json::exception& e) {
+    return make_error("%s: unexpected content: %s", path.c_str(), e.what());
+  }
+}
+
+std::optional<std::string_view> hf_pre_tokenizer_regex(PreTokenizerKind kind) {
+  for (const KnownRegex& k : kKnownRegexes) {
+    if (k.kind == kind) return k.regex;
+  }
+  return std::nullopt;
+}
 
 Result<Tokenizer> Tokenizer::from_hf_json(const std::string& path, const LoadOptions& options) {
   // nlohmann::json throws on a value of an unexpected type; keep that inside the library.

@@ -101,4 +101,10 @@ class Tokenizer {
   std::shared_ptr<const Impl> impl_;
 };
 
+// The vocabulary a tokenizer.json (and the tokenizer_config.json beside it) describes, as read
+// (before finalize_special_tokens): what `bitnet convert` writes as GGUF tokenizer keys.
+Result<VocabSpec> read_hf_tokenizer_json(const std::string& path, const LoadOptions& options = {});
+// The Split regex a tokenizer.json carries for a pre-tokenizer kind (nullopt: none we write).
+std::optional<std::string_view> hf_pre_tokenizer_regex(PreTokenizerKind kind);
+
 }  // namespace bitnet::tokenizer

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "convert/safetensors_writer.h"
 #include "core/fp16.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -161,6 +162,31 @@ TEST(Safetensors, MalformedShardIndexesAreOneLineErrors) {
   EXPECT_NE(Checkpoint::open(empty.dir().string()).message().find("neither model.safetensors"),
             std::string::npos);
   EXPECT_FALSE(Checkpoint::open(empty.path("none.safetensors")).ok());
+}
+
+TEST(Safetensors, WriterOutputReadsBack) {
+  test::TempDir dir;
+  SafetensorsWriter w;
+  w.set_metadata("format", "pt");
+  w.add("w", Dtype::U8, {2, 3});
+  w.add("s", Dtype::BF16, {1});
+  ASSERT_TRUE(w.begin(dir.path("m.safetensors")).ok());
+  const uint8_t codes[6] = {1, 2, 3, 4, 5, 6};
+  ASSERT_TRUE(w.write(codes).ok());
+  const uint16_t half = 0x3F00;  // bf16 0.5
+  ASSERT_TRUE(w.write({reinterpret_cast<const uint8_t*>(&half), 2}).ok());
+  ASSERT_TRUE(w.finish().ok());
+  auto c = Checkpoint::open(dir.path("m.safetensors"));
+  ASSERT_TRUE(c.ok()) << c.message();
+  EXPECT_EQ(c->find("w")->shape, (std::vector<uint64_t>{2, 3}));
+  EXPECT_EQ(c->find("w")->at(5), 6.0f);
+  EXPECT_EQ(c->find("s")->at(0), 0.5f);
+  EXPECT_EQ(c->metadata().at("format"), "pt");
+  // Declared bytes must all be written.
+  SafetensorsWriter short_write;
+  short_write.add("w", Dtype::F32, {4});
+  ASSERT_TRUE(short_write.begin(dir.path("s.safetensors")).ok());
+  EXPECT_FALSE(short_write.finish().ok());
 }
 
 }  // namespace

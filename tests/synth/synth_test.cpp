@@ -143,13 +143,8 @@ TEST(SynthLlama, LayoutWithAndWithoutTheHead) {
   }
 }
 
-// `bitnet synth --preset 2b4t --weights i2_s`: laid out like the official ggml-model-i2_s.gguf.
-TEST(Synth2b4t, OfficialLayout) {
-  test::TempDir dir;
-  const auto path = dir.path("2b4t.gguf");
-  auto r = test::run_command(test::bitnet_binary() + " synth -q --preset 2b4t --weights i2_s -o " +
-                             path);
-  ASSERT_EQ(r.exit_code, 0) << r.err;
+// Laid out like the official ggml-model-i2_s.gguf.
+void expect_official_2b4t_layout(const std::string& path) {
   auto f = gguf::File::open(path);
   ASSERT_TRUE(f.ok()) << f.message();
   EXPECT_EQ(f->architecture(), "bitnet-b1.58");
@@ -186,6 +181,24 @@ TEST(Synth2b4t, OfficialLayout) {
   ASSERT_EQ(j.exit_code, 0) << j.err;
   EXPECT_NE(j.out.find("\"tensor_count\": 332"), std::string::npos);
   EXPECT_NE(j.out.find("\"I2_S\""), std::string::npos);
+}
+
+// `bitnet synth --preset 2b4t --weights i2_s`, and the same model converted from its Hugging Face
+// checkpoint form (BitNetForCausalLM, packed) by `bitnet convert`.
+TEST(Synth2b4t, OfficialLayout) {
+  test::TempDir dir;
+  const auto path = dir.path("2b4t.gguf");
+  auto r = test::run_command(test::bitnet_binary() + " synth -q --preset 2b4t --weights i2_s -o " +
+                             path);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_official_2b4t_layout(path);
+  r = test::run_command(test::bitnet_binary() + " synth -q --preset 2b4t --format hf -o " +
+                        dir.path("hf"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto converted = dir.path("converted.gguf");
+  r = test::run_command(test::bitnet_binary() + " convert " + dir.path("hf") + " -o " + converted);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_official_2b4t_layout(converted);
 }
 
 // The presets carry the published config.json values (see the comments in synth.cpp for which
