@@ -18,7 +18,10 @@
 
 namespace bitnet::tokenizer {
 
-enum class ChatTemplate { kRaw, kBitnet, kLlama3, kFalcon3 };
+// kChatml: <|im_start|>role ... <|im_end|> turns (the Jinja of Falcon-E instruct files, among
+// many). kFalconE: bitnet.cpp's "falcon_e" (role and content on one line, no markers); its fork
+// reaches it only by name, and so do we.
+enum class ChatTemplate { kRaw, kBitnet, kLlama3, kFalcon3, kChatml, kFalconE };
 
 struct ChatMessage {
   std::string role;  // "system", "user", "assistant"

@@ -296,6 +296,9 @@ std::optional<PreTokenizerPreset> pre_tokenizer_from_name(std::string_view name)
       {"llama-v3", {K::kLlama3, true, true, true}},
       {"llama-bpe", {K::kLlama3, true, true, true}},
       {"falcon3", {K::kLlama3, true, true, true}},
+      // Falcon-E files (Falcon-E-1B/3B, written by bitnet.cpp's converter) name this one; only
+      // bitnet.cpp's fork knows it, and it treats it exactly as falcon3.
+      {"falcon_e", {K::kLlama3, true, true, true}},
       {"falcon-h1", {K::kLlama3, true, true, true}},
       {"pixtral", {K::kLlama3, true, true, true}},
       {"midm-2.0", {K::kLlama3, true, true, true}},

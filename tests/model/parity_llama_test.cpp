@@ -235,6 +235,26 @@ TEST(ParityLlama, Shape2b4tTwoLayersTq2) {
   check_cell(cell, path, false);
 }
 
+// The Llama3-8B-1.58 shape (d=4096, 32 heads, 8 KV heads, f=14336, vocab 128256, untied head),
+// 2 blocks, llama arch: the widest published ternary shape, with both ternary types upstream
+// llama.cpp reads. One test per type so that CTest can run them side by side.
+void check_llama3_8b_two_layers(gguf::TensorType weights, const char* name) {
+  test::TempDir dir;
+  Cell cell{name};
+  cell.weights = weights;
+  cell.arch = Arch::kLlama;
+  const auto path = synth_model(dir, "llama3-8b", 2, weights, false, Arch::kLlama);
+  check_cell(cell, path, false);
+}
+
+TEST(ParityLlama, ShapeLlama3_8bTwoLayersTq2) {
+  check_llama3_8b_two_layers(gguf::TensorType::TQ2_0, "llama3-8b_2layers_TQ2_0");
+}
+
+TEST(ParityLlama, ShapeLlama3_8bTwoLayersTq1) {
+  check_llama3_8b_two_layers(gguf::TensorType::TQ1_0, "llama3-8b_2layers_TQ1_0");
+}
+
 // Tests of the test: one changed logit, in a prompt row or in a decode step's row, is found.
 class ParityCheckCatches : public ::testing::Test {
  protected:

@@ -1,7 +1,7 @@
 // Our chat templates against the pinned llama.cpp's llama_chat_apply_template: the same
-// conversations rendered by name ("llama3", "falcon3") must be byte-identical, and so must a
-// template detected from a Jinja string. `bitnet` is bitnet.cpp's template, which upstream
-// llama.cpp does not have, and `raw` is ours only; neither is compared.
+// conversations rendered by name ("llama3", "falcon3", "chatml") must be byte-identical, and so
+// must a template detected from a Jinja string. `bitnet` and `falcon_e` are bitnet.cpp's templates,
+// which upstream llama.cpp does not have, and `raw` is ours only; none of them is compared.
 #include <gtest/gtest.h>
 #include <llama.h>
 
@@ -49,7 +49,7 @@ const std::vector<std::vector<ChatMessage>>& conversations() {
 }
 
 TEST(ChatTemplateDifferential, NamedTemplatesMatchLlamaCpp) {
-  for (ChatTemplate t : {ChatTemplate::kLlama3, ChatTemplate::kFalcon3}) {
+  for (ChatTemplate t : {ChatTemplate::kLlama3, ChatTemplate::kFalcon3, ChatTemplate::kChatml}) {
     const std::string name(chat_template_name(t));
     for (size_t c = 0; c < conversations().size(); ++c) {
       for (bool add_ass : {false, true}) {
@@ -74,6 +74,10 @@ TEST(ChatTemplateDifferential, DetectedTemplatesMatchLlamaCpp) {
        "message['content'] + '\\n' }}{% elif message['role'] == 'assistant' %}{{ "
        "'<|assistant|>\\n' + message['content'] + '</s>' }}{% endif %}{% endfor %}",
        ChatTemplate::kFalcon3},
+      {"{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+       "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
+       "%}{{ '<|im_start|>assistant\\n' }}{% endif %}",
+       ChatTemplate::kChatml},
   };
   for (const auto& [tmpl, expected] : jinja) {
     SCOPED_TRACE(std::string(chat_template_name(expected)));

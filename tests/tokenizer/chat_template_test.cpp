@@ -40,12 +40,37 @@ TEST(ChatTemplate, Falcon3) {
   EXPECT_EQ(detect_chat_template("{{ '<|user|>' }}{{ '<|assistant|>' }}"), ChatTemplate::kRaw);
 }
 
+TEST(ChatTemplate, Chatml) {
+  auto s = apply_chat_template(ChatTemplate::kChatml, kChat, true);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s,
+            "<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n"
+            "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n Bye <|im_end|>\n"
+            "<|im_start|>assistant\n");
+  EXPECT_EQ(*chat_template_from_name("chatml"), ChatTemplate::kChatml);
+  EXPECT_EQ(chat_template_name(ChatTemplate::kChatml), "chatml");
+  // Phi-4 and SmolVLM also open turns with <|im_start|>; llama.cpp tells them apart by these.
+  EXPECT_EQ(detect_chat_template("{{ '<|im_start|>' }}{{ '<|im_sep|>' }}"), ChatTemplate::kRaw);
+  EXPECT_EQ(detect_chat_template("{{ '<|im_start|>' }}<end_of_utterance>"), ChatTemplate::kRaw);
+}
+
+// bitnet.cpp's falcon_e: role and content run together, one message a line.
+TEST(ChatTemplate, FalconE) {
+  auto s = apply_chat_template(ChatTemplate::kFalconE, kChat, true);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(*s, "systemYou are helpful.\nuserHi!\nassistantHello.\nuser Bye \nassistant\n");
+  EXPECT_EQ(*apply_chat_template(ChatTemplate::kFalconE, kChat, false),
+            "systemYou are helpful.\nuserHi!\nassistantHello.\nuser Bye \n");
+  EXPECT_EQ(*chat_template_from_name("falcon_e"), ChatTemplate::kFalconE);
+  EXPECT_EQ(chat_template_name(ChatTemplate::kFalconE), "falcon_e");
+}
+
 TEST(ChatTemplate, RawAndNames) {
   EXPECT_EQ(*apply_chat_template(ChatTemplate::kRaw, kChat, true),
             "You are helpful.Hi!Hello. Bye ");
   EXPECT_EQ(*chat_template_from_name("bitnet"), ChatTemplate::kBitnet);
   EXPECT_EQ(*chat_template_from_name("llama3"), ChatTemplate::kLlama3);
-  EXPECT_FALSE(chat_template_from_name("chatml").ok());
+  EXPECT_FALSE(chat_template_from_name("vicuna").ok());
   EXPECT_FALSE(apply_chat_template(ChatTemplate::kBitnet, {{"tool", "x"}}, false).ok());
 }
 
@@ -53,7 +78,10 @@ TEST(ChatTemplate, Detect) {
   EXPECT_EQ(detect_chat_template(""), ChatTemplate::kBitnet);
   EXPECT_EQ(detect_chat_template("{{ '<|start_header_id|>' + role }}"), ChatTemplate::kLlama3);
   EXPECT_EQ(detect_chat_template("{{ 'Assistant: ' }}{{ '<|eot_id|>' }}"), ChatTemplate::kBitnet);
-  EXPECT_EQ(detect_chat_template("{{ '<|im_start|>' }}"), ChatTemplate::kRaw);
+  EXPECT_EQ(detect_chat_template("{{ '<|im_start|>' }}"), ChatTemplate::kChatml);
+  EXPECT_EQ(detect_chat_template("{{ '<|im_start|>' }}<|user|><|assistant|></s>"),
+            ChatTemplate::kChatml);
+  EXPECT_EQ(detect_chat_template("{{ '<|unknown|>' }}"), ChatTemplate::kRaw);
 }
 
 }  // namespace

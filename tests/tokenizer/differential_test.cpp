@@ -44,17 +44,21 @@ std::string ids_string(const std::vector<int32_t>& ids) {
   return s;
 }
 
-// A copy of a vocabulary GGUF with one metadata key removed.
-std::string copy_without_key(const std::string& path, const std::string& key) {
+// A copy of a vocabulary GGUF with its pre-tokenizer name replaced (`pre` empty: the key removed,
+// as in the official 2B4T GGUF).
+std::string copy_with_pre(const std::string& path, const std::string& pre) {
+  const std::string key = "tokenizer.ggml.pre";
   auto file = gguf::File::open(path);
   if (!file.ok()) throw std::runtime_error(file.message());
   gguf::Writer w;
   for (const auto& kv : file->metadata()) {
     if (kv.key != key) w.set(kv.key, kv.value);
   }
+  if (!pre.empty()) w.set(key, gguf::Value(pre));
   const std::string out =
-      (std::filesystem::temp_directory_path() / ("bitnet-tok-" + std::to_string(::getpid()) + "-" +
-                                                 std::filesystem::path(path).filename().string()))
+      (std::filesystem::temp_directory_path() /
+       ("bitnet-tok-" + std::to_string(::getpid()) + "-" + (pre.empty() ? "nopre" : pre) + "-" +
+        std::filesystem::path(path).filename().string()))
           .string();
   auto st = w.begin(out);
   if (st.ok()) st = w.finish();
@@ -155,12 +159,38 @@ TEST(Differential, LlamaBpeWithLlama3PreTokenizer) {
 
 TEST(Differential, LlamaBpeWithDefaultPreTokenizer) {
   // The official 2B4T GGUF situation: no tokenizer.ggml.pre at all.
-  const std::string stripped = copy_without_key(vocab_path("llama-bpe"), "tokenizer.ggml.pre");
+  const std::string stripped = copy_with_pre(vocab_path("llama-bpe"), "");
   auto tok = Tokenizer::load(stripped);
   ASSERT_TRUE(tok.ok()) << tok.message();
   EXPECT_EQ(tok->info().pre_tokenizer, "default");
   run_differential("llama-bpe/default (no key)", stripped, stripped, 10000, 2);
   std::filesystem::remove(stripped);
+}
+
+// Falcon3's pre-tokenizer name (Falcon3-*-1.58bit files carry it): the pinned llama.cpp has no
+// Falcon3 vocabulary, so its name is tested on the Llama 3 vocabulary, which shares its regexes.
+TEST(Differential, Falcon3PreTokenizer) {
+  const std::string path = copy_with_pre(vocab_path("llama-bpe"), "falcon3");
+  auto tok = Tokenizer::load(path);
+  ASSERT_TRUE(tok.ok()) << tok.message();
+  EXPECT_EQ(tok->info().pre_tokenizer, "llama-bpe");
+  EXPECT_EQ(tok->info().pre_tokenizer_origin, "tokenizer.ggml.pre = falcon3");
+  run_differential("llama-bpe/falcon3", path, path, 10000, 4);
+  std::filesystem::remove(path);
+}
+
+// Falcon-E's name, which the pinned llama.cpp does not know (bitnet.cpp's fork gives it falcon3's
+// treatment): ours reads the vocabulary named falcon_e, the reference the same one named falcon3.
+TEST(Differential, FalconEPreTokenizer) {
+  const std::string ours = copy_with_pre(vocab_path("llama-bpe"), "falcon_e");
+  const std::string ref = copy_with_pre(vocab_path("llama-bpe"), "falcon3");
+  auto tok = Tokenizer::load(ours);
+  ASSERT_TRUE(tok.ok()) << tok.message();
+  EXPECT_EQ(tok->info().pre_tokenizer, "llama-bpe");
+  EXPECT_EQ(tok->info().pre_tokenizer_origin, "tokenizer.ggml.pre = falcon_e");
+  run_differential("llama-bpe/falcon_e", ours, ref, 10000, 5);
+  std::filesystem::remove(ours);
+  std::filesystem::remove(ref);
 }
 
 TEST(Differential, OtherVocabularies) {
