@@ -4,7 +4,7 @@
 // generation, per thread count.
 //
 //   build/bin/bench_vs_llama MODEL.gguf [reps=5] [threads=1,2]
-//   [head-type=auto|file|screened|fast|q8_0]
+//   [head-type=auto|file|screened|fast|q8_0] [reference-cpu-variant, e.g. haswell]
 //
 // Equal work, printed at the start: prompt tests give both engines the same tokens as one batch
 // and ask each for every logit of the last position only (llama.cpp skips the LM head of the
@@ -17,9 +17,11 @@
 // products do; model::HeadType) instead of in double, with q8_0 it is quantized at load; either
 // way the logits are not our exact head's, and the output says so on every line.
 // The reference loads its best CPU variant for this machine (not the portable one the parity
-// tests use). Its timings include copying one row of logits out of llama.cpp per test or step
-// (0.5 MB): microseconds, not subtracted. BITNET_KERNELS (scalar | avx2 | avx512)
-// and BITNET_HUGEPAGES=1 act on our side as they do for `bitnet`.
+// tests use), or the one named (haswell: llama.cpp's AVX2 build, to compare with ours under
+// BITNET_KERNELS=avx2 as an AVX2-only laptop would run both). Its timings include copying one row
+// of logits out of llama.cpp per test or step (0.5 MB): microseconds, not subtracted.
+// BITNET_KERNELS (scalar | avx2 | avx512) and BITNET_HUGEPAGES=1 act on our side as they do for
+// `bitnet`.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -64,7 +66,7 @@ double load_average() {
 int main(int argc, char** argv) {
   if (argc < 2)
     die("usage: bench_vs_llama MODEL.gguf [reps=5] [threads=1,2] "
-        "[head-type=auto|file|screened|fast|q8_0]");
+        "[head-type=auto|file|screened|fast|q8_0] [reference-cpu-variant]");
   const std::string path = argv[1];
   const int reps = argc > 2 ? std::atoi(argv[2]) : 5;
   std::vector<int> thread_counts = {1, 2};
@@ -115,6 +117,7 @@ int main(int argc, char** argv) {
   for (int threads : thread_counts) {
     reference::ReferenceSettings rs;
     rs.n_threads = threads;
+    if (argc > 5) rs.cpu_variant = argv[5];
     auto ref = reference::LlamaReference::load(path, rs);
     if (!ref) die(ref.message());
     if (threads == thread_counts.front())
