@@ -232,7 +232,8 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path, const LoadOp
   if (o.head == HeadType::kScreened ||
       (o.head == HeadType::kAuto && screenable && o.kernels.variant() != kernels::Variant::kScalar))
     m->build_screened_head();
-  if (o.repack && o.kernels.variant() == kernels::Variant::kAvx512) m->repack();
+  if (o.repack && o.kernels.variant() != kernels::Variant::kScalar)
+    m->repack(o.kernels.variant() == kernels::Variant::kAvx512);
   return m;
 }
 
@@ -327,19 +328,21 @@ void PackedUnmap::operator()(uint8_t* p) const { munmap(p, bytes); }
 
 // Packs matrix by matrix (tiles spread over threads), releasing the file's pages of each chunk of
 // rows as soon as it is packed, so the resident size never grows much beyond the file's.
-void Model::repack() {
+void Model::repack(bool pack_float) {
+  auto packs = [&](const kernels::WeightMatrix& w) {
+    return kernels::packable(w) && (pack_float || w.type != gguf::TensorType::F16);
+  };
   std::vector<kernels::WeightMatrix*> mats;
   for (LayerWeights& L : layers_) {
     for (Projection* p : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) {
-      if (kernels::packable(p->w)) mats.push_back(&p->w);
+      if (packs(p->w)) mats.push_back(&p->w);
     }
   }
   // With a Q8_0 head, or an untied one, token_embd only serves embedding lookups (a few rows
   // per token): it stays in the mapping, where only the rows used become resident.
   // With the screened head, the exact head reads a few whole rows per token: also the file layout.
   kernels::WeightMatrix& head_w = head_tied_ ? token_embd_ : output_;
-  if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened &&
-      kernels::packable(head_w))
+  if (head_type_ != HeadType::kQ8_0 && head_type_ != HeadType::kScreened && packs(head_w))
     mats.push_back(&head_w);
   if (mats.empty()) return;
   constexpr size_t kAlign = size_t{2} << 20;  // 2 MiB: whole huge pages if asked for

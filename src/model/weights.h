@@ -1,7 +1,8 @@
 // A loaded model: the memory-mapped GGUF file, its hyper-parameters, and views of every weight.
 // Matrices are used in place from the mapping, and only the small norm vectors are copied to
 // f32; when the kernels it is loaded for (LoadOptions::kernels) have packed layouts
-// (kernels/packed.h: AVX-512), load() also repacks every packable matrix into one allocation of
+// (kernels/packed.h: AVX-512 for ternary and F16 matrices, AVX2 for ternary ones), load() also
+// repacks every packable matrix into one allocation of
 // the same total size and releases the file's pages of those tensors (the mapping stays; the
 // scalar reference and --verify-kernels read it again on demand), so the resident size stays
 // that of the file.
@@ -114,7 +115,8 @@ class Model {
  private:
   Model(gguf::File f, const LoadOptions& o)
       : file_(std::move(f)), kernels_(o.kernels), hugepages_(o.hugepages) {}
-  void repack();
+  // pack_float: F16 matrices too (only the AVX-512 kernels read their packed layout).
+  void repack(bool pack_float);
   void build_q8_0_head();
   void build_screened_head();
   // The weights the LM head computes with: token_embd_ when tied, else output_.

@@ -1,5 +1,5 @@
-// Packed layouts (kernels/packed.h): the AVX-512 kernels reading them are bit-exact with the
-// scalar reference reading the file layout, for every shape the packing accepts (partial last
+// Packed layouts (kernels/packed.h): the AVX2 and AVX-512 kernels reading them are bit-exact with
+// the scalar reference reading the file layout, for every shape the packing accepts (partial last
 // tiles, sub-ranges of rows as a thread's chunk sees them, 1 to 9 activation rows, random raw
 // code bytes including code 3), and the layout itself is what packed.h describes.
 #include "kernels/packed.h"
@@ -17,6 +17,7 @@
 #include "kernel_test_util.h"
 #include "kernels/q8_0_head.h"
 #if defined(__x86_64__)
+#include "kernels/x86/avx2_packed_entries.h"
 #include "kernels/x86/avx512_packed_entries.h"
 #endif
 
@@ -100,16 +101,19 @@ TEST(Packed, TernaryLayoutAsDocumented) {
   }
 }
 
-// Both ways of taking the codes' fields apart (a mask; VBMI's byte permute where the CPU has it),
-// each called directly: the table entry uses the second wherever it can.
+// Every packed ternary kernel this CPU runs, each called directly: AVX2's, and AVX-512's both
+// ways of taking the codes' fields apart (a mask; VBMI's byte permute where the CPU has it: the
+// table entry uses the second wherever it can).
 TEST(Packed, TernaryBitExactWithReference) {
 #if defined(__x86_64__)
-  if (!cpu_supports(Variant::kAvx512))
-    GTEST_SKIP() << "no AVX-512 here: the packed kernels do not run";
   using Entry =
       void (*)(const WeightMatrix&, const QuantizedActivations&, float*, int64_t, int64_t);
-  std::vector<std::pair<std::string, Entry>> entries = {{"masked", &avx512::packed_ternary}};
-  if (avx512::has_vbmi()) entries.emplace_back("vbmi", &avx512::packed_ternary_vbmi);
+  std::vector<std::pair<std::string, Entry>> entries;
+  if (cpu_supports(Variant::kAvx2)) entries.emplace_back("avx2", &avx2::packed_ternary);
+  if (cpu_supports(Variant::kAvx512)) entries.emplace_back("masked", &avx512::packed_ternary);
+  if (cpu_supports(Variant::kAvx512) && avx512::has_vbmi())
+    entries.emplace_back("vbmi", &avx512::packed_ternary_vbmi);
+  if (entries.empty()) GTEST_SKIP() << "no AVX2 here: the packed ternary kernels do not run";
   for (const auto& [how, ternary] : entries) {
     for (TensorType type : {TensorType::I2_S, TensorType::TQ2_0}) {
       for (int64_t k : {256, 512, 2560, 6912}) {

@@ -641,35 +641,39 @@ TEST(Context, FastHeadSumsInFloatBlocks) {
 }
 
 // The kernel variant is a load option, not process state: models loaded with different variants
-// live side by side, each runs (and, for AVX-512, repacks for) its own, and all give the same
-// logits bit for bit (every variant is bit-exact with the scalar reference).
+// live side by side, each runs (and, for AVX2 and AVX-512, repacks for) its own, and all give the
+// same logits bit for bit (every variant is bit-exact with the scalar reference).
 TEST(Context, EachModelRunsTheKernelsItWasLoadedWith) {
   test::TempDir dir;
-  const auto path = make_model(dir, "k.gguf", Arch::kBitnet, gguf::TensorType::TQ2_0);
-  std::vector<std::unique_ptr<Model>> models;
-  for (auto v : {kernels::Variant::kScalar, kernels::Variant::kAvx2, kernels::Variant::kAvx512}) {
-    if (!kernels::cpu_supports(v)) continue;
-    LoadOptions o;
-    o.kernels = *kernels::Kernels::of(v);
-    auto m = Model::load(path, o);
-    ASSERT_TRUE(m.ok()) << m.message();
-    EXPECT_EQ((*m)->kernels().variant(), v);
-    EXPECT_EQ((*m)->packed_bytes() > 0, v == kernels::Variant::kAvx512) << kernels::variant_name(v);
-    models.push_back(std::move(*m));
-  }
-  ASSERT_FALSE(models.empty());
-  std::vector<float> first;
-  for (const auto& m : models) {
-    auto s = Context::create(*m, {.n_ctx = 64, .n_threads = 2});
-    ASSERT_TRUE(s.ok()) << s.message();
-    VerifyObserver verify(1, m->kernels());
-    (*s)->set_observer(&verify);
-    std::vector<float> l;
-    auto st = (*s)->eval(kIds, true, &l);
-    ASSERT_TRUE(st.ok()) << st.message();
-    if (first.empty()) first = l;
-    ASSERT_EQ(l.size(), first.size());
-    EXPECT_EQ(0, std::memcmp(l.data(), first.data(), l.size() * 4)) << m->kernels().name();
+  for (gguf::TensorType type : {gguf::TensorType::TQ2_0, gguf::TensorType::I2_S}) {
+    SCOPED_TRACE(std::string(gguf::tensor_type_name(type)));
+    const auto path = make_model(dir, "k.gguf", Arch::kBitnet, type);
+    std::vector<std::unique_ptr<Model>> models;
+    for (auto v : {kernels::Variant::kScalar, kernels::Variant::kAvx2, kernels::Variant::kAvx512}) {
+      if (!kernels::cpu_supports(v)) continue;
+      LoadOptions o;
+      o.kernels = *kernels::Kernels::of(v);
+      auto m = Model::load(path, o);
+      ASSERT_TRUE(m.ok()) << m.message();
+      EXPECT_EQ((*m)->kernels().variant(), v);
+      EXPECT_EQ((*m)->packed_bytes() > 0, v != kernels::Variant::kScalar)
+          << kernels::variant_name(v);
+      models.push_back(std::move(*m));
+    }
+    ASSERT_FALSE(models.empty());
+    std::vector<float> first;
+    for (const auto& m : models) {
+      auto s = Context::create(*m, {.n_ctx = 64, .n_threads = 2});
+      ASSERT_TRUE(s.ok()) << s.message();
+      VerifyObserver verify(1, m->kernels());
+      (*s)->set_observer(&verify);
+      std::vector<float> l;
+      auto st = (*s)->eval(kIds, true, &l);
+      ASSERT_TRUE(st.ok()) << st.message();
+      if (first.empty()) first = l;
+      ASSERT_EQ(l.size(), first.size());
+      EXPECT_EQ(0, std::memcmp(l.data(), first.data(), l.size() * 4)) << m->kernels().name();
+    }
   }
 }
 

@@ -36,6 +36,7 @@
 #include "core/fp16.h"
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
+#include "kernels/x86/avx2_packed_entries.h"
 
 // Register arrays (accumulators, decoded codes) only stay in registers when the small
 // constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
@@ -502,6 +503,8 @@ void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int
              int64_t o_end) {
   if (o_begin >= o_end || a.rows == 0) return;
   if (w.k > detail::kMaxSimdK) return matmul_ternary_ref(w, a, y, o_begin, o_end);
+  if (w.packed != nullptr && (w.type == TensorType::I2_S || w.type == TensorType::TQ2_0))
+    return avx2::packed_ternary(w, a, y, o_begin, o_end);
   switch (w.type) {
     case TensorType::I2_S:
       return i2s_matmul(w, a, y, o_begin, o_end);

@@ -1,0 +1,258 @@
+// AVX2 kernel over packed ternary weights (kernels/packed.h: tiles of 16 output rows, each
+// 64-byte vector of a 256-element block holding 4 code bytes of each of the 16 rows). Compiled
+// with AVX2 flags (src/kernels/CMakeLists.txt) and reached through the AVX2 table's ternary entry
+// when the model was repacked at load; internal linkage only, no standard library templates
+// (see kernel_support.h).
+//
+// Why a packed kernel for AVX2 too: reading the file's layout a tile is 8-16 separate row
+// streams, TQ2_0's 66-byte blocks straddle cache lines and each row's block scale is gathered;
+// streaming from memory that kernel reached 40% of the DRAM read bandwidth where the packed
+// AVX-512 kernel reaches all of it. Packed, a tile is one sequential stream.
+//
+// A 32-byte half of a packed vector holds 8 rows (half h: rows 8h..8h+7), one dword each, so
+// VPMADDUBSW of the codes of group g (0..3, unsigned, at most 3) with a broadcast dword of 4
+// activations gives per row two int16 sums of 2 products, |.| <= 2 x 3 x 128 = 768. Four groups
+// of eight vectors (half a block) add to at most 32 x 768 = 24576 in int16 before VPMADDWD
+// widens them to int32: the exact integer sums, as the reference's. The float work is the
+// reference's, lane-wise (separate multiply and add, -ffp-contract=off):
+//   TQ2_0:  sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b), blocks in order;
+//   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "core/bandwidth.h"
+#include "kernels/kernel_support.h"
+#include "kernels/packed.h"
+#include "kernels/x86/avx2_packed_entries.h"
+
+// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
+// warnings wherever they are inlined; the value is never read.
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#define BITNET_UNROLL _Pragma("GCC unroll 16")
+
+namespace bitnet::kernels::avx2 {
+namespace {
+
+using gguf::TensorType;
+
+inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Sum of 256 signed bytes.
+inline int32_t sum_256(const int8_t* q) {
+  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+  BITNET_UNROLL
+  for (int j = 0; j < 256; j += 32)
+    acc = _mm256_add_epi32(acc,
+                           _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load32(q + j)), ones16));
+  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1)));
+}
+
+// Per activation row: its codes, scales (TQ2_0: one d per block; I2_S: s) and code sums (TQ2_0:
+// per block; I2_S: the whole row's, in slot 0).
+constexpr int kMaxRows = 4;
+struct ActRows {
+  const int8_t* q[kMaxRows];
+  const float* d[kMaxRows];
+  const int32_t* sum[kMaxRows];
+};
+
+// Eight output rows: half `half` of packed tile `tile`.
+struct Unit {
+  int64_t tile;
+  int half;
+};
+
+// NU units for NA activation rows, every block of every unit in lockstep (each unit whose half is
+// 0 prefetches its tile's stream: decode runs two tiles, i.e. two streams, at once). Writes
+// out[(a * NU + u) * 8 + lane].
+template <int NU, int NA, bool kTq2>
+inline void units_dot(const WeightMatrix& w, const Unit* units, const ActRows& ar, float* out) {
+  const int64_t nb = w.k / 256;
+  const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+  const uint8_t* codes[NU];
+  const uint16_t* scales[NU];
+  __m256 sumf[NA][NU];
+  __m256i tot[NA][NU];
+  BITNET_UNROLL
+  for (int u = 0; u < NU; ++u) {
+    codes[u] = packed_codes(w, units[u].tile) + 32 * units[u].half;
+    scales[u] = kTq2 ? packed_block_scales(w, units[u].tile) + 8 * units[u].half : nullptr;
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) {
+      sumf[a][u] = _mm256_setzero_ps();
+      tot[a][u] = _mm256_setzero_si256();
+    }
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i acc32[NA][NU];
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) BITNET_UNROLL
+    for (int u = 0; u < NU; ++u) acc32[a][u] = _mm256_setzero_si256();
+    BITNET_UNROLL
+    for (int part = 0; part < 2; ++part) {
+      __m256i acc16[NA][NU];
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) BITNET_UNROLL
+      for (int u = 0; u < NU; ++u) acc16[a][u] = _mm256_setzero_si256();
+      BITNET_UNROLL
+      for (int v = 8 * part; v < 8 * part + 8; ++v) {
+        BITNET_UNROLL
+        for (int u = 0; u < NU; ++u) {
+          const uint8_t* p = codes[u] + b * kPackedBlockBytes + 64 * v;
+          if (units[u].half == 0) {
+            _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(p) + kFarPrefetchBytes, _MM_HINT_T1);
+          }
+          const __m256i wv = load32(p);
+          const __m256i c[4] = {_mm256_and_si256(wv, m3),
+                                _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3),
+                                _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3),
+                                _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3)};
+          BITNET_UNROLL
+          for (int a = 0; a < NA; ++a) {
+            const int8_t* q = ar.q[a] + 256 * b + 4 * v;
+            const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c[0], bcast4(q)),
+                                                 _mm256_maddubs_epi16(c[1], bcast4(q + 64)));
+            const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(c[2], bcast4(q + 128)),
+                                                 _mm256_maddubs_epi16(c[3], bcast4(q + 192)));
+            acc16[a][u] = _mm256_add_epi16(acc16[a][u], _mm256_add_epi16(s01, s23));
+          }
+        }
+      }
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) BITNET_UNROLL
+      for (int u = 0; u < NU; ++u)
+        acc32[a][u] = _mm256_add_epi32(acc32[a][u], _mm256_madd_epi16(acc16[a][u], ones16));
+    }
+    BITNET_UNROLL
+    for (int u = 0; u < NU; ++u) {
+      if constexpr (kTq2) {
+        const __m256 dw = _mm256_cvtph_ps(
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales[u] + kPackRows * b)));
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) {
+          const __m256i iv = _mm256_sub_epi32(acc32[a][u], _mm256_set1_epi32(ar.sum[a][b]));
+          sumf[a][u] = _mm256_add_ps(
+              sumf[a][u],
+              _mm256_mul_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_set1_ps(ar.d[a][b]), dw)));
+        }
+      } else {
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) tot[a][u] = _mm256_add_epi32(tot[a][u], acc32[a][u]);
+      }
+    }
+  }
+  BITNET_UNROLL
+  for (int a = 0; a < NA; ++a) BITNET_UNROLL
+  for (int u = 0; u < NU; ++u) {
+    if constexpr (!kTq2) {
+      const __m256i acc = _mm256_sub_epi32(tot[a][u], _mm256_set1_epi32(ar.sum[a][0]));
+      sumf[a][u] = _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(ar.d[a][0])),
+                                 _mm256_set1_ps(w.tensor_scale));
+    }
+    _mm256_storeu_ps(out + (a * NU + u) * 8, sumf[a][u]);
+  }
+}
+
+template <int NU, int NA>
+inline void units_dot(bool i2s, const WeightMatrix& w, const Unit* units, const ActRows& ar,
+                      float* out) {
+  i2s ? units_dot<NU, NA, false>(w, units, ar, out) : units_dot<NU, NA, true>(w, units, ar, out);
+}
+
+// Copies unit u's 8 rows of activation row r (out[(a * NU + u) * 8 ..]) that lie in
+// [o_begin, o_end) to y.
+inline void emit(const Unit& unit, const float* o, int64_t o_begin, int64_t o_end, float* y_row) {
+  const int64_t first = unit.tile * kPackRows + 8 * unit.half;
+  for (int64_t r = max64(first, o_begin); r < min64(first + 8, o_end); ++r) y_row[r] = o[r - first];
+}
+
+}  // namespace
+
+void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+                    int64_t o_end) {
+  if (o_begin >= o_end || a.rows == 0) return;
+  const bool i2s = w.type == TensorType::I2_S;
+  const int64_t m = a.rows, nb = w.k / 256;
+  auto* sums =
+      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
+  for (int64_t r = 0; r < m; ++r) {
+    int32_t total = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      sums[r * nb + b] = sum_256(a.row(r) + 256 * b);
+      total += sums[r * nb + b];
+    }
+    if (i2s) sums[r * nb] = total;
+  }
+  auto rows_of = [&](int64_t r0, int na) {
+    ActRows ar{};
+    for (int i = 0; i < kMaxRows; ++i) {
+      const int64_t r = r0 + (i < na ? i : na - 1);
+      ar.q[i] = a.row(r);
+      ar.d[i] = i2s ? a.scales.data() + r : a.scales.data() + r * nb;
+      ar.sum[i] = sums + r * nb;
+    }
+    return ar;
+  };
+  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
+  alignas(32) float out[kMaxRows * 4 * 8];
+  if (m == 1) {
+    // Decode: the range's tiles as two streams (its two halves), a tile of each at a time (one
+    // more alone when their count is odd), both halves of each tile.
+    const ActRows ar = rows_of(0, 1);
+    const int64_t half = (t1 - t0) / 2;
+    for (int64_t j = 0; j < half; ++j) {
+      const Unit units[4] = {{t0 + j, 0}, {t0 + j, 1}, {t0 + half + j, 0}, {t0 + half + j, 1}};
+      units_dot<4, 1>(i2s, w, units, ar, out);
+      for (int u = 0; u < 4; ++u) emit(units[u], out + 8 * u, o_begin, o_end, y);
+    }
+    if (t0 + 2 * half < t1) {
+      const Unit units[2] = {{t1 - 1, 0}, {t1 - 1, 1}};
+      units_dot<2, 1>(i2s, w, units, ar, out);
+      for (int u = 0; u < 2; ++u) emit(units[u], out + 8 * u, o_begin, o_end, y);
+    }
+    return;
+  }
+  // Several rows: each half tile (its codes stay in cache) against 4 activation rows at a time,
+  // then 2, then 1.
+  for (int64_t t = t0; t < t1; ++t) {
+    for (int h = 0; h < 2; ++h) {
+      const Unit unit{t, h};
+      if (unit.tile * kPackRows + 8 * h >= o_end || unit.tile * kPackRows + 8 * h + 8 <= o_begin)
+        continue;
+      int64_t r = 0;
+      for (; r + 4 <= m; r += 4) {
+        units_dot<1, 4>(i2s, w, &unit, rows_of(r, 4), out);
+        for (int i = 0; i < 4; ++i) emit(unit, out + 8 * i, o_begin, o_end, y + (r + i) * w.n_out);
+      }
+      if (m - r >= 2) {
+        units_dot<1, 2>(i2s, w, &unit, rows_of(r, 2), out);
+        for (int i = 0; i < 2; ++i) emit(unit, out + 8 * i, o_begin, o_end, y + (r + i) * w.n_out);
+        r += 2;
+      }
+      if (r < m) {
+        units_dot<1, 1>(i2s, w, &unit, rows_of(r, 1), out);
+        emit(unit, out, o_begin, o_end, y + r * w.n_out);
+      }
+    }
+  }
+}
+
+}  // namespace bitnet::kernels::avx2
