@@ -36,6 +36,7 @@
 #include "core/fp16.h"
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
+#include "kernels/x86/avx2_attention_entries.h"
 #include "kernels/x86/avx2_packed_entries.h"
 
 // Register arrays (accumulators, decoded codes) only stay in registers when the small
@@ -950,16 +951,16 @@ int64_t dot_loop(int64_t iters) {
 }  // namespace
 
 const KernelTable* avx2_table() {
-  // Attention, SwiGLU and softmax: the scalar references (the AVX-512 variant has SIMD ones).
+  // SwiGLU and softmax: the scalar references (the AVX-512 variant has SIMD ones).
   static const KernelTable t{Variant::kAvx2,
                              quantize,
                              ternary,
                              flt,
                              q8_0_head,
-                             attention_scores_ref,
-                             attention_values_ref,
-                             attention_scores_group_ref,
-                             attention_values_group_ref,
+                             avx2::attention_scores,
+                             avx2::attention_values,
+                             avx2::attention_scores_group,
+                             avx2::attention_values_group,
                              swiglu_ref,
                              relu_sqr_mul_avx2,
                              to_f16_row,

@@ -10,11 +10,13 @@
 // AVX-512 kernel reaches all of it. Packed, a tile is one sequential stream.
 //
 // A 32-byte half of a packed vector holds 8 rows (half h: rows 8h..8h+7), one dword each, so
-// VPMADDUBSW of the codes of group g (0..3, unsigned, at most 3) with a broadcast dword of 4
-// activations gives per row two int16 sums of 2 products, |.| <= 2 x 3 x 128 = 768. Four groups
-// of eight vectors (half a block) add to at most 32 x 768 = 24576 in int16 before VPMADDWD
-// widens them to int32: the exact integer sums, as the reference's. The float work is the
-// reference's, lane-wise (separate multiply and add, -ffp-contract=off):
+// VPMADDUBSW of the codes of group g (unsigned) with a broadcast dword of 4 activations gives per
+// row two int16 sums of 2 products. Groups 0 and 2 are taken as codes (at most 3: |.| <= 768),
+// groups 1 and 3 as 4 x their codes (masked in place, at most 12: |.| <= 3072), which saves two
+// shifts per vector. The x4 sums of 4 vectors (|.| <= 24576) are divided back by 4 exactly with
+// an arithmetic shift and join the others; half a block then holds at most 8 x 1536 + 2 x 6144 =
+// 24576 in int16 before VPMADDWD widens it to int32: the exact integer sums, as the reference's.
+// The float work is the reference's, lane-wise (separate multiply and add, -ffp-contract=off):
 //   TQ2_0:  sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b), blocks in order;
 //   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
 #include <immintrin.h>
@@ -85,7 +87,7 @@ struct Unit {
 template <int NU, int NA, bool kTq2>
 inline void units_dot(const WeightMatrix& w, const Unit* units, const ActRows& ar, float* out) {
   const int64_t nb = w.k / 256;
-  const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+  const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12), ones16 = _mm256_set1_epi16(1);
   const uint8_t* codes[NU];
   const uint16_t* scales[NU];
   __m256 sumf[NA][NU];
@@ -107,12 +109,17 @@ inline void units_dot(const WeightMatrix& w, const Unit* units, const ActRows& a
     for (int u = 0; u < NU; ++u) acc32[a][u] = _mm256_setzero_si256();
     BITNET_UNROLL
     for (int part = 0; part < 2; ++part) {
-      __m256i acc16[NA][NU];
+      __m256i acc16[NA][NU], hi16[NA][NU];
       BITNET_UNROLL
       for (int a = 0; a < NA; ++a) BITNET_UNROLL
       for (int u = 0; u < NU; ++u) acc16[a][u] = _mm256_setzero_si256();
       BITNET_UNROLL
       for (int v = 8 * part; v < 8 * part + 8; ++v) {
+        if (NA == 1 && v % 4 == 0) {
+          BITNET_UNROLL
+          for (int a = 0; a < NA; ++a) BITNET_UNROLL
+          for (int u = 0; u < NU; ++u) hi16[a][u] = _mm256_setzero_si256();
+        }
         BITNET_UNROLL
         for (int u = 0; u < NU; ++u) {
           const uint8_t* p = codes[u] + b * kPackedBlockBytes + 64 * v;
@@ -121,19 +128,40 @@ inline void units_dot(const WeightMatrix& w, const Unit* units, const ActRows& a
             _mm_prefetch(reinterpret_cast<const char*>(p) + kFarPrefetchBytes, _MM_HINT_T1);
           }
           const __m256i wv = load32(p);
-          const __m256i c[4] = {_mm256_and_si256(wv, m3),
-                                _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3),
-                                _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3),
-                                _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3)};
-          BITNET_UNROLL
-          for (int a = 0; a < NA; ++a) {
-            const int8_t* q = ar.q[a] + 256 * b + 4 * v;
-            const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c[0], bcast4(q)),
-                                                 _mm256_maddubs_epi16(c[1], bcast4(q + 64)));
-            const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(c[2], bcast4(q + 128)),
-                                                 _mm256_maddubs_epi16(c[3], bcast4(q + 192)));
-            acc16[a][u] = _mm256_add_epi16(acc16[a][u], _mm256_add_epi16(s01, s23));
+          if constexpr (NA == 1) {
+            // Groups 1 and 3 stay 4 times their codes (at most 12): one shift instead of three.
+            // (With several activation rows the extra accumulators cost more than the shifts.)
+            const __m256i w4 = _mm256_srli_epi16(wv, 4);
+            const __m256i c0 = _mm256_and_si256(wv, m3), c1x4 = _mm256_and_si256(wv, m12),
+                          c2 = _mm256_and_si256(w4, m3), c3x4 = _mm256_and_si256(w4, m12);
+            const int8_t* q = ar.q[0] + 256 * b + 4 * v;
+            acc16[0][u] = _mm256_add_epi16(
+                acc16[0][u], _mm256_add_epi16(_mm256_maddubs_epi16(c0, bcast4(q)),
+                                              _mm256_maddubs_epi16(c2, bcast4(q + 128))));
+            hi16[0][u] = _mm256_add_epi16(
+                hi16[0][u], _mm256_add_epi16(_mm256_maddubs_epi16(c1x4, bcast4(q + 64)),
+                                             _mm256_maddubs_epi16(c3x4, bcast4(q + 192))));
+          } else {
+            const __m256i c[4] = {_mm256_and_si256(wv, m3),
+                                  _mm256_and_si256(_mm256_srli_epi16(wv, 2), m3),
+                                  _mm256_and_si256(_mm256_srli_epi16(wv, 4), m3),
+                                  _mm256_and_si256(_mm256_srli_epi16(wv, 6), m3)};
+            BITNET_UNROLL
+            for (int a = 0; a < NA; ++a) {
+              const int8_t* q = ar.q[a] + 256 * b + 4 * v;
+              const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(c[0], bcast4(q)),
+                                                   _mm256_maddubs_epi16(c[1], bcast4(q + 64)));
+              const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(c[2], bcast4(q + 128)),
+                                                   _mm256_maddubs_epi16(c[3], bcast4(q + 192)));
+              acc16[a][u] = _mm256_add_epi16(acc16[a][u], _mm256_add_epi16(s01, s23));
+            }
           }
+        }
+        if (NA == 1 && v % 4 == 3) {  // every hi16 lane is a multiple of 4: the shift is exact
+          BITNET_UNROLL
+          for (int a = 0; a < NA; ++a) BITNET_UNROLL
+          for (int u = 0; u < NU; ++u)
+            acc16[a][u] = _mm256_add_epi16(acc16[a][u], _mm256_srai_epi16(hi16[a][u], 2));
         }
       }
       BITNET_UNROLL
