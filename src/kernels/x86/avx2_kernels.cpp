@@ -37,6 +37,7 @@
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
 #include "kernels/x86/avx2_attention_entries.h"
+#include "kernels/x86/avx2_elementwise_entries.h"
 #include "kernels/x86/avx2_packed_entries.h"
 
 // Register arrays (accumulators, decoded codes) only stay in registers when the small
@@ -951,7 +952,6 @@ int64_t dot_loop(int64_t iters) {
 }  // namespace
 
 const KernelTable* avx2_table() {
-  // SwiGLU and softmax: the scalar references (the AVX-512 variant has SIMD ones).
   static const KernelTable t{Variant::kAvx2,
                              quantize,
                              ternary,
@@ -961,12 +961,12 @@ const KernelTable* avx2_table() {
                              avx2::attention_values,
                              avx2::attention_scores_group,
                              avx2::attention_values_group,
-                             swiglu_ref,
+                             avx2::swiglu,
                              relu_sqr_mul_avx2,
                              to_f16_row,
                              rms_norm_avx2,
                              round_to_f16_avx2,
-                             softmax_probs_ref,
+                             avx2::softmax_probs,
                              dot_loop,
                              "VPMADDUBSW ymm"};
   return &t;
