@@ -39,6 +39,9 @@ void attention_values_ref(const AttentionHead& a, const float* p, float* out);
 // probabilities p[r] and its output out[r]; each row's results are those of the single-row
 // products above. The SIMD variants convert each f16 K and V vector once for all the rows, and,
 // because f16 x f16 products are exact in float (and so in double), add them with a double FMA.
+// The longest head the SIMD grouped kernels keep the queries of on the stack (as double); longer
+// heads take their single-row kernels.
+inline constexpr int kMaxAttentionHeadDim = 256;
 void attention_scores_group_ref(const AttentionHead& a, const float* const* qs, int n_q,
                                 float* const* s);
 void attention_values_group_ref(const AttentionHead& a, int n_q, const float* const* p,

@@ -2,10 +2,9 @@
 // Matrices are used in place from the mapping, and only the small norm vectors are copied to
 // f32; when the kernels it is loaded for (LoadOptions::kernels) have packed layouts
 // (kernels/packed.h: AVX-512 for ternary and F16 matrices, AVX2 for ternary ones), load() also
-// repacks every packable matrix into one allocation of
-// the same total size and releases the file's pages of those tensors (the mapping stays; the
-// scalar reference and --verify-kernels read it again on demand), so the resident size stays
-// that of the file.
+// repacks every packable matrix into one allocation of the same total size and releases the
+// file's pages of those tensors (the mapping stays; the scalar reference and --verify-kernels
+// read it again on demand), so the resident size stays that of the file.
 #pragma once
 
 #include <memory>

@@ -297,7 +297,8 @@ std::optional<PreTokenizerPreset> pre_tokenizer_from_name(std::string_view name)
       {"llama-bpe", {K::kLlama3, true, true, true}},
       {"falcon3", {K::kLlama3, true, true, true}},
       // Falcon-E files (Falcon-E-1B/3B, written by bitnet.cpp's converter) name this one; only
-      // bitnet.cpp's fork knows it, and it treats it exactly as falcon3.
+      // bitnet.cpp's fork knows it, under a pre-tokenizer type of its own whose regex we could not
+      // read. ik_llama.cpp splits it as llama-bpe, and so do we: unverified on a real file.
       {"falcon_e", {K::kLlama3, true, true, true}},
       {"falcon-h1", {K::kLlama3, true, true, true}},
       {"pixtral", {K::kLlama3, true, true, true}},

@@ -8,56 +8,15 @@
 // every lane adds (double)(p_j * v_ji). Groups of query rows sharing an F16 K and V: each K or V
 // vector is converted to double once for up to 4 rows, and each row adds its product with one
 // double FMA, exact because the caller rounded q and p to f16 (see avx512_attention.cpp).
-// AVX2 has no masked 16-bit loads: a block that runs past the cache or the head is copied into a
-// zeroed 8-lane buffer first, and its results are stored lane by lane.
-#include <immintrin.h>
-
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
+// A block that runs past the cache or the head is loaded and stored in part (avx2_units.h).
 #include <cstdint>
 
 #include "kernels/attention.h"
 #include "kernels/x86/avx2_attention_entries.h"
-
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/avx2_units.h"
 
 namespace bitnet::kernels::avx2 {
 namespace {
-
-// The longest head the grouped kernels keep the queries of on the stack (as double).
-constexpr int kMaxHeadDim = 256;
-
-// Lanes [0, n) of the 8 values at base + at (n < 8: the rest zero).
-template <bool F16>
-inline __m256 load8(const void* base, int64_t at, int64_t n) {
-  if constexpr (F16) {
-    const uint16_t* p = static_cast<const uint16_t*>(base) + at;
-    if (n >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    alignas(16) uint16_t buf[8] = {};
-    for (int64_t l = 0; l < n; ++l) buf[l] = p[l];
-    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)));
-  } else {
-    const float* p = static_cast<const float*>(base) + at;
-    if (n >= 8) return _mm256_loadu_ps(p);
-    alignas(32) float buf[8] = {};
-    for (int64_t l = 0; l < n; ++l) buf[l] = p[l];
-    return _mm256_load_ps(buf);
-  }
-}
-
-// Lanes [0, n) of v to dst.
-inline void store8(float* dst, __m256 v, int64_t n) {
-  if (n >= 8) {
-    _mm256_storeu_ps(dst, v);
-    return;
-  }
-  alignas(32) float buf[8];
-  _mm256_store_ps(buf, v);
-  for (int64_t l = 0; l < n; ++l) dst[l] = buf[l];
-}
 
 inline __m256d lo_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_castps256_ps128(v)); }
 inline __m256d hi_pd(__m256 v) { return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)); }
@@ -80,7 +39,7 @@ inline void score_blocks(const AttentionHead& a, int64_t j0, float* s) {
     const __m256 qi = _mm256_set1_ps(a.q[i]);
     BITNET_UNROLL
     for (int b = 0; b < NB; ++b) {
-      const __m256 prod = _mm256_mul_ps(load8<F16>(a.k, i * a.k_stride + j0 + 8 * b, n[b]), qi);
+      const __m256 prod = _mm256_mul_ps(load_part<F16>(a.k, i * a.k_stride + j0 + 8 * b, n[b]), qi);
       lo[b] = _mm256_add_pd(lo[b], lo_pd(prod));
       hi[b] = _mm256_add_pd(hi[b], hi_pd(prod));
     }
@@ -88,7 +47,7 @@ inline void score_blocks(const AttentionHead& a, int64_t j0, float* s) {
   const __m256 scale = _mm256_set1_ps(a.scale);
   BITNET_UNROLL
   for (int b = 0; b < NB; ++b)
-    store8(s + j0 + 8 * b, _mm256_mul_ps(join(lo[b], hi[b]), scale), n[b]);
+    store_part(s + j0 + 8 * b, _mm256_mul_ps(join(lo[b], hi[b]), scale), n[b]);
 }
 
 template <bool F16>
@@ -122,14 +81,14 @@ inline void value_dims(const AttentionHead& a, const float* p, int64_t d0, float
     BITNET_UNROLL
     for (int c = 0; c < ND; ++c) {
       if (n[c] <= 0) continue;
-      const __m256 prod = _mm256_mul_ps(load8<F16>(a.v, j * a.v_stride + d0 + 8 * c, n[c]), pj);
+      const __m256 prod = _mm256_mul_ps(load_part<F16>(a.v, j * a.v_stride + d0 + 8 * c, n[c]), pj);
       lo[c] = _mm256_add_pd(lo[c], lo_pd(prod));
       hi[c] = _mm256_add_pd(hi[c], hi_pd(prod));
     }
   }
   BITNET_UNROLL
   for (int c = 0; c < ND; ++c)
-    if (n[c] > 0) store8(out + d0 + 8 * c, join(lo[c], hi[c]), n[c]);
+    if (n[c] > 0) store_part(out + d0 + 8 * c, join(lo[c], hi[c]), n[c]);
 }
 
 template <bool F16>
@@ -151,7 +110,7 @@ inline void score_group_block(const AttentionHead& a, const double* qd, int64_t 
   BITNET_UNROLL
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_pd();
   for (int i = 0; i < a.head_dim; ++i) {
-    const __m256 k = load8<true>(a.k, i * a.k_stride + j0, n);
+    const __m256 k = load_part<true>(a.k, i * a.k_stride + j0, n);
     const __m256d klo = lo_pd(k), khi = hi_pd(k);
     BITNET_UNROLL
     for (int r = 0; r < R; ++r) {
@@ -162,12 +121,12 @@ inline void score_group_block(const AttentionHead& a, const double* qd, int64_t 
   }
   const __m256 scale = _mm256_set1_ps(a.scale);
   BITNET_UNROLL
-  for (int r = 0; r < R; ++r) store8(s[r] + j0, _mm256_mul_ps(join(lo[r], hi[r]), scale), n);
+  for (int r = 0; r < R; ++r) store_part(s[r] + j0, _mm256_mul_ps(join(lo[r], hi[r]), scale), n);
 }
 
 template <int R>
 void score_group(const AttentionHead& a, const float* const* qs, float* const* s) {
-  alignas(32) double qd[R * kMaxHeadDim];
+  alignas(32) double qd[R * kMaxAttentionHeadDim];
   for (int r = 0; r < R; ++r)
     for (int i = 0; i < a.head_dim; ++i) qd[r * a.head_dim + i] = qs[r][i];
   for (int64_t j = 0; j < a.n_kv; j += 8) score_group_block<R>(a, qd, j, s);
@@ -188,7 +147,7 @@ inline void value_group_dims(const AttentionHead& a, const float* const* p, int6
     for (int r = 0; r < R; ++r)
       for (int64_t j = 0; j < m; ++j) pd[r * kChunk + j] = p[r][j0 + j];
     for (int64_t j = 0; j < m; ++j) {
-      const __m256 v = load8<true>(a.v, (j0 + j) * a.v_stride + d0, n);
+      const __m256 v = load_part<true>(a.v, (j0 + j) * a.v_stride + d0, n);
       const __m256d vlo = lo_pd(v), vhi = hi_pd(v);
       BITNET_UNROLL
       for (int r = 0; r < R; ++r) {
@@ -199,7 +158,7 @@ inline void value_group_dims(const AttentionHead& a, const float* const* p, int6
     }
   }
   BITNET_UNROLL
-  for (int r = 0; r < R; ++r) store8(out[r] + d0, join(lo[r], hi[r]), n);
+  for (int r = 0; r < R; ++r) store_part(out[r] + d0, join(lo[r], hi[r]), n);
 }
 
 template <int R>
@@ -239,7 +198,7 @@ void attention_values(const AttentionHead& a, const float* p, float* out) {
 
 void attention_scores_group(const AttentionHead& a, const float* const* qs, int n_q,
                             float* const* s) {
-  if (!a.f16 || a.head_dim > kMaxHeadDim) {
+  if (!a.f16 || a.head_dim > kMaxAttentionHeadDim) {
     AttentionHead row = a;
     for (int r = 0; r < n_q; ++r) {
       row.q = qs[r];

@@ -3,17 +3,11 @@
 // -ffp-contract=off (src/kernels/CMakeLists.txt): every multiply and add stays a separate,
 // rounded operation, as in the reference. Tails go to the references themselves (compiled with
 // the baseline flags) rather than to inline copies of their formulas built here.
-#include <immintrin.h>
-
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <cstdint>
 
 #include "kernels/elementwise.h"
 #include "kernels/x86/avx2_elementwise_entries.h"
+#include "kernels/x86/avx2_units.h"
 
 namespace bitnet::kernels::avx2 {
 namespace {
@@ -60,24 +54,6 @@ inline __m256 lanes_below(int64_t n) {
   return _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(c), idx));
 }
 
-// Lanes [0, n) of s + i, the others `fill`.
-inline __m256 load_part(const float* p, int64_t n, float fill) {
-  if (n >= 8) return _mm256_loadu_ps(p);
-  alignas(32) float buf[8] = {fill, fill, fill, fill, fill, fill, fill, fill};
-  for (int64_t l = 0; l < n; ++l) buf[l] = p[l];
-  return _mm256_load_ps(buf);
-}
-
-inline void store_part(float* p, __m256 v, int64_t n) {
-  if (n >= 8) {
-    _mm256_storeu_ps(p, v);
-    return;
-  }
-  alignas(32) float buf[8];
-  _mm256_store_ps(buf, v);
-  for (int64_t l = 0; l < n; ++l) p[l] = buf[l];
-}
-
 // F16C's conversion is core/fp16.h's, bit for bit (round to nearest even, NaN payloads kept).
 inline __m256 via_f16(__m256 v) {
   return _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
@@ -105,7 +81,7 @@ void swiglu(int64_t n, float* y, const float* x, const float* g) {
 void softmax_probs(float* s, int64_t n, bool round_f16) {
   __m256 vmax = _mm256_set1_ps(-__builtin_inff());
   for (int64_t i = 0; i < n; i += 8)
-    vmax = _mm256_max_ps(load_part(s + i, n - i, -__builtin_inff()), vmax);
+    vmax = _mm256_max_ps(load_part<false>(s, i, n - i, -__builtin_inff()), vmax);
   alignas(32) float lanes[8];
   _mm256_store_ps(lanes, vmax);
   float m = lanes[0];
@@ -115,7 +91,7 @@ void softmax_probs(float* s, int64_t n, bool round_f16) {
   alignas(32) float groups[8];
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 e = _mm256_and_ps(lanes_below(n - i),
-                                   vexpf8(_mm256_sub_ps(load_part(s + i, n - i, 0.0f), max)));
+                                   vexpf8(_mm256_sub_ps(load_part<false>(s, i, n - i), max)));
     store_part(s + i, e, n - i);
     const __m256 pairs = _mm256_add_ps(e, _mm256_permute_ps(e, 0xB1));  // e0 + e1, e2 + e3
     _mm256_store_ps(groups, _mm256_add_ps(pairs, _mm256_permute_ps(pairs, 0x4E)));
@@ -124,7 +100,7 @@ void softmax_probs(float* s, int64_t n, bool round_f16) {
   }
   const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
   for (int64_t i = 0; i < n; i += 8) {
-    const __m256 p = _mm256_mul_ps(load_part(s + i, n - i, 0.0f), inv);
+    const __m256 p = _mm256_mul_ps(load_part<false>(s, i, n - i), inv);
     store_part(s + i, round_f16 ? via_f16(p) : p, n - i);
   }
 }

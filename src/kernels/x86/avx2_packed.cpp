@@ -19,23 +19,13 @@
 // The float work is the reference's, lane-wise (separate multiply and add, -ffp-contract=off):
 //   TQ2_0:  sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b), blocks in order;
 //   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
-#include <immintrin.h>
-
 #include <cstdint>
 
 #include "core/bandwidth.h"
 #include "kernels/kernel_support.h"
 #include "kernels/packed.h"
 #include "kernels/x86/avx2_packed_entries.h"
-
-// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
-// warnings wherever they are inlined; the value is never read.
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/avx2_units.h"
 
 namespace bitnet::kernels::avx2 {
 namespace {

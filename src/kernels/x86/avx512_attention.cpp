@@ -27,11 +27,6 @@
 
 #define BITNET_UNROLL _Pragma("GCC unroll 16")
 
-namespace bitnet::kernels {
-// The longest head the grouped kernels keep the queries of on the stack (as double).
-inline constexpr int kMaxAttentionHeadDim = 256;
-}  // namespace bitnet::kernels
-
 namespace bitnet::kernels::avx512 {
 namespace {
 

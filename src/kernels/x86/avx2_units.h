@@ -1,0 +1,54 @@
+// Pieces the AVX2 translation units share (avx2_attention.cpp, avx2_elementwise.cpp,
+// avx2_packed.cpp). Everything has internal linkage (an unnamed namespace), so each unit keeps its
+// own copy built with its own flags (see kernel_support.h).
+#pragma once
+
+#include <immintrin.h>
+
+// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
+// warnings wherever they are inlined; the value is never read.
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <cstdint>
+
+#define BITNET_UNROLL _Pragma("GCC unroll 16")
+
+namespace bitnet::kernels::avx2 {
+namespace {
+
+// Lanes [0, n) of the 8 values at base + at (f16 or float), the others `fill`. AVX2 has no masked
+// 16-bit loads, so a part of a vector goes through a buffer.
+template <bool F16>
+inline __m256 load_part(const void* base, int64_t at, int64_t n, float fill = 0.0f) {
+  if constexpr (F16) {
+    const uint16_t* p = static_cast<const uint16_t*>(base) + at;
+    if (n >= 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const auto f = static_cast<uint16_t>(_cvtss_sh(fill, _MM_FROUND_TO_NEAREST_INT));
+    alignas(16) uint16_t buf[8] = {f, f, f, f, f, f, f, f};
+    for (int64_t l = 0; l < n; ++l) buf[l] = p[l];
+    return _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(buf)));
+  } else {
+    const float* p = static_cast<const float*>(base) + at;
+    if (n >= 8) return _mm256_loadu_ps(p);
+    alignas(32) float buf[8] = {fill, fill, fill, fill, fill, fill, fill, fill};
+    for (int64_t l = 0; l < n; ++l) buf[l] = p[l];
+    return _mm256_load_ps(buf);
+  }
+}
+
+// Lanes [0, n) of v to dst.
+inline void store_part(float* dst, __m256 v, int64_t n) {
+  if (n >= 8) {
+    _mm256_storeu_ps(dst, v);
+    return;
+  }
+  alignas(32) float buf[8];
+  _mm256_store_ps(buf, v);
+  for (int64_t l = 0; l < n; ++l) dst[l] = buf[l];
+}
+
+}  // namespace
+}  // namespace bitnet::kernels::avx2
