@@ -36,10 +36,21 @@ struct QuantizedActivations {
   const int8_t* row(int64_t r) const { return q.data() + r * k; }
 };
 
+// Where rows r, r + 1, ... of a shaped QuantizedActivations go: its arrays from row r on (bsums
+// null for kPerTokenInt8). Each row is quantized on its own, so rows can be filled in parts.
+struct QuantizedRows {
+  int8_t* q;
+  float* scales;
+  int16_t* bsums;
+};
+QuantizedRows rows_from(QuantizedActivations& a, int64_t r);
+
 // Quantizes `rows` rows of length k (k % 256 == 0 for kQ8K). Scalar reference; the SIMD
 // variants must produce identical bytes.
 void quantize_activations_ref(ActQuant kind, const float* x, int64_t rows, int64_t k,
                               QuantizedActivations* out);
+// The same into rows already shaped (rows_from); what every variant's table entry does.
+void quantize_rows_ref(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedRows out);
 
 // One row, exposed for kernels and tests.
 float quantize_row_per_token_ref(const float* x, int64_t k, int8_t* q);  // returns s

@@ -1,6 +1,8 @@
 #include "kernels/dispatch.h"
 
+#if defined(__x86_64__)
 #include <cpuid.h>
+#endif
 
 #include <atomic>
 
@@ -10,7 +12,7 @@ namespace bitnet::kernels {
 
 const KernelTable& scalar_table() {
   static const KernelTable t{Variant::kScalar,
-                             quantize_activations_ref,
+                             quantize_rows_ref,
                              matmul_ternary_ref,
                              matmul_float_ref,
                              matmul_q8_0_head_ref,
@@ -48,6 +50,7 @@ std::string_view variant_name(Variant v) {
   return "?";
 }
 
+#if defined(__x86_64__)
 namespace {
 
 // F16C (CPUID leaf 1, ECX bit 29), read directly: not every compiler's __builtin_cpu_supports
@@ -58,11 +61,13 @@ bool has_f16c() {
 }
 
 }  // namespace
+#endif
 
 bool cpu_supports(Variant v) {
   switch (v) {
     case Variant::kScalar:
       return true;
+#if defined(__x86_64__)
     case Variant::kAvx2:
       return avx2_table() != nullptr && __builtin_cpu_supports("avx2") &&
              __builtin_cpu_supports("fma") && has_f16c();
@@ -70,6 +75,11 @@ bool cpu_supports(Variant v) {
       return avx512_table() != nullptr && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512vnni") && cpu_supports(Variant::kAvx2);
+#else
+    case Variant::kAvx2:
+    case Variant::kAvx512:
+      return false;  // x86 variants: not built for this target
+#endif
   }
   return false;
 }

@@ -16,8 +16,7 @@ namespace bitnet::kernels {
 
 struct KernelTable {
   Variant variant;
-  void (*quantize)(ActQuant kind, const float* x, int64_t rows, int64_t k,
-                   QuantizedActivations* out);
+  void (*quantize)(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedRows out);
   void (*ternary)(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                   int64_t o_end);
   void (*flt)(const WeightMatrix& w, const float* x, int64_t rows, float* y, int64_t o_begin,

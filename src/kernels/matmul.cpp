@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/thread_pool.h"
+#include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
 #include "kernels/packed.h"
 
@@ -78,8 +79,15 @@ std::span<const uint8_t> share_start(const WeightMatrix& w, int i, int n_threads
 }
 
 void quantize_activations(const Kernels& kern, ActQuant kind, const float* x, int64_t rows,
-                          int64_t k, QuantizedActivations* out) {
-  kern.table().quantize(kind, x, rows, k, out);
+                          int64_t k, QuantizedActivations* out, ThreadPool* pool) {
+  detail::shape_quantized(kind, rows, k, out);
+  const int n_threads = pool != nullptr ? pool->size() : 1;
+  if (rows < 2 || n_threads < 2) return kern.table().quantize(kind, x, rows, k, rows_from(*out, 0));
+  const int64_t per = (rows + n_threads - 1) / n_threads;
+  pool->run((rows + per - 1) / per, [&](int64_t c) {
+    const int64_t r0 = c * per, r1 = std::min(rows, r0 + per);
+    kern.table().quantize(kind, x + r0 * k, r1 - r0, k, rows_from(*out, r0));
+  });
 }
 
 void matmul_ternary(const Kernels& k, const WeightMatrix& w, const QuantizedActivations& a,

@@ -72,8 +72,9 @@ void matmul_float_ref(const WeightMatrix& w, const float* x, int64_t rows, float
 // Dispatched, threaded entry points, run with the variant passed first (pool may be null:
 // single-threaded). Output rows are split into fixed chunks independent of the thread count, so
 // results never depend on it.
+// Rows are split over the pool when there are several (each row is quantized on its own).
 void quantize_activations(const Kernels& kern, ActQuant kind, const float* x, int64_t rows,
-                          int64_t k, QuantizedActivations* out);
+                          int64_t k, QuantizedActivations* out, ThreadPool* pool = nullptr);
 void matmul_ternary(const Kernels& k, const WeightMatrix& w, const QuantizedActivations& a,
                     float* y, ThreadPool* pool);
 // Several matrices reading the same activations (q/k/v, gate/up) in one parallel pass: their

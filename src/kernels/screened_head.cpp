@@ -141,94 +141,120 @@ uint64_t screen_bytes(const ScreenedHead& h) {
          static_cast<uint64_t>(h.screen.n_out) * 2 * sizeof(float);
 }
 
-int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, int64_t rows,
-                      int top, float* y, ThreadPool* pool, ScreenScratch* scratch) {
+namespace {
+
+// Input r's candidates, their exact logits, and -infinity everywhere else in y's row r (which
+// holds the approximations on entry). Returns the number of candidates. pool: the threads for
+// this one input's gather and exact product, or null when the inputs themselves run in parallel.
+int64_t finish_input(const Kernels& k, const ScreenedHead& h, const float* x, int64_t r, int top,
+                     float* y, ThreadPool* pool, const QuantizedActivations& qa,
+                     ScreenRowScratch* scratch) {
   const WeightMatrix& ex = *h.exact;
   const int64_t n_out = ex.n_out, dim = ex.k;
-  matmul_q8_0_head(k, h.screen, x, rows, y, pool, &scratch->qa);  // the approximations, into y
   const auto n_top = static_cast<size_t>(std::clamp<int64_t>(top, 1, n_out));
   const bool finite_norms = std::isfinite(h.max_resid_norm) && std::isfinite(h.max_screen_norm);
-  int64_t n_exact = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    float* yr = y + r * n_out;
-    const float* xr = x + r * dim;
-    const ScreenInputNorms in = screen_input_norms(xr, scratch->qa, r);
-    const BoundFactors bf = bound_factors(h, in);
-    // Every b_j is at most b_max.
-    const double b_max =
-        (bf.alpha * h.max_resid_norm + bf.beta * h.max_screen_norm) * (1.0 + 1e-9) + kAbsoluteSlack;
-    std::vector<int32_t>& cand = scratch->rows;
-    cand.clear();
-    // a_n: the n-th largest approximation. At least n rows have lower bounds >= a_n - b_max, so
-    // the n-th largest lower bound t is too, and a row with a_j < a_n - 2 b_max has
-    // a_j + b_j < t: it is neither a candidate nor among the n largest lower bounds. Only the
-    // other rows (a few hundred at most, usually) get their own bound. (The cut is lowered a
-    // little more for t's rounding down to float below.)
-    const double a_n = nth_largest(yr, n_out, n_top, &scratch->kth);
-    const double cut = a_n - 2 * b_max - 1e-5 * (std::fabs(a_n) + b_max) - kAbsoluteSlack;
-    const bool screen_ok = finite_norms && std::isfinite(cut);
-    for (int64_t j = 0; j < n_out; ++j) {
-      // Rows with a non-finite approximation are always computed exactly (NaN fails `<`).
-      if (!screen_ok || !(static_cast<double>(yr[j]) < cut))
-        cand.push_back(static_cast<int32_t>(j));
-    }
-    if (screen_ok) {
-      // t: the n-th largest lower bound among the remaining rows (rounded down to float: a
-      // smaller threshold only admits more rows), then the candidates among them.
-      std::vector<float>& lows = scratch->kth;
-      lows.clear();
-      for (const int32_t j : cand) {
-        const double lo = static_cast<double>(yr[j]) - bf.of(h, j);
-        auto f = static_cast<float>(lo);
-        if (static_cast<double>(f) > lo)
-          f = std::nextafter(f, -std::numeric_limits<float>::infinity());
-        lows.push_back(std::isfinite(lo) ? f : -std::numeric_limits<float>::infinity());
-      }
-      double t = -std::numeric_limits<double>::infinity();
-      if (lows.size() >= n_top) {
-        std::nth_element(lows.begin(), lows.begin() + static_cast<std::ptrdiff_t>(n_top - 1),
-                         lows.end(), std::greater<>());
-        t = lows[n_top - 1];
-      }
-      size_t kept = 0;
-      for (const int32_t j : cand) {
-        const double hi = static_cast<double>(yr[j]) + bf.of(h, j);
-        if (!(hi < t)) cand[kept++] = j;
-      }
-      cand.resize(kept);
-    }
-    // The candidates' rows gathered into a small matrix and computed by the exact head's own
-    // kernel (k's variant; each row's result does not depend on the others', so the same bits).
-    const auto n_cand = static_cast<int64_t>(cand.size());
-    const int64_t rb = ex.row_bytes();
-    scratch->gathered.resize(static_cast<size_t>(n_cand * rb));
-    constexpr int64_t kRowsPerChunk = 16;
-    auto gather = [&](int64_t c) {
-      for (int64_t i = c * kRowsPerChunk; i < std::min(n_cand, (c + 1) * kRowsPerChunk); ++i) {
-        const int32_t j = cand[static_cast<size_t>(i)];
-        uint8_t* dst = scratch->gathered.data() + i * rb;
-        if (h.fd < 0 || pread(h.fd, dst, static_cast<size_t>(rb),
-                              static_cast<off_t>(h.file_offset + j * rb)) != rb)
-          std::memcpy(dst, ex.row(j), static_cast<size_t>(rb));  // the mapping
-      }
-    };
-    const int64_t n_chunks = (n_cand + kRowsPerChunk - 1) / kRowsPerChunk;
-    if (pool != nullptr && n_chunks > 1) {
-      pool->run(n_chunks, gather);
-    } else {
-      for (int64_t c = 0; c < n_chunks; ++c) gather(c);
-    }
-    WeightMatrix g = ex;
-    g.data = scratch->gathered.data();
-    g.packed = nullptr;
-    g.n_out = n_cand;
-    scratch->exact.resize(static_cast<size_t>(n_cand));
-    if (n_cand > 0) matmul_float(k, g, xr, 1, scratch->exact.data(), pool);
-    std::fill(yr, yr + n_out, -std::numeric_limits<float>::infinity());
-    for (int64_t i = 0; i < n_cand; ++i)
-      yr[cand[static_cast<size_t>(i)]] = scratch->exact[static_cast<size_t>(i)];
-    n_exact += n_cand;
+  float* yr = y + r * n_out;
+  const float* xr = x + r * dim;
+  const ScreenInputNorms in = screen_input_norms(xr, qa, r);
+  const BoundFactors bf = bound_factors(h, in);
+  // Every b_j is at most b_max.
+  const double b_max =
+      (bf.alpha * h.max_resid_norm + bf.beta * h.max_screen_norm) * (1.0 + 1e-9) + kAbsoluteSlack;
+  std::vector<int32_t>& cand = scratch->rows;
+  cand.clear();
+  // a_n: the n-th largest approximation. At least n rows have lower bounds >= a_n - b_max, so
+  // the n-th largest lower bound t is too, and a row with a_j < a_n - 2 b_max has
+  // a_j + b_j < t: it is neither a candidate nor among the n largest lower bounds. Only the
+  // other rows (a few hundred at most, usually) get their own bound. (The cut is lowered a
+  // little more for t's rounding down to float below.)
+  const double a_n = nth_largest(yr, n_out, n_top, &scratch->kth);
+  const double cut = a_n - 2 * b_max - 1e-5 * (std::fabs(a_n) + b_max) - kAbsoluteSlack;
+  const bool screen_ok = finite_norms && std::isfinite(cut);
+  for (int64_t j = 0; j < n_out; ++j) {
+    // Rows with a non-finite approximation are always computed exactly (NaN fails `<`).
+    if (!screen_ok || !(static_cast<double>(yr[j]) < cut)) cand.push_back(static_cast<int32_t>(j));
   }
+  if (screen_ok) {
+    // t: the n-th largest lower bound among the remaining rows (rounded down to float: a
+    // smaller threshold only admits more rows), then the candidates among them.
+    std::vector<float>& lows = scratch->kth;
+    lows.clear();
+    for (const int32_t j : cand) {
+      const double lo = static_cast<double>(yr[j]) - bf.of(h, j);
+      auto f = static_cast<float>(lo);
+      if (static_cast<double>(f) > lo)
+        f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+      lows.push_back(std::isfinite(lo) ? f : -std::numeric_limits<float>::infinity());
+    }
+    double t = -std::numeric_limits<double>::infinity();
+    if (lows.size() >= n_top) {
+      std::nth_element(lows.begin(), lows.begin() + static_cast<std::ptrdiff_t>(n_top - 1),
+                       lows.end(), std::greater<>());
+      t = lows[n_top - 1];
+    }
+    size_t kept = 0;
+    for (const int32_t j : cand) {
+      const double hi = static_cast<double>(yr[j]) + bf.of(h, j);
+      if (!(hi < t)) cand[kept++] = j;
+    }
+    cand.resize(kept);
+  }
+  // The candidates' rows gathered into a small matrix and computed by the exact head's own
+  // kernel (k's variant; each row's result does not depend on the others', so the same bits).
+  const auto n_cand = static_cast<int64_t>(cand.size());
+  const int64_t rb = ex.row_bytes();
+  scratch->gathered.resize(static_cast<size_t>(n_cand * rb));
+  constexpr int64_t kRowsPerChunk = 16;
+  auto gather = [&](int64_t c) {
+    for (int64_t i = c * kRowsPerChunk; i < std::min(n_cand, (c + 1) * kRowsPerChunk); ++i) {
+      const int32_t j = cand[static_cast<size_t>(i)];
+      uint8_t* dst = scratch->gathered.data() + i * rb;
+      if (h.fd < 0 || pread(h.fd, dst, static_cast<size_t>(rb),
+                            static_cast<off_t>(h.file_offset + j * rb)) != rb)
+        std::memcpy(dst, ex.row(j), static_cast<size_t>(rb));  // the mapping
+    }
+  };
+  const int64_t n_chunks = (n_cand + kRowsPerChunk - 1) / kRowsPerChunk;
+  if (pool != nullptr && n_chunks > 1) {
+    pool->run(n_chunks, gather);
+  } else {
+    for (int64_t c = 0; c < n_chunks; ++c) gather(c);
+  }
+  WeightMatrix g = ex;
+  g.data = scratch->gathered.data();
+  g.packed = nullptr;
+  g.n_out = n_cand;
+  scratch->exact.resize(static_cast<size_t>(n_cand));
+  if (n_cand > 0) matmul_float(k, g, xr, 1, scratch->exact.data(), pool);
+  std::fill(yr, yr + n_out, -std::numeric_limits<float>::infinity());
+  for (int64_t i = 0; i < n_cand; ++i)
+    yr[cand[static_cast<size_t>(i)]] = scratch->exact[static_cast<size_t>(i)];
+  return n_cand;
+}
+
+}  // namespace
+
+int64_t screened_head(const Kernels& k, const ScreenedHead& h, const float* x, int64_t rows,
+                      int top, float* y, ThreadPool* pool, ScreenScratch* scratch) {
+  matmul_q8_0_head(k, h.screen, x, rows, y, pool, &scratch->qa);  // the approximations, into y
+  if (scratch->per_input.size() < static_cast<size_t>(rows))
+    scratch->per_input.resize(static_cast<size_t>(rows));
+  auto per_input = [&](int64_t r) { return &scratch->per_input[static_cast<size_t>(r)]; };
+  // One input: its gather and exact product use the threads. Several: one input per task, each
+  // computed exactly as alone (its candidates and their exact logits do not depend on how).
+  if (rows == 1 || pool == nullptr || pool->size() < 2) {
+    int64_t n_exact = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      n_exact += finish_input(k, h, x, r, top, y, pool, scratch->qa, per_input(r));
+    return n_exact;
+  }
+  std::vector<int64_t> counts(static_cast<size_t>(rows));
+  pool->run(rows, [&](int64_t r) {
+    counts[static_cast<size_t>(r)] =
+        finish_input(k, h, x, r, top, y, nullptr, scratch->qa, per_input(r));
+  });
+  int64_t n_exact = 0;
+  for (const int64_t c : counts) n_exact += c;
   return n_exact;
 }
 

@@ -62,12 +62,17 @@ void screen_row_norms(const WeightMatrix& exact, const WeightMatrix& screen, int
 // Sets h's max_resid_norm / max_screen_norm from its row norms.
 void set_norm_maxima(ScreenedHead* h);
 
-struct ScreenScratch {
-  QuantizedActivations qa;
+// One input's selection: each input of a batch has its own, so inputs can be finished in
+// parallel.
+struct ScreenRowScratch {
   std::vector<float> kth;         // a min-heap of the n largest lower bounds
   std::vector<int32_t> rows;      // the candidates
   std::vector<uint8_t> gathered;  // their rows of the exact head
   std::vector<float> exact;       // their exact logits
+};
+struct ScreenScratch {
+  QuantizedActivations qa;
+  std::vector<ScreenRowScratch> per_input;
 };
 
 // For each of `rows` inputs x (n_rows x k, rounded as the exact head takes them): y row r

@@ -147,7 +147,8 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
   Scratch& s = st_.s;
   if (kernels::is_ternary(w0.type)) {
     // One quantization of the shared input serves every projection reading it.
-    kernels::quantize_activations(k_, kernels::act_quant_for(w0.type), in.p, n_, k, &s.qa);
+    kernels::quantize_activations(k_, kernels::act_quant_for(w0.type), in.p, n_, k, &s.qa,
+                                  &st_.pool);
     if (obs_ != nullptr) obs_->quantized(in.op, layer, rows_, in.p, s.qa);
     // One parallel pass over all of them (q/k/v, gate/up): one pool start and finish in all.
     kernels::TernaryProduct products[kernels::kMaxFusedProducts];
@@ -220,29 +221,32 @@ void Blocks::store_kv(int layer, const Act& k, const Act& v) {
   KvCache& kv = st_.kv;
   const int64_t dkv = k.dim, hd = c_.head_dim();
   const bool f16 = kv.f16();
-  for (int r = 0; r < n_; ++r) {
-    const BatchRow& row = rows_[static_cast<size_t>(r)];
-    const int64_t stride = kv.k_stride(row.seq);
-    const float* kr = k.row(r);
-    for (int64_t h0 = 0; h0 < dkv; h0 += hd) {  // one KV head at a time, down its columns
-      uint8_t* col = kv.k_head(row.seq, layer, static_cast<int>(h0 / hd));
+  // Rows write disjoint cells (their own sequence and position), so they can go in parallel.
+  for_rows(n_, [&](int r0, int r1) {
+    for (int r = r0; r < r1; ++r) {
+      const BatchRow& row = rows_[static_cast<size_t>(r)];
+      const int64_t stride = kv.k_stride(row.seq);
+      const float* kr = k.row(r);
+      for (int64_t h0 = 0; h0 < dkv; h0 += hd) {  // one KV head at a time, down its columns
+        uint8_t* col = kv.k_head(row.seq, layer, static_cast<int>(h0 / hd));
+        if (f16) {
+          uint16_t k_head[kMaxHeadDim];
+          kernels::fp32_to_fp16_row(k_, kr + h0, hd, k_head);
+          auto* dst = reinterpret_cast<uint16_t*>(col) + row.pos;
+          for (int64_t i = 0; i < hd; ++i) dst[i * stride] = k_head[i];
+        } else {
+          auto* dst = reinterpret_cast<float*>(col) + row.pos;
+          for (int64_t i = 0; i < hd; ++i) dst[i * stride] = kr[h0 + i];
+        }
+      }
+      uint8_t* vdst = kv.v_row(row.seq, layer, row.pos);
       if (f16) {
-        uint16_t k_head[kMaxHeadDim];
-        kernels::fp32_to_fp16_row(k_, kr + h0, hd, k_head);
-        auto* dst = reinterpret_cast<uint16_t*>(col) + row.pos;
-        for (int64_t i = 0; i < hd; ++i) dst[i * stride] = k_head[i];
+        kernels::fp32_to_fp16_row(k_, v.row(r), dkv, reinterpret_cast<uint16_t*>(vdst));
       } else {
-        auto* dst = reinterpret_cast<float*>(col) + row.pos;
-        for (int64_t i = 0; i < hd; ++i) dst[i * stride] = kr[h0 + i];
+        std::memcpy(vdst, v.row(r), static_cast<size_t>(dkv) * sizeof(float));
       }
     }
-    uint8_t* vdst = kv.v_row(row.seq, layer, row.pos);
-    if (f16) {
-      kernels::fp32_to_fp16_row(k_, v.row(r), dkv, reinterpret_cast<uint16_t*>(vdst));
-    } else {
-      std::memcpy(vdst, v.row(r), static_cast<size_t>(dkv) * sizeof(float));
-    }
-  }
+  });
   if (obs_ != nullptr) {
     const BatchRow& row = rows_.front();
     const size_t eb = kv.element_bytes();

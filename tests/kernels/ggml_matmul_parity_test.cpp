@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernel_test_util.h"
+#include "kernels/kernel_support.h"
 
 // ggml-common.h's block_q8_K (not a public header): d, 256 codes, 16 sums of 16.
 struct block_q8_K_layout {
@@ -45,7 +46,8 @@ TEST(GgmlParity, Q8KQuantizationBytes) {
                              : v == Variant::kAvx2 ? *avx2_table()
                                                    : *avx512_table();
       QuantizedActivations a;
-      t.quantize(ActQuant::kQ8K, in.x.data(), 4, 2560, &a);
+      detail::shape_quantized(ActQuant::kQ8K, 4, 2560, &a);
+      t.quantize(ActQuant::kQ8K, in.x.data(), 4, 2560, rows_from(a, 0));
       for (int64_t b = 0; b < nb; ++b) {
         const auto& g = ggml_blocks[static_cast<size_t>(b)];
         ASSERT_EQ(std::memcmp(g.qs, a.q.data() + b * 256, 256), 0)

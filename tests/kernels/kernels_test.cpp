@@ -11,6 +11,7 @@
 
 #include "core/thread_pool.h"
 #include "kernel_test_util.h"
+#include "kernels/kernel_support.h"
 #include "kernels/packed.h"
 
 namespace bitnet::kernels {
@@ -47,13 +48,20 @@ TEST(Kernels, VariantsAvailable) {
                                                            : Variant::kScalar);
 }
 
+// A variant's quantizer into a freshly shaped QuantizedActivations.
+void quantize_with(const KernelTable& t, ActQuant kind, const float* x, int64_t rows, int64_t k,
+                   QuantizedActivations* out) {
+  detail::shape_quantized(kind, rows, k, out);
+  t.quantize(kind, x, rows, k, rows_from(*out, 0));
+}
+
 TEST(Kernels, QuantizePerTokenBitExact) {
   for (const KernelTable* t : simd_tables()) {
     for (int64_t k : {1, 7, 16, 100, 128, 2560, 6912}) {
       for (const auto& in : activation_sets(3, k, 11)) {
         QuantizedActivations want, got;
         quantize_activations_ref(ActQuant::kPerTokenInt8, in.x.data(), 3, k, &want);
-        t->quantize(ActQuant::kPerTokenInt8, in.x.data(), 3, k, &got);
+        quantize_with(*t, ActQuant::kPerTokenInt8, in.x.data(), 3, k, &got);
         expect_same_quantized(got, want, name_of(t) + " " + in.name + " k=" + std::to_string(k));
       }
     }
@@ -66,9 +74,24 @@ TEST(Kernels, QuantizeQ8KBitExact) {
       for (const auto& in : activation_sets(3, k, 12)) {
         QuantizedActivations want, got;
         quantize_activations_ref(ActQuant::kQ8K, in.x.data(), 3, k, &want);
-        t->quantize(ActQuant::kQ8K, in.x.data(), 3, k, &got);
+        quantize_with(*t, ActQuant::kQ8K, in.x.data(), 3, k, &got);
         expect_same_quantized(got, want, name_of(t) + " " + in.name + " k=" + std::to_string(k));
       }
+    }
+  }
+}
+
+// Several rows split over threads (each thread quantizes its own rows into the shared arrays)
+// give the bytes of one pass over all rows.
+TEST(Kernels, QuantizeThreadedEqualsReference) {
+  ThreadPool pool(2);
+  for (ActQuant kind : {ActQuant::kPerTokenInt8, ActQuant::kQ8K}) {
+    for (int64_t rows : {2, 5, 8}) {
+      const std::vector<float> x = test::gaussian(rows * 512, 21, 2.0f);
+      QuantizedActivations want, got;
+      quantize_activations_ref(kind, x.data(), rows, 512, &want);
+      quantize_activations(Kernels::best(), kind, x.data(), rows, 512, &got, &pool);
+      expect_same_quantized(got, want, "rows=" + std::to_string(rows));
     }
   }
 }
@@ -87,7 +110,7 @@ TEST(Kernels, QuantizeNonFiniteMatchesReference) {
     for (ActQuant kind : {ActQuant::kPerTokenInt8, ActQuant::kQ8K}) {
       QuantizedActivations want, got;
       quantize_activations_ref(kind, x.data(), 3, 512, &want);
-      t->quantize(kind, x.data(), 3, 512, &got);
+      quantize_with(*t, kind, x.data(), 3, 512, &got);
       expect_same_quantized(got, want,
                             name_of(t) + (kind == ActQuant::kQ8K ? " q8k" : " per-token"));
     }

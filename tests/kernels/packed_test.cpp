@@ -1,6 +1,6 @@
 // Packed layouts (kernels/packed.h): the AVX2 and AVX-512 kernels reading them are bit-exact with
 // the scalar reference reading the file layout, for every shape the packing accepts (partial last
-// tiles, sub-ranges of rows as a thread's chunk sees them, 1 to 9 activation rows, random raw
+// tiles, sub-ranges of rows as a thread's chunk sees them, 1 to 15 activation rows, random raw
 // code bytes including code 3), and the layout itself is what packed.h describes.
 #include "kernels/packed.h"
 
@@ -123,7 +123,7 @@ TEST(Packed, TernaryBitExactWithReference) {
           const int64_t n_out = k == 512 && raw ? 117 : 53;
           auto m = test::make_ternary(type, k, n_out, static_cast<uint32_t>(k + raw), raw);
           const auto p = pack(&m);
-          for (int64_t rows : {1, 2, 3, 4, 5, 9}) {
+          for (int64_t rows : {1, 2, 3, 4, 5, 8, 9, 15}) {
             for (const auto& in : test::activation_sets(rows, k, 7)) {
               QuantizedActivations a;
               quantize_activations_ref(act_quant_for(type), in.x.data(), rows, k, &a);

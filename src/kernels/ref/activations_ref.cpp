@@ -50,18 +50,28 @@ void quantize_row_q8k_ref(const float* x, int64_t k, int8_t* q, float* d, int16_
   }
 }
 
-void quantize_activations_ref(ActQuant kind, const float* x, int64_t rows, int64_t k,
-                              QuantizedActivations* out) {
-  detail::shape_quantized(kind, rows, k, out);
+QuantizedRows rows_from(QuantizedActivations& a, int64_t r) {
+  const bool q8k = a.kind == ActQuant::kQ8K;
+  return {a.q.data() + r * a.k, a.scales.data() + (q8k ? r * (a.k / kQ8KBlock) : r),
+          q8k ? a.bsums.data() + r * (a.k / 16) : nullptr};
+}
+
+void quantize_rows_ref(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedRows out) {
   const int64_t nb = k / kQ8KBlock;
   for (int64_t r = 0; r < rows; ++r) {
     if (kind == ActQuant::kPerTokenInt8) {
-      out->scales[r] = quantize_row_per_token_ref(x + r * k, k, out->q.data() + r * k);
+      out.scales[r] = quantize_row_per_token_ref(x + r * k, k, out.q + r * k);
     } else {
-      quantize_row_q8k_ref(x + r * k, k, out->q.data() + r * k, out->scales.data() + r * nb,
-                           out->bsums.data() + r * k / 16);
+      quantize_row_q8k_ref(x + r * k, k, out.q + r * k, out.scales + r * nb,
+                           out.bsums + r * k / 16);
     }
   }
+}
+
+void quantize_activations_ref(ActQuant kind, const float* x, int64_t rows, int64_t k,
+                              QuantizedActivations* out) {
+  detail::shape_quantized(kind, rows, k, out);
+  quantize_rows_ref(kind, x, rows, k, rows_from(*out, 0));
 }
 
 }  // namespace bitnet::kernels

@@ -174,15 +174,14 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   *d = 1.0f / iscale;
 }
 
-void quantize(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedActivations* out) {
-  detail::shape_quantized(kind, rows, k, out);
-  int8_t* q = out->q.data();
-  float* scales = out->scales.data();
+void quantize(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedRows out) {
+  int8_t* q = out.q;
+  float* scales = out.scales;
   if (kind == ActQuant::kPerTokenInt8) {
     for (int64_t r = 0; r < rows; ++r) scales[r] = quantize_row_per_token(x + r * k, k, q + r * k);
     return;
   }
-  int16_t* bsums = out->bsums.data();
+  int16_t* bsums = out.bsums;
   const int64_t nb = rows * (k / kQ8KBlock);
   for (int64_t b = 0; b < nb; ++b) {
     quantize_block_q8k(x + b * kQ8KBlock, q + b * kQ8KBlock, scales + b, bsums + b * 16);

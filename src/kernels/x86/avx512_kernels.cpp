@@ -120,6 +120,8 @@ float quantize_row_per_token(const float* x, int64_t k, int8_t* q) {
   return s;
 }
 
+inline __m512i reduce16(const __m512i* v);  // below, with the other shared pieces
+
 // Q8_K (llama.cpp's quantize_row_q8_K_ref), one 256-block. ggml's scalar loop keeps the first
 // element reaching the largest |x| (strict >, NaN never wins); here: the lane max, then the
 // first index equal to it. Codes go through (int) of the rounded product as the reference does
@@ -151,6 +153,7 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
   const float iscale = -127.0f / max;
   const __m512 vs = _mm512_set1_ps(iscale);
   const __m512i c127 = _mm512_set1_epi32(127);
+  __m512i b[16];
   BITNET_UNROLL
   for (int g = 0; g < 16; ++g) {
     const __m512 p = _mm512_mul_ps(vs, _mm512_loadu_ps(x + 16 * g));
@@ -158,22 +161,22 @@ void quantize_block_q8k(const float* x, int8_t* q, float* d, int16_t* bsums) {
         _mm512_cvttps_epi32(_mm512_roundscale_ps(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     v = _mm512_min_epi32(v, c127);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 16 * g), _mm512_cvtepi32_epi8(v));
-    // The stored bytes, sign-extended back, summed (the reference sums the int8 codes).
-    const __m512i b = _mm512_srai_epi32(_mm512_slli_epi32(v, 24), 24);
-    bsums[g] = static_cast<int16_t>(_mm512_reduce_add_epi32(b));
+    // The stored bytes, sign-extended back (the reference sums the int8 codes).
+    b[g] = _mm512_srai_epi32(_mm512_slli_epi32(v, 24), 24);
   }
+  // The 16 sums at once (each fits int16: at most 16 * 128).
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(bsums), _mm512_cvtepi32_epi16(reduce16(b)));
   *d = 1.0f / iscale;
 }
 
-void quantize(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedActivations* out) {
-  detail::shape_quantized(kind, rows, k, out);
-  int8_t* q = out->q.data();
-  float* scales = out->scales.data();
+void quantize(ActQuant kind, const float* x, int64_t rows, int64_t k, QuantizedRows out) {
+  int8_t* q = out.q;
+  float* scales = out.scales;
   if (kind == ActQuant::kPerTokenInt8) {
     for (int64_t r = 0; r < rows; ++r) scales[r] = quantize_row_per_token(x + r * k, k, q + r * k);
     return;
   }
-  int16_t* bsums = out->bsums.data();
+  int16_t* bsums = out.bsums;
   const int64_t nb = rows * (k / kQ8KBlock);
   for (int64_t b = 0; b < nb; ++b) {
     quantize_block_q8k(x + b * kQ8KBlock, q + b * kQ8KBlock, scales + b, bsums + b * 16);

@@ -8,10 +8,10 @@
 // Ternary: a packed tile holds 16 output rows in the 16 int32 lanes, so VPDPBUSD with a
 // broadcast activation dword adds 4 products to every row at once, and a block's 16 row sums
 // come out in one vector: no horizontal reduction, no activation permutation, no gather of block
-// scales (they are stored as one vector per tile and block). Codes of group g are only masked,
-// not shifted (c << 2g, at most 192 per byte), and the group's sum is divided back by 4^g with an
-// exact arithmetic shift at the end of the block. Sums per lane are exact int32 (per block:
-// 64 products of at most 192 * 128 = 24576), and the float work is the reference's, lane-wise:
+// scales (they are stored as one vector per tile and block). How the 2-bit codes are taken
+// out of a vector is described at MaskedFields below; either way every group's sum is exact in
+// int32 (per block: 64 products of at most 192 * 128 = 24576 per group), so the integer block
+// sums are the reference's, and the float work is the reference's too, lane-wise:
 //   TQ2_0:  sum += (float)(acc_b - sum_q_b) * (d_act_b * d_w_b), blocks in order;
 //   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
 #pragma once
@@ -74,27 +74,41 @@ inline void prefetch_near_far(const void* p, int64_t near_move = 0, int64_t far_
   _mm_prefetch(static_cast<const char*>(p) + kFarPrefetchBytes + far_move, _MM_HINT_T1);
 }
 
-// How a kernel takes group g's codes out of a packed vector: bits 2g..2g+1 of every byte, kept in
-// place (c << 2g). Both policies give the same bytes, so the same sums.
+// How a kernel takes group g's codes out of a packed vector. Decode: field(w, g) keeps bits
+// 2g..2g+1 of every byte in place (c << 2g), one operation per group, and the group's sum is
+// divided back by 4^g once per block. Several activation rows: low(w, g) (g = 0..2) moves the
+// codes down to 0..3, so one accumulator per row sums all three groups, and top(w) keeps group 3
+// in place (c << 6, at most 192, in an accumulator of its own); the operations that take a
+// vector apart are shared by the rows, the accumulators are not. Both policies give the same
+// integer sums.
 struct MaskedFields {
   const __m512i mask[4] = {_mm512_set1_epi8(0x03), _mm512_set1_epi8(0x0C), _mm512_set1_epi8(0x30),
                            _mm512_set1_epi8(static_cast<char>(0xC0))};
   __m512i operator()(__m512i w, int g) const { return _mm512_and_si512(w, mask[g]); }
+  // Bits crossing into a byte from its neighbour in the 16-bit shift are masked off.
+  __m512i low(__m512i w, int g) const {
+    return _mm512_and_si512(g == 0 ? w : _mm512_srli_epi16(w, 2 * g), mask[0]);
+  }
+  __m512i top(__m512i w) const { return _mm512_and_si512(w, mask[3]); }
 };
 
 #ifdef __AVX512VBMI__
 // VPERMB looks each byte's low six bits up in a 64-byte table, so groups 0-2 are table lookups
-// (entry i holds i & (3 << 2g)); group 3 (bits 6-7) is still masked. A mask competes with
-// VPDPBUSD for the same execution ports; on the machines measured the permute leaves them to it:
-// -10% time per weight byte for the decode kernel in cache, +2-3% for it streaming from memory
-// and +1.4% tokens/s (alternating in-process runs).
+// (in place: entry i holds i & (3 << 2g); moved down: (i >> 2g) & 3); group 3 (bits 6-7) is
+// still masked. A mask competes with VPDPBUSD for the same execution ports; on the machines
+// measured the permute leaves them to it: -10% time per weight byte for the decode kernel in
+// cache, +2-3% for it streaming from memory and +1.4% tokens/s (alternating in-process runs).
 struct FieldTables {
   alignas(64) uint8_t t[3][64];
+  alignas(64) uint8_t low[3][64];
 };
 constexpr FieldTables make_field_tables() {
   FieldTables f{};
   for (int g = 0; g < 3; ++g)
-    for (int i = 0; i < 64; ++i) f.t[g][i] = static_cast<uint8_t>(i & (3 << (2 * g)));
+    for (int i = 0; i < 64; ++i) {
+      f.t[g][i] = static_cast<uint8_t>(i & (3 << (2 * g)));
+      f.low[g][i] = static_cast<uint8_t>((i >> (2 * g)) & 3);
+    }
   return f;
 }
 inline constexpr FieldTables kFieldTables = make_field_tables();
@@ -103,10 +117,15 @@ struct PermutedFields {
   const __m512i table[3] = {_mm512_load_si512(kFieldTables.t[0]),
                             _mm512_load_si512(kFieldTables.t[1]),
                             _mm512_load_si512(kFieldTables.t[2])};
-  const __m512i top = _mm512_set1_epi8(static_cast<char>(0xC0));
+  const __m512i low_table[3] = {_mm512_load_si512(kFieldTables.low[0]),
+                                _mm512_load_si512(kFieldTables.low[1]),
+                                _mm512_load_si512(kFieldTables.low[2])};
+  const __m512i top_mask = _mm512_set1_epi8(static_cast<char>(0xC0));
   __m512i operator()(__m512i w, int g) const {
-    return g < 3 ? _mm512_permutexvar_epi8(w, table[g]) : _mm512_and_si512(w, top);
+    return g < 3 ? _mm512_permutexvar_epi8(w, table[g]) : _mm512_and_si512(w, top_mask);
   }
+  __m512i low(__m512i w, int g) const { return _mm512_permutexvar_epi8(w, low_table[g]); }
+  __m512i top(__m512i w) const { return _mm512_and_si512(w, top_mask); }
 };
 #endif
 
@@ -122,38 +141,40 @@ inline int32_t sum_256(const int8_t* q) {
 }
 
 // sum_i c_i q_i over one packed block (1024 bytes at blk), lane l = tile row l, for NA activation
-// rows (q[a]: the block's 256 activations of row a).
+// rows (q[a]: the block's 256 activations of row a). Per row, groups 0-2 share an accumulator
+// and group 3 has its own (Fields::low / top); fewer than 8 rows keep two of each, alternating
+// by vector, so that VPDPBUSD's latency stays hidden behind the other rows' products.
 template <int NA, class Fields>
 inline void block_dot(const uint8_t* blk, const int8_t* const* q, __m512i* out) {
   const Fields fields;
-  // One row (decode) has only 4 sums per block; two chains each hide VPDPBUSD's latency.
-  constexpr int kChains = NA == 1 ? 2 : 1;
-  __m512i acc[kChains][NA][4];
+  constexpr int kChains = NA >= 8 ? 1 : 2;
+  __m512i low[kChains][NA], top[kChains][NA];
   BITNET_UNROLL
   for (int c = 0; c < kChains; ++c) BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) BITNET_UNROLL
-  for (int g = 0; g < 4; ++g) acc[c][a][g] = _mm512_setzero_si512();
+  for (int a = 0; a < NA; ++a) low[c][a] = top[c][a] = _mm512_setzero_si512();
   BITNET_UNROLL
   for (int v = 0; v < 16; ++v) {
     prefetch_ahead(blk + 64 * v);
     const __m512i w = _mm512_loadu_si512(blk + 64 * v);
+    const int c = v % kChains;
     BITNET_UNROLL
-    for (int g = 0; g < 4; ++g) {
-      const __m512i c = fields(w, g);
+    for (int g = 0; g < 3; ++g) {
+      const __m512i f = fields.low(w, g);
       BITNET_UNROLL
-      for (int a = 0; a < NA; ++a)
-        acc[v % kChains][a][g] = dpbusd_bcast(acc[v % kChains][a][g], c, q[a] + 64 * g + 4 * v);
+      for (int a = 0; a < NA; ++a) low[c][a] = dpbusd_bcast(low[c][a], f, q[a] + 64 * g + 4 * v);
     }
+    const __m512i f = fields.top(w);
+    BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) top[c][a] = dpbusd_bcast(top[c][a], f, q[a] + 192 + 4 * v);
   }
   BITNET_UNROLL
   for (int a = 0; a < NA; ++a) {
-    __m512i s[4];
-    BITNET_UNROLL
-    for (int g = 0; g < 4; ++g)
-      s[g] = kChains == 2 ? _mm512_add_epi32(acc[0][a][g], acc[kChains - 1][a][g]) : acc[0][a][g];
-    out[a] =
-        _mm512_add_epi32(_mm512_add_epi32(s[0], _mm512_srai_epi32(s[1], 2)),
-                         _mm512_add_epi32(_mm512_srai_epi32(s[2], 4), _mm512_srai_epi32(s[3], 6)));
+    __m512i l = low[0][a], t = top[0][a];
+    if constexpr (kChains == 2) {
+      l = _mm512_add_epi32(l, low[1][a]);
+      t = _mm512_add_epi32(t, top[1][a]);
+    }
+    out[a] = _mm512_add_epi32(l, _mm512_srai_epi32(t, 6));
   }
 }
 
@@ -178,10 +199,16 @@ inline void for_each_tile(int64_t m, int64_t n_out, float* y, int64_t o_begin, i
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t lo = t * kPackRows > o_begin ? t * kPackRows : o_begin;
     const int64_t hi = (t + 1) * kPackRows < o_end ? (t + 1) * kPackRows : o_end;
+    const bool whole = hi - lo == kPackRows;
     auto emit = [&](int64_t r0, int na) {
-      for (int i = 0; i < na; ++i)
+      for (int i = 0; i < na; ++i) {
+        if (whole) {  // one vector store (a length-dependent copy would call memmove)
+          _mm512_storeu_ps(y + (r0 + i) * n_out + lo, _mm512_load_ps(out + i * kPackRows));
+          continue;
+        }
         for (int64_t o = lo; o < hi; ++o)
           y[(r0 + i) * n_out + o] = out[i * kPackRows + (o - t * kPackRows)];
+      }
     };
     int64_t r = 0;
     for (; r + kMaxNA <= m; r += kMaxNA) {
@@ -215,9 +242,9 @@ inline void for_tile_pairs(int64_t o_begin, int64_t o_end, float* y, const Tiles
   const int64_t half = (t1 - t0) / 2;
   alignas(64) float out[2 * kPackRows];
   auto emit = [&](int64_t t, const float* o) {
-    for (int64_t r = std::max(t * kPackRows, o_begin); r < std::min((t + 1) * kPackRows, o_end);
-         ++r)
-      y[r] = o[r - t * kPackRows];
+    const int64_t lo = std::max(t * kPackRows, o_begin), hi = std::min((t + 1) * kPackRows, o_end);
+    if (hi - lo == kPackRows) return _mm512_storeu_ps(y + lo, _mm512_load_ps(o));
+    for (int64_t r = lo; r < hi; ++r) y[r] = o[r - t * kPackRows];
   };
   for (int64_t j = 0; j < half; ++j) {
     const int64_t ts[2] = {t0 + j, t0 + half + j};
@@ -401,7 +428,7 @@ inline void packed_ternary_with(const WeightMatrix& w, const QuantizedActivation
     });
     return;
   }
-  for_each_tile<4>(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
+  for_each_tile<8>(m, w.n_out, y, o_begin, o_end, [&](auto na, int64_t t, int64_t r, float* out) {
     ternary_tile<decltype(na)::value, Fields>(i2s, w, t, rows_of(r, na), out);
   });
 }
