@@ -23,18 +23,27 @@ endif()
 add_library(blake3 STATIC
   ${BLAKE3_C_DIR}/blake3.c
   ${BLAKE3_C_DIR}/blake3_dispatch.c
-  ${BLAKE3_C_DIR}/blake3_portable.c
-  ${BLAKE3_C_DIR}/blake3_sse2_x86-64_unix.S
-  ${BLAKE3_C_DIR}/blake3_sse41_x86-64_unix.S
-  ${BLAKE3_C_DIR}/blake3_avx2_x86-64_unix.S
-  ${BLAKE3_C_DIR}/blake3_avx512_x86-64_unix.S)
+  ${BLAKE3_C_DIR}/blake3_portable.c)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
+  target_sources(blake3 PRIVATE
+    ${BLAKE3_C_DIR}/blake3_sse2_x86-64_unix.S
+    ${BLAKE3_C_DIR}/blake3_sse41_x86-64_unix.S
+    ${BLAKE3_C_DIR}/blake3_avx2_x86-64_unix.S
+    ${BLAKE3_C_DIR}/blake3_avx512_x86-64_unix.S)
+elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64")
+  target_sources(blake3 PRIVATE ${BLAKE3_C_DIR}/blake3_neon.c)  # blake3_impl.h enables it there
+endif()
 target_include_directories(blake3 SYSTEM PUBLIC ${BLAKE3_C_DIR})
 set_target_properties(blake3 PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
 # Reference llama.cpp (upstream, pinned). Imported as shared libraries; only the reference
 # adapter and the tests link it, never the engine itself.
+# Its libraries are x86-64 builds: a cross build for another CPU goes without (the parity tests
+# then run in the native build only).
 set(BITNET_HAVE_REFERENCE OFF)
-if(EXISTS "${BITNET_REFERENCE_DIR}/include/llama.h" AND EXISTS "${BITNET_REFERENCE_DIR}/lib/libllama.so")
+if(CMAKE_CROSSCOMPILING)
+  message(STATUS "bitnet: cross build for ${CMAKE_SYSTEM_PROCESSOR}: no reference llama.cpp")
+elseif(EXISTS "${BITNET_REFERENCE_DIR}/include/llama.h" AND EXISTS "${BITNET_REFERENCE_DIR}/lib/libllama.so")
   set(BITNET_HAVE_REFERENCE ON)
   add_library(ref_ggml_base SHARED IMPORTED)
   set_target_properties(ref_ggml_base PROPERTIES

@@ -28,7 +28,11 @@ APT_PACKAGES=(
   wrk                 # bench/serve_load.sh: HTTP load generator
   librust-blake3-dev b3sum openssl libssl-dev
   clang libclang-rt-14-dev  # scripts/fuzz: libFuzzer with ASan / UBSan
+  g++-aarch64-linux-gnu qemu-user  # scripts/test-aarch64: ARM64 cross build, tests under qemu
 )
+# The ARM64 build's target libraries: Debian's arm64 packages under multiarch (their glibc is
+# also what qemu-aarch64 runs the binaries with). BITNET_SETUP_ARM64=0 skips them.
+ARM64_PACKAGES=(libssl-dev:arm64 libgtest-dev:arm64 libgmock-dev:arm64 libcpp-httplib-dev:arm64)
 # Headless Chromium renders the crossval HTML report in a test (tests/crossval). It is large;
 # BITNET_SETUP_CHROMIUM=0 skips it (that test then says it was skipped).
 if [ "${BITNET_SETUP_CHROMIUM:-1}" = "1" ]; then APT_PACKAGES+=(chromium); fi
@@ -68,6 +72,22 @@ install_debian_packages() {
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -q
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+install_arm64_target_packages() {
+  [ "${BITNET_SETUP_ARM64:-1}" = "1" ] || return 0
+  local missing=()
+  for p in "${ARM64_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  log "installing Debian arm64 packages (multiarch): ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  dpkg --print-foreign-architectures | grep -qx arm64 || $sudo dpkg --add-architecture arm64
   $sudo apt-get update -q
   $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
@@ -140,6 +160,7 @@ install_reference() {
 }
 
 install_debian_packages
+install_arm64_target_packages
 install_reference
 IFS='|' read -r n v i <<<"$OPENAI_PIN"
 fetch_npm_pinned "$n" "$v" "$i" "$DEPS/npm/openai"

@@ -61,7 +61,10 @@ inline CommandResult run_command(const std::string& cmd) {
   return r;
 }
 
-inline std::string bitnet_binary() { return std::string(BITNET_BINARY_DIR) + "/bin/bitnet"; }
+// The CLI as a shell command: in a cross build, through the emulator that runs the tests.
+inline std::string bitnet_binary() {
+  return std::string(BITNET_EMULATOR) + std::string(BITNET_BINARY_DIR) + "/bin/bitnet";
+}
 
 // Indices of the n largest of y[0..n_out), by value descending then index ascending (the
 // sampler's order).

@@ -1,6 +1,8 @@
 #include "core/bandwidth.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +38,7 @@ uint64_t xor_words(const uint8_t* p, size_t n) {
   return acc;
 }
 
+#if defined(__x86_64__)
 // One step of a stream: 256 bytes at q into its four accumulators.
 template <bool kPrefetch>
 __attribute__((target("avx512f"), always_inline)) inline void step_avx512(__m512i (&a)[4],
@@ -103,15 +106,21 @@ __attribute__((target("avx2"))) uint64_t read_avx2(const uint8_t* p, size_t n) {
   return r;
 }
 
+#endif  // __x86_64__
+
 uint64_t read_plain(const uint8_t* p, size_t n) { return xor_words(p, n); }
 
 }  // namespace
 
 uint64_t read_bytes(const uint8_t* p, size_t n, bool prefetch) {
+#if defined(__x86_64__)
   static const bool avx512 = __builtin_cpu_supports("avx512f"),
                     avx2 = __builtin_cpu_supports("avx2");
   if (avx512) return prefetch ? read_avx512<true>(p, n) : read_avx512<false>(p, n);
   if (avx2) return prefetch ? read_avx2<true>(p, n) : read_avx2<false>(p, n);
+#else
+  (void)prefetch;  // no vector reader for this target yet: plain reads
+#endif
   return read_plain(p, n);
 }
 

@@ -159,7 +159,8 @@ TEST_F(Cli, GreedyAppliesTheRepeatPenalty) {
 // tests/cli/broken_kernels.cpp) stops `run` with a one-line error naming what broke, and the
 // same program with nothing broken runs to the end.
 TEST_F(Cli, VerifyKernelsStopsARunWithABrokenKernel) {
-  const std::string prog = std::string(BITNET_BINARY_DIR) + "/bin/broken_kernels ";
+  const std::string prog =
+      std::string(BITNET_EMULATOR) + BITNET_BINARY_DIR + "/bin/broken_kernels ";
   const std::string args = " run -m " + model_ + " -p 'Count: 1 2 3' -n 4 --greedy";
   auto ok = test::run_command(prog + "none" + args + " --verify-kernels 1");
   EXPECT_EQ(ok.exit_code, 0) << ok.err;

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstring>
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 
 #include "core/fp16.h"
 
@@ -24,7 +26,7 @@ TEST(Fp16, KnownValues) {
   EXPECT_EQ(fp32_to_fp16(1.0f), 0x3c00);
   EXPECT_EQ(fp32_to_fp16(-2.0f), 0xc000);
   EXPECT_EQ(fp32_to_fp16(65504.0f), 0x7bff);
-  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);  // rounds up to inf
+  EXPECT_EQ(fp32_to_fp16(65520.0f), 0x7c00);       // rounds up to inf
   EXPECT_EQ(fp32_to_fp16(5.9604645e-8f), 0x0001);  // smallest subnormal
   EXPECT_EQ(fp16_to_fp32(0x3555), 0.333251953125f);
   // Ties go to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10.
@@ -32,6 +34,7 @@ TEST(Fp16, KnownValues) {
   EXPECT_EQ(fp32_to_fp16(1.0f + 3 * 0x1p-11f), 0x3c02);
 }
 
+#if defined(__x86_64__)
 // Compare against the hardware conversion (F16C), which is what ggml uses on x86.
 __attribute__((target("f16c"))) uint16_t hardware_fp16(float f) {
   return static_cast<uint16_t>(_cvtss_sh(f, 0));
@@ -47,6 +50,7 @@ TEST(Fp16, MatchesF16c) {
     ASSERT_EQ(fp32_to_fp16(f), hardware_fp16(f)) << f;
   }
 }
+#endif  // __x86_64__
 
 }  // namespace
 }  // namespace bitnet

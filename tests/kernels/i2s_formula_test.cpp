@@ -94,7 +94,12 @@ std::vector<float> bitnet_formula(const std::vector<int8_t>& tern, float scale,
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x.data() + r * k;
     double m = 1e-5;
-    for (int64_t i = 0; i < k; ++i) m = std::fmax(m, std::fabs(static_cast<double>(xr[i])));
+    for (int64_t i = 0; i < k; ++i) {
+      // fmax written out (a NaN never wins either way): GCC 12's vectorizer crashes on an fmax
+      // reduction for AArch64.
+      const double v = std::fabs(static_cast<double>(xr[i]));
+      if (v > m) m = v;
+    }
     const float s = static_cast<float>(127.0 / m);
     std::vector<int> q(static_cast<size_t>(k));
     for (int64_t i = 0; i < k; ++i) {

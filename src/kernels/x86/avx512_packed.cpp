@@ -47,10 +47,10 @@ namespace {
 // One tile of the Q8_0 head (q8_0_head.h) for NA activation rows: per block, 8 VPDPBUSD of the
 // biased codes (q + 128) with broadcast activation dwords give sum (q + 128) qx per lane; each
 // row's accumulator starts at -128 sum(qx) (ActRows::sum holds that here: one broadcast load), so
-// it ends as the exact int32 block sum without a subtraction. Up to 4 rows keep four chains each (added at the end of
-// the block); 8 rows are 8 independent chains already, and one chain per row leaves VPDPBUSD
-// most of the issue slots (the block's float work is 4 operations per row against its 8
-// products). Eight rows (a decode step of 8 sequences) take one pass over each tile: the tile
+// it ends as the exact int32 block sum without a subtraction. Up to 4 rows keep four chains each
+// (added at the end of the block); 8 rows are 8 independent chains already, and one chain per row
+// leaves VPDPBUSD most of the issue slots (the block's float work is 4 operations per row against
+// its 8 products). Eight rows (a decode step of 8 sequences) take one pass over each tile: the tile
 // streams from memory once and its products overlap its loads.
 template <int NA>
 inline void q8_0_tile(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
