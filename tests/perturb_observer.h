@@ -1,7 +1,9 @@
 // TEST-ONLY fault injection through the forward pass's observer, so that a test can check that
 // crossval / trace-diff find and name the change: PerturbObserver multiplies every output of one
 // op (at one layer, or a global op with layer -1) by a factor, at every position; OneBitObserver
-// moves one value of one op by one unit in the last place (its lowest mantissa bit), once.
+// moves one value of one op by one unit in the last place (its lowest mantissa bit), once;
+// ScaleAtObserver multiplies one op's output at one layer and one position by a factor (for the
+// attention probabilities too, whose row's attention output then follows them).
 #pragma once
 
 #include <cmath>
@@ -39,6 +41,30 @@ class OneBitObserver final : public model::Observer {
   int layer_;
   trace::Op op_;
   bool done_ = false;
+};
+
+class ScaleAtObserver final : public model::Observer {
+ public:
+  ScaleAtObserver(int position, int layer, trace::Op op, float factor)
+      : position_(position), layer_(layer), op_(op), factor_(factor) {}
+  void output(const model::OpRows& r) override {
+    if (r.op != op_ || r.layer != layer_) return;
+    for (size_t i = 0; i < r.rows.size(); ++i) {
+      if (r.rows[i].pos != position_) continue;
+      float* row = r.data + static_cast<int64_t>(i) * r.row_len;
+      for (int64_t j = 0; j < r.row_len; ++j) row[j] *= factor_;
+    }
+  }
+  void attention_probs(int layer, const model::BatchRow& row, std::span<float> probs,
+                       int /*n_heads*/, int /*n_kv*/) override {
+    if (op_ != trace::Op::kAttnScoresSoftmax || layer != layer_ || row.pos != position_) return;
+    for (float& p : probs) p *= factor_;
+  }
+
+ private:
+  int position_, layer_;
+  trace::Op op_;
+  float factor_;
 };
 
 }  // namespace bitnet::test

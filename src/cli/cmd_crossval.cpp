@@ -11,6 +11,7 @@
 #include "cli/command.h"
 #include "cli/model_flags.h"
 #include "crossval/crossval.h"
+#include "crossval/multi.h"
 #include "crossval/receipt.h"
 #include "crossval/report.h"
 
@@ -74,6 +75,8 @@ struct XvalFlags {
   bool quiet = false;
   std::string regime = "auto";
   std::vector<std::string> tol;
+  std::vector<std::string> references;
+  std::string explain;
 
   void add_to(CLI::App* app, const std::string& default_json) {
     json_path = default_json;
@@ -84,6 +87,12 @@ struct XvalFlags {
         ->envname("BITNET_CPP_DIR");
     app->add_option("--reference-helper", reference_helper,
                     "A prebuilt bitnet-reference helper to run (also BITNET_REFERENCE_HELPER)");
+    app->add_option("--reference", references,
+                    "A reference to compare with (repeatable): a CPU variant of the pinned "
+                    "llama.cpp (x64, best, haswell, ...); --reference-dir adds its tree as one "
+                    "more. With several, each is judged on its own, the report has a column per "
+                    "reference, and each case says whether a difference lies with us (every "
+                    "reference shows it) or with the references that show it");
     app->add_option("--cpu-variant", cpu_variant,
                     "Reference CPU backend variant: x64 (portable, bit-exact with ours), haswell, "
                     "zen4, ... or 'best'")
@@ -120,6 +129,9 @@ struct XvalFlags {
         "--tol", tol,
         "Override a tolerance, e.g. op.proj.max_rel=1e-3, logits.min_cosine=0.9999, "
         "logits.max_kl=1e-4, logits.top1=0, flip.max_codes=16, flip.allow=0 (repeatable)");
+    app->add_option("--explain", explain,
+                    "Print the replay of one op in detail: POS/LAYER/OP (e.g. 3/1/attn_out) or "
+                    "POS/OP for embeddings, final_norm, logits");
     app->add_flag("-q,--quiet", quiet, "Only the verdict line on stdout");
   }
 
@@ -155,17 +167,59 @@ struct XvalFlags {
     for (const auto& t : tol) BITNET_TRY(o.tol.set(t));
     o.tol_overridden = !tol.empty();
     o.regime = regime;
-    BITNET_TRY(crossval::judged_by(o));
+    o.explain = explain;
+    if (!explain.empty()) {
+      if (auto e = crossval::parse_explain(explain); !e.ok())
+        return make_error("%s", e.message().c_str());
+    }
+    if (!explain.empty() && no_ops) return make_error("--explain needs the per-op comparison");
+    if (references.empty()) BITNET_TRY(crossval::judged_by(o));  // else checked per reference
     std::error_code ec;
     if (!fs::is_regular_file(model, ec)) return make_error("%s: no such model file", model.c_str());
     return o;
+  }
+
+  // The references of a run with --reference: (label, options) each, from `base` (options()
+  // with the cases set). Empty without --reference.
+  Result<std::vector<std::pair<std::string, crossval::Options>>> reference_list(
+      const crossval::Options& base) const {
+    std::vector<std::pair<std::string, crossval::Options>> list;
+    if (references.empty()) return list;
+    if (cpu_variant != "x64")
+      return make_error(
+          "--cpu-variant does not combine with --reference: name each variant "
+          "with --reference");
+    auto add = [&](const std::string& label, crossval::Options o) -> Status {
+      std::string dir_name = label;
+      for (char& c : dir_name) {
+        if (c == '/' || c == ':') c = '_';
+      }
+      if (!o.trace_dir.empty()) o.trace_dir = (fs::path(o.trace_dir) / dir_name).string();
+      if (!o.work_dir.empty()) o.work_dir = (fs::path(o.work_dir) / dir_name).string();
+      if (auto t = crossval::judged_by(o); !t.ok())
+        return make_error("reference %s: %s", label.c_str(), t.message().c_str());
+      for (const auto& [l, other] : list) {
+        if (l == label) return make_error("reference %s is named twice", label.c_str());
+      }
+      list.emplace_back(label, std::move(o));
+      return {};
+    };
+    for (const std::string& v : references) {
+      crossval::Options o = base;
+      o.reference.reference_dir.clear();
+      o.reference.cpu_variant = v == "best" ? "" : v;
+      BITNET_TRY(add(v, std::move(o)));
+    }
+    if (!reference_dir.empty()) BITNET_TRY(add("dir:" + reference_dir, base));
+    return list;
   }
 
   // The flags of a replay command (everything but the cases).
   std::string replay_flags() const {
     std::error_code ec;
     std::string s = " --model " + shell_quote(fs::absolute(model, ec).string()) +
-                    " --cpu-variant " + cpu_variant;
+                    (references.empty() ? " --cpu-variant " + cpu_variant : std::string());
+    for (const auto& v : references) s += " --reference " + v;
     if (!reference_dir.empty()) s += " --reference-dir " + shell_quote(reference_dir);
     if (!reference_helper.empty()) s += " --reference-helper " + shell_quote(reference_helper);
     if (threads > 0) s += " --threads " + std::to_string(threads);
@@ -195,13 +249,26 @@ Status write_outputs(const XvalFlags& f, const ordered_json& receipt) {
   return {};
 }
 
-int finish(const XvalFlags& f, const crossval::RunResult& run, const std::string& kind,
-           const std::string& replay, const std::optional<crossval::SigningKey>& key) {
+// Writes the receipt (and report) of a run against one reference, or against several: then the
+// receipt is the first reference's with the "multi_reference" block (receipt.h) added.
+int finish(const XvalFlags& f, const std::vector<crossval::ReferenceRun>& runs,
+           const std::string& kind, const std::string& replay,
+           const std::optional<crossval::SigningKey>& key) {
+  const crossval::RunResult& run = runs.front().run;
   crossval::ReceiptContext ctx;
   ctx.kind = kind;
   ctx.replay = replay;
   ctx.tol = run.tol;
   ordered_json receipt = crossval::make_receipt(run, ctx);
+  if (runs.size() > 1) receipt["multi_reference"] = crossval::references_json(runs);
+  const bool passed = crossval::all_passed(runs);
+  for (const auto& r : runs) {
+    for (const auto& c : r.run.cases) {
+      if (c.explanation.empty()) continue;
+      std::printf("%s%s %s", runs.size() > 1 ? (r.label + ": ").c_str() : "", c.id.c_str(),
+                  c.explanation.c_str());
+    }
+  }
   // Signed first, then sealed: both cover the receipt without either block (receipt.h).
   if (key) {
     if (auto st = crossval::sign_receipt(&receipt, *key); !st.ok()) return error(st.message());
@@ -211,14 +278,36 @@ int finish(const XvalFlags& f, const crossval::RunResult& run, const std::string
   if (!f.quiet) {
     std::printf("%s", crossval::markdown_report(json(receipt)).c_str());
   } else {
-    for (const auto& c : run.cases) std::printf("%s: %s\n", c.id.c_str(), c.verdict.c_str());
+    for (const auto& r : runs) {
+      const std::string prefix = runs.size() > 1 ? r.label + " " : "";
+      for (const auto& c : r.run.cases)
+        std::printf("%s%s: %s\n", prefix.c_str(), c.id.c_str(), c.verdict.c_str());
+    }
+    if (runs.size() > 1) {
+      for (size_t i = 0; i < run.cases.size(); ++i)
+        std::printf("%s: %s\n", run.cases[i].id.c_str(), crossval::attribute(runs, i).c_str());
+    }
   }
   const std::string signed_by =
       key ? " (signed by key " + crossval::key_fingerprint(key->public_key()) + ")" : "";
   std::fprintf(stderr, "bitnet: %s %s; receipt: %s%s%s%s\n", kind.c_str(),
-               run.passed() ? "passed" : "FAILED", f.json_path.c_str(), signed_by.c_str(),
+               passed ? "passed" : "FAILED", f.json_path.c_str(), signed_by.c_str(),
                f.report.empty() ? "" : "; report: ", f.report.c_str());
-  return run.passed() ? kExitOk : kExitDivergence;
+  return passed ? kExitOk : kExitDivergence;
+}
+
+// Runs the cases in `o` against the reference of the flags, or each of their --reference.
+Result<std::vector<crossval::ReferenceRun>> run_all(const XvalFlags& f,
+                                                    const crossval::Options& o) {
+  BITNET_ASSIGN_OR_RETURN(auto list, f.reference_list(o));
+  if (list.empty()) {
+    BITNET_ASSIGN_OR_RETURN(crossval::RunResult run, crossval::run_crossval(o));
+    std::vector<crossval::ReferenceRun> runs;
+    runs.push_back(
+        {o.reference.cpu_variant.empty() ? "best" : o.reference.cpu_variant, std::move(run)});
+    return runs;
+  }
+  return crossval::run_references(list);
 }
 
 // Sweep prompt files: JSON [{"prompt": "...", "max_tokens": N}, ...] or text, one prompt per
@@ -322,7 +411,7 @@ std::vector<Command> register_crossval(CLI::App& app) {
                       auto key = f->signing_key();
                       if (!key.ok()) return error(key.message());
                       o->cases = {{*prompt, *max_tokens}};
-                      auto run = crossval::run_crossval(*o);
+                      auto run = run_all(*f, *o);
                       if (!run.ok()) return error(run.message());
                       const std::string replay = "bitnet crossval" + f->replay_flags() +
                                                  " --prompt " + shell_quote(*prompt) +
@@ -359,7 +448,7 @@ std::vector<Command> register_crossval(CLI::App& app) {
                         if (!cases.ok()) return error(cases.message());
                         o->cases = *cases;
                       }
-                      auto run = crossval::run_crossval(*o);
+                      auto run = run_all(*f, *o);
                       if (!run.ok()) return error(run.message());
                       std::string replay = "bitnet sweep" + f->replay_flags();
                       if (!prompts->empty()) {

@@ -6,24 +6,34 @@
 //   2. the reference evaluates the prompt in one batch (logits at every position) and then
 //      max_tokens - 1 greedy steps one token at a time, tracing its graph (cb_eval) into our
 //      trace format; we evaluate the SAME tokens with the same batch layout, traced in memory;
-//   3. per position: logits metrics (metrics.h); per op: the first (position, layer, op) beyond
-//      its stage tolerance, classified as an "activation rounding flip" when our projection fed
-//      the reference's input reproduces the reference's output and the two inputs quantize to
-//      int8 codes differing by one in a few places, else as a "real divergence";
+//   3. per position: logits metrics (metrics.h); per op: every traced tensor compared, and each
+//      one that differs classified by op-local replay (replay.h): our op run on our own inputs
+//      must reproduce our output bit for bit, and run on the reference's inputs must land within
+//      the op's rounding bound of the reference's output. Either failing is a "real
+//      divergence"; otherwise the op is "rounding" (its inputs were identical: the op itself
+//      rounds differently), an "activation rounding flip" (a projection whose input quantizes
+//      to int8 codes differing by one in a few places) or "propagated" (its inputs already
+//      differed). The first real divergence is the one reported, else the first op beyond its
+//      stage tolerance with its classification;
 //   4. greedy: where our argmax choices part from the reference's generated ids.
+// Several references at once (multi.h) run these steps against each; --explain (Options::explain)
+// prints one op's replay in detail.
 // Compared like with like: with an F16 KV cache our attn_scores_softmax trace holds the
 // probabilities rounded to f16 (what p.V consumes), so the reference's f32 kq_soft_max is
 // rounded to f16 before the comparison. The reference trace on disk keeps its own values.
-// A case passes when tokens agree, every position passes, greedy choices agree, and there is no
-// op divergence. In the exact regime (metrics.h) "passes" means identical bits; in the
-// tolerance regime, within the logits tolerances, and a first op divergence classified as a
-// rounding flip is allowed (flip.allow).
+// A case passes when tokens agree, every position passes, greedy choices agree, and no op fails.
+// In the exact regime (metrics.h) "passes" means identical bits (the first differing op is
+// classified, to say why, and fails the run); in the tolerance regime, within the logits
+// tolerances and no op classified as a real divergence (with flip.allow=0, no op beyond its
+// stage tolerance at all).
 #pragma once
 
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/result.h"
@@ -72,6 +82,15 @@ struct Options {
   // recorded in the receipt (settings.ours.test_perturbation). Not owned.
   model::Observer* test_observer = nullptr;
   std::string test_observer_note;
+  // --explain: "POS/LAYER/OP" (a block op) or "POS/OP" (embeddings, final_norm, logits): the
+  // replay of that op in detail, in CaseResult::explanation.
+  std::string explain;
+  // TEST-ONLY: a change applied to the reference's traced values as they are read (a reference
+  // with a fault of its own, for the multi-reference attribution tests); noted in the receipt
+  // (reference.test_perturbation).
+  std::function<void(int position, int layer, trace::Op op, std::vector<float>& values)>
+      test_reference_hook;
+  std::string test_reference_note;
 };
 
 struct PositionRow {
@@ -86,8 +105,11 @@ struct OpDivergence {
   int position = 0, layer = -1;
   trace::Op op = trace::Op::kEmbeddings;
   double rel = 0, max_abs = 0, cosine = 1, tolerance = 0;
-  std::string classification;  // "activation rounding flip" / "real divergence"
+  // "real divergence", "rounding", "activation rounding flip", "propagated", or "lossy head"
+  // (--head-type fast / q8_0 logits, not classified).
+  std::string classification;
   std::string detail;
+  double local = 0;  // replay on the reference's inputs: the error in units of its bound
 };
 
 struct CaseResult {
@@ -100,11 +122,18 @@ struct CaseResult {
   int greedy_parts_at = -1;  // index into generated where they differ, -1 = identical
   std::vector<PositionRow> rows;
   int ops_compared = 0, ops_identical = 0, ops_beyond = 0, ops_only_ours = 0;
+  // The differing ops by classification (exact regime: only the first is classified).
+  int ops_real = 0, ops_rounding = 0, ops_flip = 0, ops_propagated = 0, ops_lossy = 0;
+  // The largest local error among the ops replay explained, in units of its bound (how close
+  // the closest call came), and where.
+  double max_local = 0;
+  std::string max_local_at;
   std::optional<OpDivergence> first_op;
   // Max relative op difference per (position, layer); layer -1 = embeddings/head.
   std::map<std::pair<int, int>, double> heat;
   bool passed = false;
-  std::string verdict;  // one line
+  std::string verdict;      // one line
+  std::string explanation;  // --explain: the op's replay, several lines
   // {position, layer, op, kind, classification} of the first divergence, or null.
   nlohmann::ordered_json first_divergence;
 };
@@ -126,6 +155,9 @@ struct RunResult {
 Result<Tolerances> judged_by(const Options& o);
 
 Result<RunResult> run_crossval(const Options& o);
+
+// --explain's argument: {position, layer (-1 for a global op), op}.
+Result<std::tuple<int, int, trace::Op>> parse_explain(const std::string& s);
 
 nlohmann::ordered_json to_json(const PositionRow& r);
 nlohmann::ordered_json to_json(const CaseResult& c);

@@ -45,22 +45,6 @@ Stage stage_of(Op op) {
 
 bool is_projection(Op op) { return stage_of(op) == Stage::kProj; }
 
-Op projection_input(Op op) {
-  switch (op) {
-    case Op::kQProj:
-    case Op::kKProj:
-    case Op::kVProj:
-      return Op::kAttnNorm;
-    case Op::kOProj:
-      return Op::kAttnSubNorm;
-    case Op::kGateProj:
-    case Op::kUpProj:
-      return Op::kFfnNorm;
-    default:
-      return Op::kFfnSubNorm;
-  }
-}
-
 namespace {
 Result<double> parse_number(const std::string& key, const std::string& v) {
   char* end = nullptr;

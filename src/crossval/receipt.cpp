@@ -273,6 +273,35 @@ void check_receipt(const json& r, const VerifyOptions& options, VerifyReport& v)
   if (r["summary"].at("positions").get<int>() != n_pos)
     problem("summary.positions disagrees with the cases");
   if (!r["summary"].contains("first_divergence")) problem("summary.first_divergence missing");
+  if (r.contains("multi_reference")) {
+    // Several references: each one's verdict must agree with its cases, the first one's with
+    // the receipt's own cases, and the overall verdict with all of them.
+    const json& m = r["multi_reference"];
+    const json& refs = m.at("references");
+    bool every = !refs.empty();
+    for (size_t i = 0; i < refs.size(); ++i) {
+      const json& ref = refs[i];
+      const std::string label = ref.at("label").get<std::string>();
+      const json& cases = ref.at("cases");
+      if (cases.size() != r["cases"].size())
+        problem("multi_reference " + label + ": its cases are not the receipt's");
+      bool ref_passed = !cases.empty();
+      for (size_t j = 0; j < cases.size(); ++j) {
+        const bool p = cases[j].at("passed").get<bool>();
+        ref_passed = ref_passed && p;
+        if (i == 0 && j < r["cases"].size() && p != r["cases"][j].at("passed").get<bool>())
+          problem("multi_reference " + label + ": case " + std::to_string(j) +
+                  " disagrees with the receipt's cases");
+      }
+      if (ref.at("passed").get<bool>() != ref_passed)
+        problem("multi_reference " + label + ": 'passed' disagrees with its cases");
+      every = every && ref_passed;
+    }
+    if (m.at("passed").get<bool>() != every)
+      problem("multi_reference.passed disagrees with its references");
+    if (m.at("attribution").size() != r["cases"].size())
+      problem("multi_reference.attribution: not one entry per case");
+  }
   if (check_files && v.problems.empty()) {
     const std::string path = model.at("path").get<std::string>();
     std::error_code ec;

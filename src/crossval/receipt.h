@@ -28,6 +28,11 @@
 //            top1_agreement, first_divergence}  first_divergence: {case, position, layer, op,
 //                                   kind, classification} or null
 //   replay                          one shell line re-running the same check
+//   multi_reference                 OPTIONAL (several --reference): {references[] {label,
+//                                   reference, regime, regime_reason, passed, cases[] {id, passed,
+//                                   verdict, first_divergence, ops}}, attribution[] {case,
+//                                   verdict}, passed}; the rest of the receipt is the first
+//                                   reference's run, and the run passed only if `passed` here
 //   signature {algorithm: "ed25519", public_key, signature}   OPTIONAL (crossval / sweep
 //                                   --sign KEY.pem): public_key is the signer's raw 32-byte
 //                                   Ed25519 public key in hex, signature its 64-byte signature

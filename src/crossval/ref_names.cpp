@@ -35,6 +35,10 @@ const std::vector<RefNameRule>& ref_name_table() {
       {"Kcur", "ROPE", Op::kKRope},
       {"kq_soft_max", "SOFT_MAX", Op::kAttnScoresSoftmax},
       {"kq_soft_max_ext", "SOFT_MAX", Op::kAttnScoresSoftmax},
+      // llama.cpp 2024's llama graph applies wo inside its attention helper and names that
+      // product kqv_out; its attention output is kqv_merged_cont.
+      {"kqv_out", "MUL_MAT", Op::kOProj},
+      {"kqv_merged_cont", "", Op::kAttnOut},
       {"kqv_out", "", Op::kAttnOut},
       {"attn_sub_norm", "", Op::kAttnSubNorm},
       {"attn_out", "", Op::kOProj},    // upstream 2025+
@@ -46,7 +50,8 @@ const std::vector<RefNameRule>& ref_name_table() {
       {"ffn_up", "", Op::kUpProj},
       {"ffn_up_s", "", Op::kUpProj},
       {"ffn_sub_out", "", Op::kFfnAct},
-      {"ffn_swiglu", "GLU", Op::kFfnAct},  // llama (no sub-norm renames it)
+      {"ffn_swiglu", "GLU", Op::kFfnAct},    // llama (no sub-norm renames it)
+      {"ffn_gate_par", "MUL", Op::kFfnAct},  // llama.cpp 2024's llama graph: silu(gate) * up
       {"ffn_sub_norm", "", Op::kFfnSubNorm},
       {"ffn_down", "", Op::kDownProj},
       {"ffn_down_s", "", Op::kDownProj},

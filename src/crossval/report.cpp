@@ -54,6 +54,71 @@ std::string md_cell(const std::string& s) {
   return o;
 }
 
+// One cell of the references table: a case's verdict against one reference.
+std::string reference_cell(const json& c) {
+  if (c.at("passed").get<bool>()) return "pass";
+  const json& d = c["first_divergence"];
+  if (!d.is_object()) return "FAIL";
+  const int layer = d.value("layer", -1);
+  return "FAIL: position " + d.value("position", json(0)).dump() + ", " +
+         (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) +
+         d.value("op", std::string()) + " (" + d.value("classification", std::string()) + ")";
+}
+
+// Several references: one column per reference, a row per case, then each case's attribution.
+std::string multi_reference_markdown(const json& m) {
+  std::ostringstream s;
+  const json& refs = m["references"];
+  s << "\n## References: " << (m.value("passed", false) ? "all pass" : "**not all pass**")
+    << "\n\n| case |";
+  for (const json& ref : refs) s << " " << md_cell(ref.value("label", std::string())) << " |";
+  s << "\n|---|";
+  for (size_t i = 0; i < refs.size(); ++i) s << "---|";
+  s << "\n";
+  const json& attribution = m["attribution"];
+  for (size_t j = 0; j < attribution.size(); ++j) {
+    s << "| " << md_cell(attribution[j].value("case", std::string())) << " |";
+    for (const json& ref : refs) {
+      const json& cases = ref["cases"];
+      s << " " << (j < cases.size() ? md_cell(reference_cell(cases[j])) : "") << " |";
+    }
+    s << "\n";
+  }
+  s << "\n";
+  for (const json& a : attribution)
+    s << "- " << md_cell(a.value("case", std::string())) << ": "
+      << md_cell(a.value("verdict", std::string())) << "\n";
+  for (const json& ref : refs)
+    s << "- " << md_cell(ref.value("label", std::string())) << ": "
+      << ref.value("regime", std::string()) << " ("
+      << md_cell(ref.value("regime_reason", std::string())) << ")\n";
+  return s.str();
+}
+
+std::string multi_reference_html(const json& m) {
+  std::ostringstream s;
+  const json& refs = m["references"];
+  s << "<h2>References: "
+    << (m.value("passed", false) ? "<span class=\"pass\">all pass</span>"
+                                 : "<span class=\"fail\">not all pass</span>")
+    << "</h2>\n<table><tr><th>case</th>";
+  for (const json& ref : refs) s << "<th>" << esc(ref.value("label", std::string())) << "</th>";
+  s << "<th>attribution</th></tr>\n";
+  const json& attribution = m["attribution"];
+  for (size_t j = 0; j < attribution.size(); ++j) {
+    s << "<tr><td class=\"l\">" << esc(attribution[j].value("case", std::string())) << "</td>";
+    for (const json& ref : refs) {
+      const json& cases = ref["cases"];
+      const std::string cell = j < cases.size() ? reference_cell(cases[j]) : "";
+      s << "<td class=\"l " << (cell == "pass" ? "pass" : "fail") << "\">" << esc(cell) << "</td>";
+    }
+    s << "<td class=\"l\">" << esc(attribution[j].value("verdict", std::string()))
+      << "</td></tr>\n";
+  }
+  s << "</table>\n";
+  return s.str();
+}
+
 std::string divergence_text(const json& d) {
   if (d.is_null()) return "none";
   std::string s = "position " + d.value("position", json(0)).dump();
@@ -236,7 +301,9 @@ std::string markdown_report(const json& r) {
   }
   s << "\n";
   for (const json& c : r["cases"]) {
-    if (!c["passed"].get<bool>() || !c["first_divergence"].is_null()) {
+    // A passing case whose ops differ says how replay explained them (its verdict counts them).
+    const bool ops_differ = c["ops"].value("identical", 0) < c["ops"].value("compared", 0);
+    if (!c["passed"].get<bool>() || !c["first_divergence"].is_null() || ops_differ) {
       s << "- " << c["id"].get<std::string>() << ": " << md_cell(c.value("verdict", std::string()))
         << "\n";
       if (c["first_divergence"].is_object() && c["first_divergence"].contains("detail")) {
@@ -244,6 +311,7 @@ std::string markdown_report(const json& r) {
       }
     }
   }
+  if (r.contains("multi_reference")) s << multi_reference_markdown(r["multi_reference"]);
   return s.str();
 }
 
@@ -303,6 +371,7 @@ std::string html_report(const json& r) {
     }
     s << "</table>\n";
   }
+  if (r.contains("multi_reference")) s << multi_reference_html(r["multi_reference"]);
   s << "</body></html>\n";
   return s.str();
 }

@@ -192,26 +192,29 @@ void Blocks::project(int layer, const Act& in, std::initializer_list<Out> outs) 
 
 // ggml's rotate_pairs: pair i (angle i of the table) is (v[a], v[b]) with a = i, b = i + half
 // (NEOX) or a = 2i, b = 2i + 1 (NORM); v[a] = x0 cos - x1 sin, v[b] = x0 sin + x1 cos.
-void Blocks::rope(int layer, Op op, Act& x, int n_heads, RopeMode mode) {
-  const int hd = static_cast<int>(c_.head_dim());
-  const int half = hd / 2;
+void rope_heads(float* x, int n_heads, int head_dim, const float* cs, const float* sn,
+                RopeMode mode) {
+  const int half = head_dim / 2;
   const int a_step = mode == RopeMode::kNorm ? 2 : 1;  // a = i * a_step, b = a + b_off
   const int b_off = mode == RopeMode::kNorm ? 1 : half;
+  for (int h = 0; h < n_heads; ++h) {
+    float* v = x + static_cast<size_t>(h) * head_dim;
+    for (int i = 0; i < half; ++i) {
+      float* pa = v + i * a_step;
+      float* pb = pa + b_off;
+      const float x0 = *pa, x1 = *pb;
+      *pa = x0 * cs[i] - x1 * sn[i];
+      *pb = x0 * sn[i] + x1 * cs[i];
+    }
+  }
+}
+
+void Blocks::rope(int layer, Op op, Act& x, int n_heads, RopeMode mode) {
+  const int hd = static_cast<int>(c_.head_dim());
   for_rows(n_, [&](int r0, int r1) {
     for (int r = r0; r < r1; ++r) {
       const int pos = rows_[static_cast<size_t>(r)].pos;
-      const float* cs = st_.rope.cos(pos);
-      const float* sn = st_.rope.sin(pos);
-      for (int h = 0; h < n_heads; ++h) {
-        float* v = x.row(r) + static_cast<size_t>(h) * hd;
-        for (int i = 0; i < half; ++i) {
-          float* pa = v + i * a_step;
-          float* pb = pa + b_off;
-          const float x0 = *pa, x1 = *pb;
-          *pa = x0 * cs[i] - x1 * sn[i];
-          *pb = x0 * sn[i] + x1 * cs[i];
-        }
-      }
+      rope_heads(x.row(r), n_heads, hd, st_.rope.cos(pos), st_.rope.sin(pos), mode);
     }
   });
   observe(layer, op, x, rows_);
@@ -328,6 +331,13 @@ void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act&
         std::memcpy(probs.data() + static_cast<size_t>(h) * n_kv, probs_of(h),
                     n_kv * sizeof(float));
       obs_->attention_probs(layer, row, probs, n_heads, n_kv);
+      // An observer may have changed them (a test's fault injection): the output follows.
+      for (int h = 0; h < n_heads; ++h) {
+        const float* p = probs.data() + static_cast<size_t>(h) * n_kv;
+        if (std::memcmp(p, probs_of(h), n_kv * sizeof(float)) == 0) continue;
+        float qh[kMaxHeadDim];
+        kernels::attention_values(k_, head_of(layer, r, h, qh, q), p, out_of(r, h));
+      }
     }
   }
   if (obs_ != nullptr) {  // the last row's probabilities are still in the scratch rows

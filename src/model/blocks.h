@@ -49,6 +49,10 @@ class RopeTable {
   std::vector<float> cos_, sin_;
 };
 
+// RoPE of one row of n_heads heads at the position whose angles cs, sn are (RopeTable).
+void rope_heads(float* x, int n_heads, int head_dim, const float* cs, const float* sn,
+                RopeMode mode);
+
 // Rows of activations: n_rows x dim floats, and the op that last wrote them (a projection's
 // input codes are recorded under it).
 struct Act {

@@ -20,15 +20,6 @@
 // Float kernels: bit-exact with the scalar reference too (8 output rows in the lanes, each
 // adding its float products in double in the reference's order, from transposed 8 x 8 weight
 // blocks).
-#include <immintrin.h>
-
-// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
-// warnings wherever they are inlined; the value is never read.
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -39,10 +30,7 @@
 #include "kernels/x86/avx2_attention_entries.h"
 #include "kernels/x86/avx2_elementwise_entries.h"
 #include "kernels/x86/avx2_packed_entries.h"
-
-// Register arrays (accumulators, decoded codes) only stay in registers when the small
-// constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels {
 namespace {

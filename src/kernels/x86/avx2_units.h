@@ -3,18 +3,9 @@
 // own copy built with its own flags (see kernel_support.h).
 #pragma once
 
-#include <immintrin.h>
-
-// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-value helpers) trigger these
-// warnings wherever they are inlined; the value is never read.
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <cstdint>
 
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels::avx2 {
 namespace {

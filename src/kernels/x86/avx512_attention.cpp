@@ -13,19 +13,11 @@
 // bits, exponents well inside float's range): the float product the reference converts to
 // double is the exact product, and fma(k, q, acc) rounds acc + that product once, as the
 // reference's add does. An F32 cache has no such guarantee and takes the single-row kernels.
-#include <immintrin.h>
-
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <cstdint>
 
 #include "kernels/attention.h"
 #include "kernels/x86/avx512_units.h"
-
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels::avx512 {
 namespace {

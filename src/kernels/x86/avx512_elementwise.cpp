@@ -6,15 +6,6 @@
 // |n| > 192); here all three results are computed for 16 lanes and each lane picks the one its
 // scalar evaluation would return. The same lanes as the reference (whole groups of 4) take this
 // formula; the tail of fewer than 4 stays scalar (libm's expf).
-#include <immintrin.h>
-
-// GCC 12's own intrinsics (`__m256i __Y = __Y;` in the undefined-vector helpers) trigger these
-// wherever they are inlined; the value is never read.
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -22,6 +13,7 @@
 #include "kernels/elementwise.h"
 #include "kernels/ggml_math.h"
 #include "kernels/x86/avx512_units.h"
+#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels::avx512 {
 namespace {

@@ -36,25 +36,13 @@
 // (see float_tile).
 //
 // Weight streams get a software prefetch 4 KiB ahead (prefetch_ahead).
-#include <immintrin.h>
-
-// GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
-// wherever an extract is inlined; the value is never read.
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <cstdint>
 #include <cstring>
 
 #include "kernels/kernel_support.h"
 #include "kernels/kernel_table.h"
 #include "kernels/x86/avx512_units.h"
-
-// Register arrays (accumulators, decoded codes) only stay in registers when the small
-// constant-trip loops over them are fully unrolled; GCC does not always do that on its own.
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels {
 

@@ -16,15 +16,6 @@
 //   I2_S:   y = ((float)(acc - sum_q) / s) * tensor_scale.
 #pragma once
 
-#include <immintrin.h>
-
-// GCC 12's own intrinsics (_mm256_undefined_si256: `__m256i __Y = __Y;`) trigger these warnings
-// wherever an extract is inlined; the value is never read.
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -33,8 +24,7 @@
 #include "kernels/kernel_support.h"
 #include "kernels/packed.h"
 #include "kernels/x86/avx512_units.h"
-
-#define BITNET_UNROLL _Pragma("GCC unroll 16")
+#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels::avx512 {
 namespace {

@@ -22,7 +22,7 @@ void ObserverList::quantized(Op input_op, int layer, std::span<const BatchRow> r
   for (Observer* o : list_) o->quantized(input_op, layer, rows, x, qa);
 }
 
-void ObserverList::attention_probs(int layer, const BatchRow& row, std::span<const float> probs,
+void ObserverList::attention_probs(int layer, const BatchRow& row, std::span<float> probs,
                                    int n_heads, int n_kv) {
   for (Observer* o : list_) o->attention_probs(layer, row, probs, n_heads, n_kv);
 }

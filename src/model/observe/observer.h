@@ -76,9 +76,10 @@ class Observer {
   // The int8 codes a BitLinear input was quantized to (input_op: the op that produced it).
   virtual void quantized(Op /*input_op*/, int /*layer*/, std::span<const BatchRow> /*rows*/,
                          const float* /*x*/, const kernels::QuantizedActivations& /*qa*/) {}
-  // One row's attention probabilities, n_heads rows of n_kv (only where wants() said so).
-  virtual void attention_probs(int /*layer*/, const BatchRow& /*row*/,
-                               std::span<const float> /*probs*/, int /*n_heads*/, int /*n_kv*/) {}
+  // One row's attention probabilities, n_heads rows of n_kv (only where wants() said so); the
+  // row's attention output is computed from what they hold afterwards.
+  virtual void attention_probs(int /*layer*/, const BatchRow& /*row*/, std::span<float> /*probs*/,
+                               int /*n_heads*/, int /*n_kv*/) {}
 
   // Kernel results, for checks against the scalar references.
   virtual void rms_norm(int /*layer*/, const float* /*x*/, const float* /*w*/, int64_t /*dim*/,
@@ -114,7 +115,7 @@ class ObserverList final : public Observer {
   void output(const OpRows& rows) override;
   void quantized(Op input_op, int layer, std::span<const BatchRow> rows, const float* x,
                  const kernels::QuantizedActivations& qa) override;
-  void attention_probs(int layer, const BatchRow& row, std::span<const float> probs, int n_heads,
+  void attention_probs(int layer, const BatchRow& row, std::span<float> probs, int n_heads,
                        int n_kv) override;
   void rms_norm(int layer, const float* x, const float* w, int64_t dim, float eps,
                 const float* out) override;

@@ -26,7 +26,7 @@ void TraceObserver::quantized(Op input_op, int layer, std::span<const BatchRow> 
   }
 }
 
-void TraceObserver::attention_probs(int layer, const BatchRow& row, std::span<const float> probs,
+void TraceObserver::attention_probs(int layer, const BatchRow& row, std::span<float> probs,
                                     int n_heads, int n_kv) {
   if (!wants(row, layer, Op::kAttnScoresSoftmax)) return;
   const int64_t shape[2] = {n_heads, n_kv};

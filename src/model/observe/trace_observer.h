@@ -19,7 +19,7 @@ class TraceObserver final : public Observer {
   void output(const OpRows& rows) override;
   void quantized(Op input_op, int layer, std::span<const BatchRow> rows, const float* x,
                  const kernels::QuantizedActivations& qa) override;
-  void attention_probs(int layer, const BatchRow& row, std::span<const float> probs, int n_heads,
+  void attention_probs(int layer, const BatchRow& row, std::span<float> probs, int n_heads,
                        int n_kv) override;
 
  private:
