@@ -2,7 +2,8 @@
 // and mutates): GGUF files with metadata of every kind, a tensor of each ternary type and a tiny
 // tokenizer; tiny synthetic models of each weight type (I2_S, TQ2_0, TQ1_0 with .scale tensors,
 // F16) that load and run; texts for the BPE tokenizer; a tokenizer.json; a complete receipt,
-// unsigned and signed. Each seed is checked to be valid before it is written.
+// unsigned, signed and with several references; --explain arguments. Each seed is checked to be
+// valid before it is written.
 //   fuzz_seeds DIR
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -14,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "crossval/crossval.h"
 #include "crossval/ed25519.h"
+#include "crossval/multi.h"
 #include "crossval/receipt.h"
 #include "gguf/gguf_bytes.h"
 #include "gguf/reader.h"
@@ -137,6 +140,16 @@ bool write_receipt_seeds(const fs::path& dir, const fs::path& work) {
   if (const auto v = verify_receipt(nlohmann::json(r), false); !v.ok)
     return fail("the receipt seed does not verify: " + v.problems[0]);
   write(dir / "receipt" / "receipt.json", r.dump(1));
+  {
+    // Against two references (the same run twice): the multi_reference block and its checks.
+    nlohmann::ordered_json m = r;
+    m.erase("integrity");
+    m["multi_reference"] = references_json({{"x64", run}, {"best", run}});
+    seal_receipt(&m);
+    if (const auto v = verify_receipt(nlohmann::json(m), false); !v.ok)
+      return fail("the multi-reference receipt seed does not verify: " + v.problems[0]);
+    write(dir / "receipt" / "multi.json", m.dump(1));
+  }
 
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   const fs::path pem = work / "key.pem";
@@ -235,6 +248,17 @@ int main(int argc, char** argv) {
     write(dir / "safetensors" / "u8",
           st(R"({"w":{"dtype":"U8","shape":[4,2],"data_offsets":[0,8]}})", 8));
     write(dir / "safetensors" / "empty", st("{}", 0));
+  }
+
+  // --explain arguments.
+  const std::vector<std::string> explain = {"3/1/attn_out", "0/embeddings", "12/logits",
+                                            "2/0/k_rope"};
+  for (size_t i = 0; i < explain.size(); ++i) {
+    if (!bitnet::crossval::parse_explain(explain[i]).ok()) {
+      std::fprintf(stderr, "fuzz_seeds: seed %s does not parse\n", explain[i].c_str());
+      return 1;
+    }
+    write(dir / "explain" / ("arg" + std::to_string(i)), explain[i]);
   }
 
   const fs::path work = dir / "work";

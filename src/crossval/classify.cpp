@@ -13,9 +13,8 @@ namespace bitnet::crossval {
 using trace::Op;
 using Key = OpKey;
 
-std::string op_label(int layer, Op op) {
-  return (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) +
-         std::string(trace::op_name(op));
+std::string op_label(int layer, std::string_view op_name) {
+  return (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) + std::string(op_name);
 }
 
 namespace {

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 
 #include "crossval/metrics.h"
@@ -16,8 +17,10 @@ namespace bitnet::crossval {
 
 using OpKey = std::tuple<int, int, int>;  // position, layer, op
 
-// "blk3/attn_out", or "logits" for a global op.
-std::string op_label(int layer, trace::Op op);
+// "blk3/attn_out", or "logits" for a global op (layer -1); the name may also be one of the
+// case-level points a first divergence names ("tokens", "greedy").
+std::string op_label(int layer, std::string_view op_name);
+inline std::string op_label(int layer, trace::Op op) { return op_label(layer, trace::op_name(op)); }
 
 struct Classified {
   // "real divergence", "rounding", "activation rounding flip" or "propagated".

@@ -440,6 +440,7 @@ Result<RunResult> run_crossval(const Options& o) {
       };
       Replayer replayer(*model, o.kv_type == "f16", evaluated, &pool);
       std::optional<OpDivergence> first_beyond;
+      std::map<Key, Classified> classified;  // kept for --explain
       for (const auto& [order, key] : differing) {
         const auto [pos, layer, op_i] = key;
         const Op op = static_cast<Op>(op_i);
@@ -459,7 +460,7 @@ Result<RunResult> run_crossval(const Options& o) {
           d.detail = "--head-type " + o.head_type + " changes the logits by design";
           ++cr.ops_lossy;
         } else {
-          const Classified c =
+          const Classified& c = classified[key] =
               classify(*model, replayer, ours_at, ref_at, identical, tol, pos, layer, op);
           d.classification = c.classification;
           d.detail = c.detail;
@@ -485,10 +486,15 @@ Result<RunResult> run_crossval(const Options& o) {
         std::string classification, detail;
         const Key key{pos, layer, static_cast<int>(op)};
         if (identical.count(key) && !identical[key]) {
-          const Classified c =
-              classify(*model, replayer, ours_at, ref_at, identical, tol, pos, layer, op);
-          classification = c.classification;
-          detail = c.detail;
+          auto it = classified.find(key);
+          if (it == classified.end()) {  // judged exactly, only the first op was classified
+            it = classified
+                     .emplace(key, classify(*model, replayer, ours_at, ref_at, identical, tol, pos,
+                                            layer, op))
+                     .first;
+          }
+          classification = it->second.classification;
+          detail = it->second.detail;
         }
         cr.explanation = explain_op(*model, replayer, ours_at, ref_at, identical, pos, layer, op,
                                     classification, detail);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "crossval/classify.h"
+
 namespace bitnet::crossval {
 
 using nlohmann::ordered_json;
@@ -25,17 +27,17 @@ bool all_passed(const std::vector<ReferenceRun>& runs) {
                                       [](const ReferenceRun& r) { return r.run.passed(); });
 }
 
+std::string divergence_place(const nlohmann::json& d) {
+  if (!d.is_object()) return "(no divergence named)";
+  return "position " + std::to_string(d.value("position", 0)) + ", " +
+         op_label(d.value("layer", -1), d.value("op", std::string())) + " (" +
+         d.value("classification", std::string()) + ")";
+}
+
 namespace {
 
-// Where a failing case first diverges: "position 3, blk1/attn_out (real divergence)", or the
-// logits / tokens / greedy, as its first_divergence says.
 std::string where(const CaseResult& c) {
-  const nlohmann::ordered_json& d = c.first_divergence;
-  if (!d.is_object()) return "(no divergence named)";
-  const int layer = d.value("layer", -1);
-  return "position " + std::to_string(d.value("position", 0)) + ", " +
-         (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) +
-         d.value("op", std::string()) + " (" + d.value("classification", std::string()) + ")";
+  return divergence_place(nlohmann::json(c.first_divergence));
 }
 
 }  // namespace

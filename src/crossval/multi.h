@@ -25,6 +25,10 @@ Result<std::vector<ReferenceRun>> run_references(
 
 bool all_passed(const std::vector<ReferenceRun>& runs);
 
+// Where a case first diverges, from its first_divergence: "position 3, blk1/attn_out (real
+// divergence)" (the reports' references table and the attribution both say it this way).
+std::string divergence_place(const nlohmann::json& d);
+
 // One line per case: which references it fails against, and what that points at.
 std::string attribute(const std::vector<ReferenceRun>& runs, size_t case_index);
 

@@ -35,6 +35,23 @@ Status ternary_row(const kernels::WeightMatrix& w, int64_t r, float* out) {
   }
 }
 
+// The bound of a product with a float matrix (projection or head), r.out = scale * W x:
+// 2 lambda sqrt(k) u scale sum_j |w_ij x_j| + ulps u |y_i|.
+void float_product_bound(const kernels::WeightMatrix& w, const std::vector<float>& x, double scale,
+                         double ulps, Replayed& r) {
+  r.bound.resize(r.out.size());
+  std::vector<float> row(static_cast<size_t>(w.k));
+  const double fac = sum_factor(w.k);
+  for (int64_t o = 0; o < w.n_out; ++o) {
+    kernels::row_to_float(w, o, row.data());
+    double a = 0;
+    for (int64_t j = 0; j < w.k; ++j)
+      a += std::fabs(static_cast<double>(row[static_cast<size_t>(j)]) * x[static_cast<size_t>(j)]);
+    r.bound[static_cast<size_t>(o)] =
+        fac * a * scale + ulps * u * std::fabs(r.out[static_cast<size_t>(o)]);
+  }
+}
+
 }  // namespace
 
 Replayer::Replayer(const model::Model& m, bool kv_f16, std::vector<int32_t> tokens,
@@ -220,19 +237,8 @@ Result<Replayed> Replayer::run(const TraceValues& in, int pos, int layer, Op op,
       if (p.has_scale) {
         for (float& v : r.out) v *= p.scale;
       }
-      if (!with_bound) return r;
-      r.bound.resize(r.out.size());
-      std::vector<float> row(static_cast<size_t>(w.k));
-      const double fac = sum_factor(w.k);
-      for (int64_t o = 0; o < w.n_out; ++o) {
-        kernels::row_to_float(w, o, row.data());
-        double a = 0;
-        for (int64_t j = 0; j < w.k; ++j)
-          a += std::fabs(static_cast<double>(row[static_cast<size_t>(j)]) *
-                         xin[static_cast<size_t>(j)]);
-        r.bound[static_cast<size_t>(o)] =
-            fac * a * (p.has_scale ? std::fabs(p.scale) : 1.0) +
-            (4.0 + scale_ulps) * u * std::fabs(r.out[static_cast<size_t>(o)]);
+      if (with_bound) {
+        float_product_bound(w, xin, p.has_scale ? std::fabs(p.scale) : 1.0, 4.0 + scale_ulps, r);
       }
       return r;
     }
@@ -408,19 +414,7 @@ Result<Replayed> Replayer::run(const TraceValues& in, int pos, int layer, Op op,
         kernels::round_to_f16(kern, xin.data(), d);
       r.out.resize(static_cast<size_t>(head.n_out));
       kernels::matmul_float(kern, head, xin.data(), 1, r.out.data(), pool_);
-      if (!with_bound) return r;
-      r.bound.resize(r.out.size());
-      const double fac = sum_factor(d);
-      std::vector<float> row(static_cast<size_t>(d));
-      for (int64_t o = 0; o < head.n_out; ++o) {
-        kernels::row_to_float(head, o, row.data());
-        double a = 0;
-        for (int64_t j = 0; j < d; ++j)
-          a += std::fabs(static_cast<double>(row[static_cast<size_t>(j)]) *
-                         xin[static_cast<size_t>(j)]);
-        r.bound[static_cast<size_t>(o)] =
-            fac * a + 4 * u * std::fabs(r.out[static_cast<size_t>(o)]);
-      }
+      if (with_bound) float_product_bound(head, xin, 1.0, 4.0, r);
       return r;
     }
     case Op::kCount:

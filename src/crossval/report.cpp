@@ -6,6 +6,8 @@
 #include <map>
 #include <sstream>
 
+#include "crossval/multi.h"
+
 namespace bitnet::crossval {
 
 using nlohmann::json;
@@ -59,10 +61,7 @@ std::string reference_cell(const json& c) {
   if (c.at("passed").get<bool>()) return "pass";
   const json& d = c["first_divergence"];
   if (!d.is_object()) return "FAIL";
-  const int layer = d.value("layer", -1);
-  return "FAIL: position " + d.value("position", json(0)).dump() + ", " +
-         (layer >= 0 ? "blk" + std::to_string(layer) + "/" : std::string()) +
-         d.value("op", std::string()) + " (" + d.value("classification", std::string()) + ")";
+  return "FAIL: " + divergence_place(d);
 }
 
 // Several references: one column per reference, a row per case, then each case's attribution.

@@ -452,6 +452,26 @@ TEST_F(CrossvalE2E, EverySimdVariantIsExplainedOn2b4tShape) {
   expect_every_variant_explained(big(), "Hello", 2, 3);
 }
 
+// `op`'s output scaled by 1 + 1e-4 at position 1 (layer 1 for a block op) of "Hello world" must
+// fail the run as a real divergence at exactly that place; `o` holds the model and reference.
+void expect_mutation_named(Options o, trace::Op op, const std::string& where) {
+  const int layer = trace::is_block_op(op) ? 1 : -1;
+  test::ScaleAtObserver scale(1, layer, op, 1.0f + 1e-4f);
+  o.cases = {{"Hello world", 2}};
+  o.n_threads = 2;
+  o.reference.n_threads = 2;
+  o.test_observer = &scale;
+  o.test_observer_note = "position 1 " + std::string(trace::op_name(op)) + " * (1 + 1e-4)";
+  auto r = run_crossval(o);
+  ASSERT_TRUE(r.ok()) << where << ": " << r.message();
+  EXPECT_FALSE(r->passed()) << where;
+  const json d = json::parse(r->cases[0].first_divergence.dump());
+  EXPECT_EQ(d["position"], 1) << where << ": " << r->cases[0].verdict;
+  EXPECT_EQ(d["layer"], layer) << where << ": " << r->cases[0].verdict;
+  EXPECT_EQ(d["op"], std::string(trace::op_name(op))) << where << ": " << r->cases[0].verdict;
+  EXPECT_EQ(d["classification"], "real divergence") << where;
+}
+
 // Mutation over every op kind: one op's output scaled by 1 + 1e-4 at one layer and one
 // position must be the first real divergence, at exactly that (position, layer, op), against
 // the x64 variant (judged exactly) and against the best SIMD variant (judged by tolerances,
@@ -459,27 +479,13 @@ TEST_F(CrossvalE2E, EverySimdVariantIsExplainedOn2b4tShape) {
 TEST_F(CrossvalE2E, MutationOfEveryOpKindIsNamedAtItsPlace) {
   for (int i = 0; i < static_cast<int>(trace::Op::kCount); ++i) {
     const auto op = static_cast<trace::Op>(i);
-    const int layer = trace::is_block_op(op) ? 1 : -1;
     for (const std::string variant : {"x64", ""}) {
-      test::ScaleAtObserver scale(1, layer, op, 1.0f + 1e-4f);
       Options o;
       o.model = tiny_;
-      o.cases = {{"Hello world", 2}};
       o.reference.cpu_variant = variant;
-      o.n_threads = 2;
-      o.reference.n_threads = 2;
-      o.test_observer = &scale;
-      o.test_observer_note = "position 1 " + std::string(trace::op_name(op)) + " * (1 + 1e-4)";
-      auto r = run_crossval(o);
-      const std::string where =
-          std::string(trace::op_name(op)) + " against " + (variant.empty() ? "best" : variant);
-      ASSERT_TRUE(r.ok()) << where << ": " << r.message();
-      EXPECT_FALSE(r->passed()) << where;
-      const json d = json::parse(r->cases[0].first_divergence.dump());
-      EXPECT_EQ(d["position"], 1) << where << ": " << r->cases[0].verdict;
-      EXPECT_EQ(d["layer"], layer) << where << ": " << r->cases[0].verdict;
-      EXPECT_EQ(d["op"], std::string(trace::op_name(op))) << where << ": " << r->cases[0].verdict;
-      EXPECT_EQ(d["classification"], "real divergence") << where;
+      expect_mutation_named(
+          o, op,
+          std::string(trace::op_name(op)) + " against " + (variant.empty() ? "best" : variant));
     }
   }
 }
@@ -657,12 +663,22 @@ TEST_F(CrossvalE2E, ErrorsExitTwo) {
   EXPECT_NE(r.err.find("reference helper /nonexistent-helper is not an executable"),
             std::string::npos)
       << r.err;
+  // --explain: a point that is not one, or without the per-op comparison it explains.
+  for (const std::string bad :
+       {"1/attn_out", "1/0/logits", "x/0/q_proj", "1/0/nosuchop", "1/2/3/q_proj", "-1/0/q_proj"}) {
+    r = bitnet("crossval -m " + tiny_ + " -p x -q --explain '" + bad + "' --json " +
+               dir_->path("e.json"));
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find("--explain '" + bad + "' is not POS/LAYER/OP"), std::string::npos)
+        << r.err;
+  }
+  r = bitnet("crossval -m " + tiny_ + " -p x -q --explain 1/0/q_proj --no-ops --json " +
+             dir_->path("e.json"));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("--explain needs the per-op comparison"), std::string::npos) << r.err;
 }
 
 #ifdef BITNET_HAVE_OLDAPI_REFERENCE
-// The older C API (llama.cpp b3995: llama_load_model_from_file, llama_n_vocab(model), built-in
-// CPU backend) through its own helper. Its numerics differ from today's ggml (older F16 dot
-// products and attention), so logits are compared within looser, explicit tolerances.
 // The older C API (llama.cpp b3995, its own helper): its graphs name some tensors differently
 // (kqv_out is the o projection in its llama graph) and it multiplies F16 matrices with f32
 // activations (llamafile sgemm), so values differ; replay explains every difference (the logits
@@ -690,24 +706,10 @@ TEST_F(CrossvalE2E, OlderApiReference) {
   for (int i = 0; i < static_cast<int>(trace::Op::kCount); ++i) {
     const auto op = static_cast<trace::Op>(i);
     if (op == trace::Op::kAttnSubNorm || op == trace::Op::kFfnSubNorm) continue;  // not in llama
-    const int layer = trace::is_block_op(op) ? 1 : -1;
-    test::ScaleAtObserver scale(1, layer, op, 1.0f + 1e-4f);
     Options o;
     o.model = llama;
-    o.cases = {{"Hello world", 2}};
     o.reference.reference_dir = BITNET_REFERENCE_OLDAPI_DIR;
-    o.n_threads = 2;
-    o.reference.n_threads = 2;
-    o.test_observer = &scale;
-    o.test_observer_note = "position 1 " + std::string(trace::op_name(op)) + " * (1 + 1e-4)";
-    auto r = run_crossval(o);
-    const std::string where(trace::op_name(op));
-    ASSERT_TRUE(r.ok()) << where << ": " << r.message();
-    const json d = json::parse(r->cases[0].first_divergence.dump());
-    EXPECT_EQ(d["position"], 1) << where << ": " << r->cases[0].verdict;
-    EXPECT_EQ(d["layer"], layer) << where << ": " << r->cases[0].verdict;
-    EXPECT_EQ(d["op"], where) << where << ": " << r->cases[0].verdict;
-    EXPECT_EQ(d["classification"], "real divergence") << where;
+    expect_mutation_named(o, op, std::string(trace::op_name(op)) + " against b3995");
   }
 }
 #endif

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 
+#include "crossval/crossval.h"
 #include "crossval/ed25519.h"
 #include "crossval/metrics.h"
 #include "crossval/receipt.h"
@@ -186,6 +187,27 @@ RunResult fake_run(bool pass) {
                           {"classification", "real divergence"}};
   run.cases.push_back(c);
   return run;
+}
+
+TEST(Explain, ParsesTracedPointsAndRefusesTheRest) {
+  auto e = parse_explain("3/1/attn_out");
+  ASSERT_TRUE(e.ok()) << e.message();
+  EXPECT_EQ(std::get<0>(*e), 3);
+  EXPECT_EQ(std::get<1>(*e), 1);
+  EXPECT_EQ(std::get<2>(*e), trace::Op::kAttnOut);
+  e = parse_explain("12/logits");
+  ASSERT_TRUE(e.ok()) << e.message();
+  EXPECT_EQ(std::get<1>(*e), -1);
+  EXPECT_EQ(std::get<2>(*e), trace::Op::kLogits);
+  for (const std::string bad : {"", "/", "3", "3/", "/logits", "3/attn_out", "3/1/logits", "3/1/",
+                                "a/1/q_proj", "3/b/q_proj", "-3/1/q_proj", "3/-1/q_proj",
+                                "3/1/q_proj/x", "9999999/1/q_proj", "3/1/Q_PROJ", "3//q_proj"}) {
+    const auto r = parse_explain(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    if (!r.ok()) {
+      EXPECT_NE(r.message().find("--explain '" + bad + "'"), std::string::npos);
+    }
+  }
 }
 
 TEST(Receipt, SealVerifyAndCorrupt) {
