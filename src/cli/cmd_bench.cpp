@@ -288,7 +288,7 @@ std::vector<Command> register_bench(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("-r,--repetitions", f->reps, "Repetitions per test")->capture_default_str();
   sub->add_option("--kernels", f->kernels,
-                  "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
+                  "Force a kernel variant: " + kernels::variant_names() + " (also BITNET_KERNELS)");
   sub->add_option("--head-type", f->head_type, kHeadTypeHelp)->capture_default_str();
   sub->add_option("--parallel", f->parallel,
                   "Also decode this many sequences together (one batch per step): aggregate and "

@@ -106,8 +106,9 @@ struct XvalFlags {
            "Our LM head: file (exact) | fast (float sums) | q8_0 (the reference keeps its exact "
            "F16 head, so the logits metrics measure what fast or q8_0 costs: KL, top-1, cosine)")
         ->capture_default_str();
-    app->add_option("--kernels", kernels,
-                    "Force our kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
+    app->add_option(
+        "--kernels", kernels,
+        "Force our kernel variant: " + kernels::variant_names() + " (also BITNET_KERNELS)");
     app->add_option("--json", json_path, "Receipt (JSON) to write")->capture_default_str();
     app->add_option("--sign", sign_key,
                     "Sign the receipt with this Ed25519 private key (PEM, from openssl genpkey "

@@ -21,7 +21,7 @@ void ModelFlags::add_to(CLI::App* app) {
   app->add_option("--kv-type", kv_type, "KV cache type: f16 | f32")->capture_default_str();
   app->add_option("--head-type", head_type, kHeadTypeHelp)->capture_default_str();
   app->add_option("--kernels", kernels,
-                  "Force a kernel variant: scalar | avx2 | avx512 (also BITNET_KERNELS)");
+                  "Force a kernel variant: " + kernels::variant_names() + " (also BITNET_KERNELS)");
   app->add_option(
       "--verify-kernels", verify_kernels,
       "Every N tokens, recompute samples of every SIMD kernel's output (product rows, "

@@ -3,6 +3,10 @@
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include <atomic>
 
@@ -37,6 +41,10 @@ const KernelTable* avx2_table() { return nullptr; }
 #ifndef BITNET_HAVE_AVX512_KERNELS
 const KernelTable* avx512_table() { return nullptr; }
 #endif
+#ifndef BITNET_HAVE_NEON_KERNELS
+const KernelTable* neon_table() { return nullptr; }
+const KernelTable* neon_dotprod_table() { return nullptr; }
+#endif
 
 std::string_view variant_name(Variant v) {
   switch (v) {
@@ -46,8 +54,21 @@ std::string_view variant_name(Variant v) {
       return "avx2";
     case Variant::kAvx512:
       return "avx512";
+    case Variant::kNeon:
+      return "neon";
+    case Variant::kNeonDotprod:
+      return "neon-dotprod";
   }
   return "?";
+}
+
+std::string variant_names() {
+  std::string out;
+  for (Variant v : kAllVariants) {
+    if (!out.empty()) out += " | ";
+    out += variant_name(v);
+  }
+  return out;
 }
 
 #if defined(__x86_64__)
@@ -58,6 +79,23 @@ namespace {
 bool has_f16c() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+}
+
+}  // namespace
+#endif
+
+#if defined(__aarch64__)
+namespace {
+
+// Advanced SIMD is part of every ARMv8-A CPU; the dot-product extension is optional before
+// ARMv8.4-A, so it is asked for: Linux reports it in the auxiliary vector (HWCAP_ASIMDDP). Other
+// systems are not asked (no dotprod claimed there).
+bool has_dotprod() {
+#if defined(__linux__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
 }
 
 }  // namespace
@@ -80,12 +118,22 @@ bool cpu_supports(Variant v) {
     case Variant::kAvx512:
       return false;  // x86 variants: not built for this target
 #endif
+#if defined(__aarch64__)
+    case Variant::kNeon:
+      return neon_table() != nullptr;
+    case Variant::kNeonDotprod:
+      return neon_dotprod_table() != nullptr && has_dotprod();
+#else
+    case Variant::kNeon:
+    case Variant::kNeonDotprod:
+      return false;  // ARM64 variants: not built for this target
+#endif
   }
   return false;
 }
 
 Variant best_variant() {
-  for (Variant v : {Variant::kAvx512, Variant::kAvx2}) {
+  for (Variant v : {Variant::kAvx512, Variant::kAvx2, Variant::kNeonDotprod, Variant::kNeon}) {
     if (cpu_supports(v)) return v;
   }
   return Variant::kScalar;
@@ -94,11 +142,11 @@ Variant best_variant() {
 namespace {
 
 Result<Variant> parse_variant(std::string_view name) {
-  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+  for (Variant v : kAllVariants) {
     if (name == variant_name(v)) return v;
   }
-  return make_error("unknown kernel variant '%.*s' (known: scalar, avx2, avx512)",
-                    static_cast<int>(name.size()), name.data());
+  return make_error("unknown kernel variant '%.*s' (known: %s)", static_cast<int>(name.size()),
+                    name.data(), variant_names().c_str());
 }
 
 // The table of a variant the CPU runs (compiled in: cpu_supports says so).
@@ -108,6 +156,10 @@ const KernelTable* table_of(Variant v) {
       return avx512_table();
     case Variant::kAvx2:
       return avx2_table();
+    case Variant::kNeon:
+      return neon_table();
+    case Variant::kNeonDotprod:
+      return neon_dotprod_table();
     case Variant::kScalar:
       break;
   }

@@ -12,9 +12,17 @@
 
 namespace bitnet::kernels {
 
-enum class Variant { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
+// x86-64: avx2 (AVX2 + FMA + F16C), avx512 (F, BW, VL, VNNI). ARM64: neon (Advanced SIMD, every
+// ARMv8-A CPU), neon-dotprod (with the dot-product extension, ARMv8.2-A's SDOT).
+enum class Variant { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3, kNeonDotprod = 4 };
+
+// Every variant, in the order the CLI lists them.
+inline constexpr Variant kAllVariants[] = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512,
+                                           Variant::kNeon, Variant::kNeonDotprod};
 
 std::string_view variant_name(Variant v);
+// "scalar | avx2 | avx512 | neon | neon-dotprod", for help texts.
+std::string variant_names();
 // The best variant this CPU runs.
 Variant best_variant();
 bool cpu_supports(Variant v);
@@ -32,7 +40,7 @@ class Kernels {
   static void install_best_for_testing(const KernelTable* t);
   // Fails if the CPU cannot run v.
   static Result<Kernels> of(Variant v);
-  // "scalar" | "avx2" | "avx512"; fails on another name or a variant the CPU cannot run.
+  // A variant_name(); fails on another name or a variant the CPU cannot run.
   static Result<Kernels> named(std::string_view name);
 
   Variant variant() const;

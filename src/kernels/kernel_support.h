@@ -1,8 +1,9 @@
 // Helpers the ISA translation units call instead of instantiating standard-library containers
 // themselves. An inline or template function instantiated in a file compiled with -mavx512f may
 // be emitted there as a weak symbol, and the linker may then use that copy everywhere - also on
-// CPUs without AVX-512. So x86/*.cpp only touch std::vector through data()/operator[] and get
-// memory from here (this file is compiled with the baseline flags).
+// CPUs without AVX-512 (likewise +dotprod on ARM64). So x86/*.cpp and arm64/*.cpp only touch
+// std::vector through data()/operator[] and get memory from here (this file is compiled with the
+// baseline flags).
 #pragma once
 
 #include <cstddef>

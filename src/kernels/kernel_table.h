@@ -43,5 +43,7 @@ const KernelTable& scalar_table();
 // nullptr when the variant was not compiled in.
 const KernelTable* avx2_table();
 const KernelTable* avx512_table();
+const KernelTable* neon_table();
+const KernelTable* neon_dotprod_table();
 
 }  // namespace bitnet::kernels

@@ -14,7 +14,11 @@ namespace {
 TEST(DotPeak, LoopsCountTheirMultiplyAdds) {
   for (const KernelTable* t : test::simd_tables()) {
     ASSERT_NE(t->dot_loop, nullptr) << test::name_of(t);
-    const int64_t per_instruction = t->variant == Variant::kAvx512 ? 64 : 32;
+    // Products per instruction: VPDPBUSD zmm 64, VPMADDUBSW ymm 32, SDOT v.4s 16, SMLAL v.8h 8.
+    const int64_t per_instruction = t->variant == Variant::kAvx512        ? 64
+                                    : t->variant == Variant::kAvx2        ? 32
+                                    : t->variant == Variant::kNeonDotprod ? 16
+                                                                          : 8;
     EXPECT_EQ(t->dot_loop(3), 3 * 16 * per_instruction) << test::name_of(t);
   }
   EXPECT_EQ(scalar_table().dot_loop, nullptr);

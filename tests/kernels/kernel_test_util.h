@@ -23,8 +23,9 @@ namespace bitnet::kernels::test {
 // The SIMD variants compiled in and runnable here (never the scalar one).
 inline std::vector<const KernelTable*> simd_tables() {
   std::vector<const KernelTable*> out;
-  if (cpu_supports(Variant::kAvx2)) out.push_back(avx2_table());
-  if (cpu_supports(Variant::kAvx512)) out.push_back(avx512_table());
+  for (Variant v : kAllVariants) {
+    if (v != Variant::kScalar && cpu_supports(v)) out.push_back(&Kernels::of(v)->table());
+  }
   return out;
 }
 
@@ -54,12 +55,13 @@ inline std::vector<Activations> activation_sets(int64_t rows, int64_t k, uint32_
   s.push_back({"all equal negative", std::vector<float>(n, -3.0f)});
   s.push_back({"max magnitude", std::vector<float>(n, -fmax)});
   s.push_back({"huge", gaussian(n, seed + 1, 1e37f)});
-  s.push_back({"tiny", gaussian(n, seed + 2, 1e-30f)});    // below the 1e-5 floor
+  s.push_back({"tiny", gaussian(n, seed + 2, 1e-30f)});       // below the 1e-5 floor
   s.push_back({"subnormal", gaussian(n, seed + 3, 1e-41f)});  // Q8_K's -127/max overflows
   {
     // One large outlier per row (spiky activations), rest small; both signs of the max.
     std::vector<float> x = gaussian(n, seed + 4, 0.01f);
-    for (int64_t r = 0; r < rows; ++r) x[static_cast<size_t>(r * k + (r * 37) % k)] = r % 2 ? -50.0f : 50.0f;
+    for (int64_t r = 0; r < rows; ++r)
+      x[static_cast<size_t>(r * k + (r * 37) % k)] = r % 2 ? -50.0f : 50.0f;
     s.push_back({"outliers", x});
   }
   {
@@ -105,7 +107,8 @@ inline size_t matrix_bytes(gguf::TensorType t, int64_t k, int64_t n_out) {
 // Valid ternary weights (values in {-1, 0, 1}, fp16-exact block scales / a tensor scale).
 // `raw` instead fills the code bytes with random bytes: I2_S / TQ2_0 then contain code 3 (read
 // as +2 everywhere), TQ1_0 non-canonical bytes; block scales stay finite.
-inline OwnedMatrix make_ternary(gguf::TensorType t, int64_t k, int64_t n_out, uint32_t seed, bool raw = false) {
+inline OwnedMatrix make_ternary(gguf::TensorType t, int64_t k, int64_t n_out, uint32_t seed,
+                                bool raw = false) {
   OwnedMatrix m;
   m.bytes.assign(matrix_bytes(t, k, n_out), 0);
   m.w.type = t;
@@ -124,7 +127,9 @@ inline OwnedMatrix make_ternary(gguf::TensorType t, int64_t k, int64_t n_out, ui
     }
   } else {
     std::vector<float> scales(n / 256);
-    for (auto& s : scales) s = std::ldexp(1.0f + static_cast<float>(rng() % 1024) / 1024.0f, static_cast<int>(rng() % 12) - 10);
+    for (auto& s : scales)
+      s = std::ldexp(1.0f + static_cast<float>(rng() % 1024) / 1024.0f,
+                     static_cast<int>(rng() % 12) - 10);
     const bool tq2 = t == gguf::TensorType::TQ2_0;
     const Status st = tq2 ? quant::pack_tq2_0(tern.data(), n, scales.data(), m.bytes.data())
                           : quant::pack_tq1_0(tern.data(), n, scales.data(), m.bytes.data());
@@ -166,7 +171,8 @@ inline std::string first_bit_mismatch(const std::vector<float>& a, const std::ve
   if (a.size() != b.size()) return "size differs";
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::bit_cast<uint32_t>(a[i]) != std::bit_cast<uint32_t>(b[i])) {
-      return "index " + std::to_string(i) + ": " + std::to_string(a[i]) + " vs " + std::to_string(b[i]);
+      return "index " + std::to_string(i) + ": " + std::to_string(a[i]) + " vs " +
+             std::to_string(b[i]);
     }
   }
   return "";

@@ -43,9 +43,15 @@ TEST(Kernels, VariantsAvailable) {
   // This suite only means something if the SIMD variants run; say which ones did.
   for (const KernelTable* t : simd_tables())
     std::printf("testing variant %s\n", name_of(t).c_str());
-  EXPECT_EQ(best_variant(), cpu_supports(Variant::kAvx512) ? Variant::kAvx512
-                            : cpu_supports(Variant::kAvx2) ? Variant::kAvx2
-                                                           : Variant::kScalar);
+  EXPECT_EQ(best_variant(), cpu_supports(Variant::kAvx512)        ? Variant::kAvx512
+                            : cpu_supports(Variant::kAvx2)        ? Variant::kAvx2
+                            : cpu_supports(Variant::kNeonDotprod) ? Variant::kNeonDotprod
+                            : cpu_supports(Variant::kNeon)        ? Variant::kNeon
+                                                                  : Variant::kScalar);
+#if defined(__aarch64__)
+  // Advanced SIMD is in every ARMv8-A CPU: the neon variant always runs here.
+  EXPECT_TRUE(cpu_supports(Variant::kNeon));
+#endif
 }
 
 // A variant's quantizer into a freshly shaped QuantizedActivations.
@@ -115,6 +121,26 @@ TEST(Kernels, QuantizeNonFiniteMatchesReference) {
                             name_of(t) + (kind == ActQuant::kQ8K ? " q8k" : " per-token"));
     }
   }
+}
+
+// The reference itself, where C++ leaves float -> int undefined (and x86-64 and ARM64 differ):
+// non-finite products give code 0, as ggml's rounding does, so both machines agree.
+TEST(Kernels, QuantizeRefNonFiniteProductsAreZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  // A subnormal maximum: Q8_K's iscale = -127 / max overflows to infinity.
+  std::vector<float> x(256, 1e-41f);
+  x[5] = -2e-41f;
+  x[9] = 0.0f;  // infinity x 0: NaN
+  QuantizedActivations a;
+  quantize_activations_ref(ActQuant::kQ8K, x.data(), 1, 256, &a);
+  EXPECT_EQ(a.q, std::vector<int8_t>(256, 0));
+  EXPECT_EQ(a.bsums, std::vector<int16_t>(16, 0));
+  // An infinite input: per-token s = 127 / inf = 0, so that element's product is NaN.
+  std::vector<float> y(64, 1.0f);
+  y[7] = inf;
+  quantize_activations_ref(ActQuant::kPerTokenInt8, y.data(), 1, 64, &a);
+  EXPECT_EQ(a.scales[0], 0.0f);
+  EXPECT_EQ(a.q, std::vector<int8_t>(64, 0));
 }
 
 struct TernaryCase {

@@ -1,6 +1,6 @@
-// Packed layouts (kernels/packed.h): the AVX2 and AVX-512 kernels reading them are bit-exact with
-// the scalar reference reading the file layout, for every shape the packing accepts (partial last
-// tiles, sub-ranges of rows as a thread's chunk sees them, 1 to 15 activation rows, random raw
+// Packed layouts (kernels/packed.h): the AVX2, AVX-512 and ARM64 kernels reading them are bit-exact
+// with the scalar reference reading the file layout, for every shape the packing accepts (partial
+// last tiles, sub-ranges of rows as a thread's chunk sees them, 1 to 15 activation rows, random raw
 // code bytes including code 3), and the layout itself is what packed.h describes.
 #include "kernels/packed.h"
 
@@ -19,6 +19,9 @@
 #if defined(__x86_64__)
 #include "kernels/x86/avx2_packed_entries.h"
 #include "kernels/x86/avx512_packed_entries.h"
+#endif
+#if defined(__aarch64__)
+#include "kernels/arm64/neon_entries.h"
 #endif
 
 namespace bitnet::kernels {
@@ -101,19 +104,24 @@ TEST(Packed, TernaryLayoutAsDocumented) {
   }
 }
 
-// Every packed ternary kernel this CPU runs, each called directly: AVX2's, and AVX-512's both
-// ways of taking the codes' fields apart (a mask; VBMI's byte permute where the CPU has it: the
-// table entry uses the second wherever it can).
+// Every packed ternary kernel this CPU runs, each called directly: AVX2's, AVX-512's both ways of
+// taking the codes' fields apart (a mask; VBMI's byte permute where the CPU has it: the table
+// entry uses the second wherever it can), ARM64's with SMLAL and with SDOT.
 TEST(Packed, TernaryBitExactWithReference) {
-#if defined(__x86_64__)
   using Entry =
       void (*)(const WeightMatrix&, const QuantizedActivations&, float*, int64_t, int64_t);
   std::vector<std::pair<std::string, Entry>> entries;
+#if defined(__x86_64__)
   if (cpu_supports(Variant::kAvx2)) entries.emplace_back("avx2", &avx2::packed_ternary);
   if (cpu_supports(Variant::kAvx512)) entries.emplace_back("masked", &avx512::packed_ternary);
   if (cpu_supports(Variant::kAvx512) && avx512::has_vbmi())
     entries.emplace_back("vbmi", &avx512::packed_ternary_vbmi);
-  if (entries.empty()) GTEST_SKIP() << "no AVX2 here: the packed ternary kernels do not run";
+#elif defined(__aarch64__)
+  if (cpu_supports(Variant::kNeon)) entries.emplace_back("neon", &neon::packed_ternary);
+  if (cpu_supports(Variant::kNeonDotprod))
+    entries.emplace_back("neon-dotprod", &neon_dotprod::packed_ternary);
+#endif
+  if (entries.empty()) GTEST_SKIP() << "no packed ternary kernel runs on this CPU";
   for (const auto& [how, ternary] : entries) {
     for (TensorType type : {TensorType::I2_S, TensorType::TQ2_0}) {
       for (int64_t k : {256, 512, 2560, 6912}) {
@@ -145,9 +153,6 @@ TEST(Packed, TernaryBitExactWithReference) {
       }
     }
   }
-#else
-  GTEST_SKIP() << "x86-64 only";
-#endif
 }
 
 TEST(Packed, F16BitExactWithReference) {
@@ -191,20 +196,22 @@ TEST(Packed, F16BitExactWithReference) {
   }
 }
 
-// Through the threaded entry point, as the forward pass calls it.
+// Through the threaded entry point, as the forward pass calls it, with every variant (each SIMD
+// one reads the packed layout).
 TEST(Packed, ThreadedEntryPointsMatch) {
-  const Result<Kernels> avx512 = Kernels::of(Variant::kAvx512);
-  if (!avx512.ok()) GTEST_SKIP() << "packed kernels need the AVX-512 variant";
   ThreadPool pool(2);
   auto m = test::make_ternary(TensorType::TQ2_0, 2560, 700, 3);
   const auto p = pack(&m);
   const auto x = test::gaussian(2 * 2560, 4, 1.0f);
   QuantizedActivations a;
   quantize_activations_ref(ActQuant::kQ8K, x.data(), 2, 2560, &a);
-  std::vector<float> want(2 * 700), got(want.size());
+  std::vector<float> want(2 * 700);
   matmul_ternary_ref(m.w, a, want.data(), 0, 700);
-  matmul_ternary(*avx512, m.w, a, got.data(), &pool);
-  EXPECT_EQ(first_bit_mismatch(got, want), "");
+  for (const KernelTable* t : test::simd_tables()) {
+    std::vector<float> got(want.size());
+    matmul_ternary(*Kernels::of(t->variant), m.w, a, got.data(), &pool);
+    EXPECT_EQ(first_bit_mismatch(got, want), "") << test::name_of(t);
+  }
 }
 
 // share_start (the weights ThreadPool::warm_after_next_job fetches): the start of each thread's

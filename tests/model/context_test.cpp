@@ -649,7 +649,7 @@ TEST(Context, EachModelRunsTheKernelsItWasLoadedWith) {
     SCOPED_TRACE(std::string(gguf::tensor_type_name(type)));
     const auto path = make_model(dir, "k.gguf", Arch::kBitnet, type);
     std::vector<std::unique_ptr<Model>> models;
-    for (auto v : {kernels::Variant::kScalar, kernels::Variant::kAvx2, kernels::Variant::kAvx512}) {
+    for (auto v : kernels::kAllVariants) {
       if (!kernels::cpu_supports(v)) continue;
       LoadOptions o;
       o.kernels = *kernels::Kernels::of(v);

@@ -12,9 +12,10 @@ float quantize_row_per_token_ref(const float* x, int64_t k, int8_t* q) {
   m = std::max(m, 1e-5);
   const float s = static_cast<float>(127.0 / m);
   for (int64_t i = 0; i < k; ++i) {
-    // nearbyint rounds half to even under the default rounding mode.
+    // nearbyint rounds half to even under the default rounding mode. A NaN product (an
+    // infinite x_i makes s = 0) gives 0: converting NaN to an integer is undefined in C++.
     const float v = std::nearbyint(x[i] * s);
-    q[i] = static_cast<int8_t>(std::clamp(v, -128.0f, 127.0f));
+    q[i] = std::isnan(v) ? int8_t{0} : static_cast<int8_t>(std::clamp(v, -128.0f, 127.0f));
   }
   return s;
 }
@@ -37,7 +38,11 @@ void quantize_row_q8k_ref(const float* x, int64_t k, int8_t* q, float* d, int16_
     } else {
       const float iscale = -127.0f / max;
       for (int64_t j = 0; j < kQ8KBlock; ++j) {
-        const int v = static_cast<int>(std::nearbyint(iscale * xb[j]));
+        // A non-finite product (iscale overflows when max is subnormal; an infinite x_j gives
+        // NaN) becomes 0, as in ggml, whose magic-number rounding leaves no mantissa bits of an
+        // infinity or NaN; C++ leaves converting them to int undefined (x86-64 and ARM64 differ).
+        const float p = iscale * xb[j];
+        const int v = std::isfinite(p) ? static_cast<int>(std::nearbyint(p)) : 0;
         qb[j] = static_cast<int8_t>(std::min(127, v));
       }
       d[b] = 1.0f / iscale;
