@@ -3,13 +3,15 @@
 //
 // What runs vectorized: the ternary products on the packed layout (I2_S and TQ2_0 with
 // k % 256 == 0, repacked at load), which are most of a decode step's time, the activation
-// quantization, and the Q8_0 head (the screened head's screen). Every other entry (TQ1_0, the
-// float head and F16 projections, attention, the elementwise ops) is the scalar reference:
-// bit-exact by construction, not yet fast.
+// quantization, the Q8_0 head (the screened head's screen), attention and the elementwise ops.
+// TQ1_0 and the float products (the exact head's rows, F16 projections) are still the scalar
+// reference: bit-exact by construction, not yet fast.
 #pragma once
 
 #include <string_view>
 
+#include "kernels/arm64/neon_attention.h"
+#include "kernels/arm64/neon_elementwise.h"
 #include "kernels/arm64/neon_packed_ternary.h"
 #include "kernels/arm64/neon_q8_0_head.h"
 #include "kernels/arm64/neon_quantize.h"
@@ -33,16 +35,16 @@ inline KernelTable arm64_table(Variant v, int64_t (*dot_loop)(int64_t),
                      ternary_entry,
                      matmul_float_ref,
                      q8_0_head_entry,
-                     attention_scores_ref,
-                     attention_values_ref,
-                     attention_scores_group_ref,
-                     attention_values_group_ref,
-                     swiglu_ref,
-                     relu_sqr_mul_ref,
-                     fp32_to_fp16_row_ref,
-                     rms_norm_ref,
-                     round_to_f16_ref,
-                     softmax_probs_ref,
+                     scores_entry,
+                     values_entry,
+                     scores_group_entry,
+                     values_group_entry,
+                     swiglu_entry,
+                     relu_sqr_mul_entry,
+                     to_f16_entry,
+                     rms_norm_entry,
+                     round_f16_entry,
+                     softmax_entry,
                      dot_loop,
                      dot_instruction};
 }
