@@ -176,6 +176,26 @@ TEST(Elementwise, SoftmaxBitExactWithReference) {
   }
 }
 
+// exp's branch points as softmax meets them (an argument x - max <= 0 whose n = round(x / ln2) is
+// near -126, where 2^n starts being taken in two factors, and near -192, past which the result is
+// 0), finely swept: the outputs near -126 are subnormal probabilities, where the two forms round
+// differently (SwiGLU cannot show it: its exp(-x) near 2^126 scales exactly either way). Near
+// -192 both forms give 0, so that bound is checked for its neighbourhood only.
+TEST(Elementwise, SoftmaxBranchBoundaries) {
+  for (float center : {-126.0f, -192.0f}) {
+    std::vector<float> row = {0.0f};
+    const float x0 = center * 0.6931472f;
+    for (float d = -1.5f; d <= 1.5f; d += 1.0f / 128.0f) row.push_back(x0 + d);
+    const auto n = static_cast<int64_t>(row.size());
+    for (const KernelTable* t : test::simd_tables()) {
+      std::vector<float> want(row), got(row);
+      softmax_probs_ref(want.data(), n, false);
+      t->softmax(got.data(), n, false);
+      ASSERT_EQ(first_bit_mismatch(got, want), "") << test::name_of(t) << " near n=" << center;
+    }
+  }
+}
+
 // The reference is ggml's RMSNorm written out: squares in float, summed in double in order.
 TEST(Elementwise, RmsNormReferenceMatchesItsDefinition) {
   const std::vector<float> x = {1.0f, -2.0f, 3.0f, 0.5f}, w = {1.0f, 2.0f, -1.0f, 4.0f};
