@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "core/fp16.h"
-#include "kernels/arm64/neon_prelude.h"
+#include "kernels/arm64/neon_units.h"
 #include "kernels/elementwise.h"
 
 namespace bitnet::kernels {
@@ -47,24 +47,6 @@ inline float32x4_t vexpf4(float32x4_t x) {
   const float32x4_t scaled = vmulq_f32(vaddq_f32(vmulq_f32(s2, j), s2), s1);
   const uint32x4_t very_big = vcgtq_f32(abs_n, vdupq_n_f32(192.0f));
   return vbslq_f32(very_big, huge, vbslq_f32(big, scaled, normal));
-}
-
-// The 4 floats at p, lanes from n on (n < 4) `fill`.
-inline float32x4_t load_floats(const float* p, int64_t n, float fill = 0.0f) {
-  if (n >= 4) return vld1q_f32(p);
-  float buf[4] = {fill, fill, fill, fill};
-  for (int64_t l = 0; l < n; ++l) buf[l] = p[l];
-  return vld1q_f32(buf);
-}
-// Lanes [0, n) of v to dst.
-inline void store_floats(float* dst, float32x4_t v, int64_t n) {
-  if (n >= 4) {
-    vst1q_f32(dst, v);
-    return;
-  }
-  float buf[4];
-  vst1q_f32(buf, v);
-  for (int64_t l = 0; l < n; ++l) dst[l] = buf[l];
 }
 
 // FCVT to half and back: core/fp16.h's conversion (round to nearest even), as F16C's on x86.
@@ -133,27 +115,27 @@ inline void rms_norm_entry(const float* x, const float* w, int64_t n, float eps,
 inline void softmax_entry(float* s, int64_t n, bool round_f16) {
   const float ninf = -__builtin_inff();
   float32x4_t vmax = vdupq_n_f32(ninf);
-  for (int64_t i = 0; i < n; i += 4) vmax = vmaxnmq_f32(vmax, load_floats(s + i, n - i, ninf));
+  for (int64_t i = 0; i < n; i += 4) vmax = vmaxnmq_f32(vmax, load_part<false>(s, i, n - i, ninf));
   float m = vgetq_lane_f32(vmax, 0);
   for (float l : {vgetq_lane_f32(vmax, 1), vgetq_lane_f32(vmax, 2), vgetq_lane_f32(vmax, 3)})
     m = l > m ? l : m;
   const float32x4_t max = vdupq_n_f32(m);
   double sum = 0.0;
   for (int64_t i = 0; i < n; i += 4) {
-    float32x4_t e = vexpf4(vsubq_f32(load_floats(s + i, n - i), max));
+    float32x4_t e = vexpf4(vsubq_f32(load_part<false>(s, i, n - i), max));
     if (n - i < 4) {
       const uint32x4_t idx = {0, 1, 2, 3};
       e = vbslq_f32(vcltq_u32(idx, vdupq_n_u32(static_cast<uint32_t>(n - i))), e,
                     vdupq_n_f32(0.0f));
     }
-    store_floats(s + i, e, n - i);
+    store_part(s + i, e, n - i);
     const float32x4_t pairs = vpaddq_f32(e, e);  // e0 + e1, e2 + e3, ...
     sum += static_cast<double>(vgetq_lane_f32(pairs, 0) + vgetq_lane_f32(pairs, 1));
   }
   const float32x4_t inv = vdupq_n_f32(static_cast<float>(1.0 / sum));
   for (int64_t i = 0; i < n; i += 4) {
-    const float32x4_t p = vmulq_f32(load_floats(s + i, n - i), inv);
-    store_floats(s + i, round_f16 ? via_f16(p) : p, n - i);
+    const float32x4_t p = vmulq_f32(load_part<false>(s, i, n - i), inv);
+    store_part(s + i, round_f16 ? via_f16(p) : p, n - i);
   }
 }
 
