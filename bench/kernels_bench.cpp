@@ -29,7 +29,9 @@
 #include "core/bandwidth.h"
 #include "core/fp16.h"
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
 #include "kernels/dispatch.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "kernels/packed.h"
 #include "kernels/q8_0_head.h"
@@ -279,6 +281,64 @@ void bm_read(benchmark::State& state, size_t bytes, bool prefetch) {
   set_counters(state, static_cast<int64_t>(bytes), 0);
 }
 
+// Decode attention of one token over n_kv cached positions, 2B4T's heads (20 query heads, 5 KV
+// heads of 128, F16 cache), split over the pool as the model's decode step splits it (each KV
+// head's 4 query heads in two tasks of 2). "cold" cycles through 30 layers' caches (30 x 5 MB at
+// 1024 positions: larger than the caches, as in a real token), "hot" reuses one layer's.
+void bm_attention(benchmark::State& state, int n_kv, bool cold) {
+  constexpr int kKvHeads = 5, kGroup = 4, kHd = 128, kPart = 2, kLayers = 30;
+  const int capacity = (n_kv + n_kv / 2 + 63) / 64 * 64;
+  const int64_t dkv = kKvHeads * kHd;
+  const int n_layers = cold ? kLayers : 1;
+  struct Layer {
+    std::vector<uint16_t> k, v;
+  };
+  std::vector<Layer> layers(static_cast<size_t>(n_layers));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  for (Layer& L : layers) {
+    L.k.resize(static_cast<size_t>(dkv * capacity));
+    L.v.resize(static_cast<size_t>(dkv * capacity));
+    for (auto& e : L.k) e = bitnet::fp32_to_fp16(d(rng));
+    for (auto& e : L.v) e = bitnet::fp32_to_fp16(d(rng));
+  }
+  std::vector<float> q(static_cast<size_t>(kKvHeads * kGroup * kHd));
+  for (auto& e : q) e = bitnet::fp16_to_fp32(bitnet::fp32_to_fp16(d(rng)));
+  std::vector<float> probs(static_cast<size_t>(kKvHeads * kGroup * n_kv));
+  std::vector<float> out(q.size());
+  const Kernels& k = bench_kernels();
+  size_t li = 0;
+  for (auto _ : state) {
+    const Layer& L = layers[li];
+    pool().run(kKvHeads * kGroup / kPart, [&](int64_t task) {
+      const int g = static_cast<int>(task) / (kGroup / kPart);
+      const int h0 = static_cast<int>(task) * kPart;
+      AttentionHead a;
+      a.k = L.k.data() + static_cast<size_t>(g) * kHd * capacity;
+      a.v = L.v.data() + static_cast<size_t>(g) * kHd;
+      a.k_stride = capacity;
+      a.v_stride = dkv;
+      a.head_dim = kHd;
+      a.n_kv = n_kv;
+      a.scale = 0.088f;
+      const float* qs[kPart];
+      float* s[kPart];
+      float* o[kPart];
+      for (int i = 0; i < kPart; ++i) {
+        qs[i] = q.data() + static_cast<size_t>(h0 + i) * kHd;
+        s[i] = probs.data() + static_cast<size_t>(h0 + i) * n_kv;
+        o[i] = out.data() + static_cast<size_t>(h0 + i) * kHd;
+      }
+      attention_scores_group(k, a, qs, kPart, s);
+      for (int i = 0; i < kPart; ++i) softmax_probs(k, s[i], n_kv, true);
+      attention_values_group(k, a, kPart, s, o);
+    });
+    if (++li == layers.size()) li = 0;
+    benchmark::DoNotOptimize(out.data());
+  }
+  set_counters(state, 2 * dkv * n_kv * 2, 2 * int64_t{2} * kKvHeads * kGroup * kHd * n_kv);
+}
+
 // Keeps each benchmark's best GB/s over its repetitions for the summary, and prints as usual.
 class Reporter : public benchmark::ConsoleReporter {
  public:
@@ -353,6 +413,12 @@ int main(int argc, char** argv) {
   for (int64_t rows : {1, 8}) {
     reg("Q8_0_head/2560x128256/" + std::string(rows == 1 ? "decode" : "batch8"),
         [=](benchmark::State& st) { bm_q8_0_head(st, rows); });
+  }
+  for (int n_kv : {256, 1024, 4096}) {
+    for (bool cold : {false, true}) {
+      reg("attention/decode/n_kv:" + std::to_string(n_kv) + (cold ? "/cold" : "/hot"),
+          [=](benchmark::State& st) { bm_attention(st, n_kv, cold); });
+    }
   }
   for (int64_t rows : {1, 64}) {
     reg("quantize/per_token/2560/rows:" + std::to_string(rows),

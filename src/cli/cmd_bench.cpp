@@ -35,6 +35,7 @@ struct BenchFlags {
   std::string head_type = "auto";
   int parallel = 1;
   int top = 1;
+  int depth = 0;
 };
 
 struct Stats {
@@ -64,6 +65,7 @@ int run_bench(const BenchFlags& f) {
   if (f.reps < 1) return fail("-r must be at least 1");
   if (f.parallel < 1 || f.parallel > 256) return fail("--parallel must be in 1..256");
   if (f.top < 0) return fail("--top must not be negative");
+  if (f.depth < 0) return fail("--depth must not be negative");
   for (int t : f.threads) {
     if (t < 1) return fail("thread counts must be positive");
   }
@@ -77,7 +79,7 @@ int run_bench(const BenchFlags& f) {
   const uint64_t weight_bytes = (*m)->decode_weight_bytes();
   int max_ctx = 1;
   for (int p : f.prompt_sizes) max_ctx = std::max(max_ctx, p);
-  for (int g : f.gen_sizes) max_ctx = std::max(max_ctx, g + 1);
+  for (int g : f.gen_sizes) max_ctx = std::max(max_ctx, f.depth + g + 1);
   if (max_ctx > static_cast<int>(c.n_ctx_train))
     return fail("test sizes exceed the model's context length");
 
@@ -182,12 +184,15 @@ int run_bench(const BenchFlags& f) {
       model::ForwardStats counted;  // over the timed steps of every repetition
       for (int r = 0; r < f.reps; ++r) {
         kv.clear();
-        if (auto st = (*s)->eval(std::span(tokens).first(1), false, &logits, 0, f.top); !st)
+        // The untimed start: the first token, or a prompt of `depth` + 1 tokens with --depth.
+        const auto start = static_cast<size_t>(f.depth) + 1;
+        if (auto st = (*s)->eval(std::span(tokens).first(start), false, &logits, 0, f.top); !st)
           return fail(st.error());
         (*s)->reset_stats();
         const auto t0 = std::chrono::steady_clock::now();
         for (int i = 0; i < g; ++i) {
-          if (auto st = (*s)->eval(std::span(tokens).subspan(1 + i, 1), false, &logits, 0, f.top);
+          if (auto st = (*s)->eval(std::span(tokens).subspan(start + static_cast<size_t>(i), 1),
+                                   false, &logits, 0, f.top);
               !st)
             return fail(st.error());
         }
@@ -208,8 +213,11 @@ int run_bench(const BenchFlags& f) {
       nlohmann::ordered_json head_extra = {{"top", f.top},
                                            {"counted_bytes_per_token", bytes_per_token}};
       if (counted.screened_rows > 0) head_extra["exact_head_rows_per_token"] = exact_per_screened;
-      emit("tg" + std::to_string(g), st, bw_tg,
-           bw_tg > 0 ? st.median * bytes_per_token / (bw_tg * 1e9) : 0, head_extra);
+      const std::string tg_name =
+          "tg" + std::to_string(g) + (f.depth > 0 ? "@d" + std::to_string(f.depth) : "");
+      emit(tg_name, st, bw_tg, bw_tg > 0 ? st.median * bytes_per_token / (bw_tg * 1e9) : 0,
+           head_extra);
+      if (f.depth > 0) results.back()["depth"] = f.depth;
       if (!f.json) {
         std::printf("  %s: %.3f GB of weights read per token (counted)",
                     f.top > 0 ? ("logits: the " + std::to_string(f.top) + " largest").c_str()
@@ -297,6 +305,11 @@ std::vector<Command> register_bench(CLI::App& app) {
   sub->add_option("--top", f->top,
                   "Logits each decode step asks for: its n largest (1: the exact argmax of greedy "
                   "decoding; k: top-k sampling), or 0 for every logit")
+      ->capture_default_str();
+  sub->add_option("--depth", f->depth,
+                  "Positions already in the cache when the single-sequence generation tests start "
+                  "(an untimed prompt of that many tokens first; its attention over them is "
+                  "timed, its cache reads are not counted in the roofline's bytes)")
       ->capture_default_str();
   sub->add_flag("--json", f->json, "Print a JSON array, one object per test");
   return {Command{sub, [f] { return run_bench(*f); }}};

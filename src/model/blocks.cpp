@@ -288,7 +288,11 @@ void Blocks::attention(int layer, const Act& q, const Act& k, const Act& v, Act&
   store_kv(layer, k, v);
   warm(st_.warm.next);
   if (obs_ == nullptr && c_.n_heads / c_.n_kv_heads <= kMaxGroupHeads) {
-    attention_grouped(layer, q, out);
+    if (n_ == 1 && rows_.front().pos + 1 >= kSplitMinPositions && st_.pool.size() > 1) {
+      attention_split(layer, q, out);
+    } else {
+      attention_grouped(layer, q, out);
+    }
     observe(layer, Op::kAttnOut, out, rows_);
     return;
   }
@@ -393,6 +397,73 @@ void Blocks::attention_grouped(int layer, const Act& q, Act& out) {
       for (int i = 0; i < heads_per_part; ++i) kernels::softmax_probs(k_, s[i], a.n_kv, round);
       kernels::attention_values_group(k_, a, heads_per_part, s, o);
     }
+  });
+}
+
+// One row (a decode step of one sequence) over a long cache. Splitting each KV head's query heads
+// between threads, as attention_grouped() does, has every thread read the whole of that head's K
+// and V and convert each vector for half the heads. Here every task takes all the query heads of
+// a KV head: the scores of a range of positions (each position's sum is its own, so any split
+// gives the same bits), then, once every head has all its scores, the softmax per head, then the
+// values of a range of dimensions (each dimension sums over the positions in order, as before).
+// The same bits as attention_grouped(); three pool dispatches instead of one, which the long
+// cache pays for.
+void Blocks::attention_split(int layer, const Act& q, Act& out) {
+  const int n_kv_heads = static_cast<int>(c_.n_kv_heads);
+  const int n_heads = static_cast<int>(c_.n_heads);
+  const int group = n_heads / n_kv_heads;
+  const int hd = static_cast<int>(c_.head_dim());
+  const bool round = st_.numerics.f16_attention_operands;
+  const int n_kv = rows_.front().pos + 1;
+  const int parts = st_.pool.size();
+  std::vector<float>& scratch = st_.s.group_scores;
+  const size_t need = static_cast<size_t>(n_heads) * n_kv;
+  if (scratch.size() < need) scratch.resize(need);
+  auto probs_of = [&](int h) { return scratch.data() + static_cast<size_t>(h) * n_kv; };
+  std::vector<float>& qh = st_.s.split_q;  // every head's rounded query, read by all tasks
+  std::vector<kernels::AttentionHead>& base = st_.s.split_heads;
+  qh.resize(static_cast<size_t>(n_heads) * hd);
+  base.resize(static_cast<size_t>(n_heads));
+  for (int h = 0; h < n_heads; ++h)
+    base[static_cast<size_t>(h)] = head_of(layer, 0, h, qh.data() + static_cast<size_t>(h) * hd, q);
+  // Scores: (KV head, range of positions), ranges in whole blocks of 64 positions.
+  const int blocks = (n_kv + 63) / 64;
+  st_.pool.run(static_cast<int64_t>(n_kv_heads) * parts, [&](int64_t task) {
+    const int g = static_cast<int>(task / parts), part = static_cast<int>(task % parts);
+    const int j0 = std::min(n_kv, blocks * part / parts * 64);
+    const int j1 = std::min(n_kv, blocks * (part + 1) / parts * 64);
+    if (j0 >= j1) return;
+    kernels::AttentionHead a = base[static_cast<size_t>(g * group)];
+    a.k = static_cast<const uint8_t*>(a.k) + static_cast<size_t>(j0) * st_.kv.element_bytes();
+    a.n_kv = j1 - j0;
+    const float* qs[kMaxGroupHeads];
+    float* s[kMaxGroupHeads];
+    for (int i = 0; i < group; ++i) {
+      qs[i] = qh.data() + static_cast<size_t>(g * group + i) * hd;
+      s[i] = probs_of(g * group + i) + j0;
+    }
+    kernels::attention_scores_group(k_, a, qs, group, s);
+  });
+  st_.pool.run(n_heads, [&](int64_t h) {
+    kernels::softmax_probs(k_, probs_of(static_cast<int>(h)), n_kv, round);
+  });
+  // Values: (KV head, range of dimensions), ranges in multiples of 16.
+  const int dim_blocks = (hd + 15) / 16;
+  st_.pool.run(static_cast<int64_t>(n_kv_heads) * parts, [&](int64_t task) {
+    const int g = static_cast<int>(task / parts), part = static_cast<int>(task % parts);
+    const int d0 = std::min(hd, dim_blocks * part / parts * 16);
+    const int d1 = std::min(hd, dim_blocks * (part + 1) / parts * 16);
+    if (d0 >= d1) return;
+    kernels::AttentionHead a = base[static_cast<size_t>(g * group)];
+    a.v = static_cast<const uint8_t*>(a.v) + static_cast<size_t>(d0) * st_.kv.element_bytes();
+    a.head_dim = d1 - d0;
+    const float* p[kMaxGroupHeads];
+    float* o[kMaxGroupHeads];
+    for (int i = 0; i < group; ++i) {
+      p[i] = probs_of(g * group + i);
+      o[i] = out.row(0) + static_cast<size_t>(g * group + i) * hd + d0;
+    }
+    kernels::attention_values_group(k_, a, group, p, o);
   });
 }
 

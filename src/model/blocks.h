@@ -15,6 +15,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/activations.h"
+#include "kernels/attention.h"
 #include "kernels/screened_head.h"
 #include "model/arch.h"
 #include "model/batch.h"
@@ -67,6 +68,8 @@ struct Scratch {
   Act x, h, q, k, v, att, o, gate, up, act, hf, fin;
   std::vector<float> scores;        // per head: n_ctx probabilities
   std::vector<float> group_scores;  // grouped attention: per task and query head, n_kv of them
+  std::vector<float> split_q;       // attention_split: every head's rounded query
+  std::vector<kernels::AttentionHead> split_heads;  // and its view of the cache
   kernels::QuantizedActivations qa, qa_head;
   kernels::ScreenScratch screen;
   std::vector<float> head_in, head_out;  // a head batch of mixed rows, gathered by kind
@@ -149,6 +152,10 @@ class Blocks {
   void attention(int layer, const Act& q, const Act& k, const Act& v, Act& out);
   // attention()'s path without an observer: the heads of each KV head together.
   void attention_grouped(int layer, const Act& q, Act& out);
+  // attention_grouped() for one row over a long cache: the work of each KV head split by
+  // positions (scores) and by dimensions (values) instead of by query heads.
+  void attention_split(int layer, const Act& q, Act& out);
+  static constexpr int kSplitMinPositions = 256;
   static constexpr int kMaxGroupHeads = 16;  // more query heads per KV head: head by head
   // x += y.
   void add(int layer, Op op, Act& x, const Act& y);

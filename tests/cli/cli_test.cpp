@@ -231,6 +231,15 @@ TEST_F(Cli, KernelsFromFlagOrEnvironment) {
     EXPECT_NE(r.exit_code, 0) << bad;
     EXPECT_NE(r.err.find("parallel"), std::string::npos) << bad << ": " << r.err;
   }
+  // --depth: generation after an untimed prompt of that many positions; the test is named so.
+  r = bitnet(bench + " --depth 5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json deep = json::parse(r.out).back();
+  EXPECT_EQ(deep["test"], "tg2@d5");
+  EXPECT_EQ(deep["depth"], 5);
+  r = bitnet(bench + " --depth -1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--depth must not be negative"), std::string::npos) << r.err;
   // BITNET_HUGEPAGES=1 (huge pages for packed weights) changes nothing but memory backing.
   r = test::run_command("BITNET_HUGEPAGES=1 " + test::bitnet_binary() + run);
   ASSERT_EQ(r.exit_code, 0) << r.err;

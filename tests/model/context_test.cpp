@@ -88,6 +88,36 @@ TEST(Context, BatchedPrefillEqualsTokenByToken) {
   }
 }
 
+// Decode over a long cache takes its own attention schedule (positions and dimensions of each KV
+// head split between the threads, Blocks::attention_split); a prefill row takes the grouped one.
+// Each row's arithmetic is the same, so the logits must be bit-identical, for 2 and 3 threads
+// (uneven splits) and both cache types.
+TEST(Context, LongCacheDecodeEqualsPrefill) {
+  test::TempDir dir;
+  const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);
+  auto m = Model::load(path);
+  ASSERT_TRUE(m.ok());
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 300; ++i) ids.push_back(kIds[static_cast<size_t>(i) % kIds.size()] + i % 7);
+  const int64_t nv = (*m)->config().n_vocab;
+  constexpr size_t kPrefill = 250;  // decode crosses the split's threshold (256 positions)
+  for (bool f16 : {true, false}) {
+    auto whole = Context::create(**m, {.n_ctx = 512, .kv_f16 = f16, .n_threads = 1});
+    std::vector<float> all;
+    ASSERT_TRUE((*whole)->eval(ids, true, &all).ok());
+    for (int threads : {2, 3}) {
+      auto s = Context::create(**m, {.n_ctx = 512, .kv_f16 = f16, .n_threads = threads});
+      std::vector<float> row;
+      ASSERT_TRUE((*s)->eval(std::span(ids.data(), kPrefill), false, &row).ok());
+      for (size_t i = kPrefill; i < ids.size(); ++i) {
+        ASSERT_TRUE((*s)->eval(std::span(&ids[i], 1), false, &row).ok());
+        ASSERT_EQ(0, std::memcmp(row.data(), all.data() + i * nv, nv * 4))
+            << "position " << i << ", " << threads << " threads, f16 cache " << f16;
+      }
+    }
+  }
+}
+
 TEST(Context, LogitsWellConditioned) {
   test::TempDir dir;
   const auto path = make_model(dir, "m.gguf", Arch::kBitnetB158, gguf::TensorType::I2_S);

@@ -112,7 +112,9 @@ inline void score_group_block(const AttentionHead& a, const double* qd, int64_t 
   float64x2_t lo[R], hi[R];
   BITNET_UNROLL
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = vdupq_n_f64(0.0);
+  const auto* kp = static_cast<const uint16_t*>(a.k);
   for (int i = 0; i < a.head_dim; ++i) {
+    __builtin_prefetch(kp + i * a.k_stride + j0 + kScorePrefetchPositions);
     const float32x4_t k = load_part<true>(a.k, i * a.k_stride + j0, n);
     const float64x2_t klo = lo_pd(k), khi = hi_pd(k);
     BITNET_UNROLL
@@ -150,6 +152,8 @@ inline void value_group_dims(const AttentionHead& a, const float* const* p, int6
     for (int r = 0; r < R; ++r)
       for (int64_t j = 0; j < m; ++j) pd[r * kChunk + j] = p[r][j0 + j];
     for (int64_t j = 0; j < m; ++j) {
+      __builtin_prefetch(static_cast<const uint16_t*>(a.v) +
+                         (j0 + j + kValuePrefetchPositions) * a.v_stride + d0);
       const float32x4_t v = load_part<true>(a.v, (j0 + j) * a.v_stride + d0, n);
       const float64x2_t vlo = lo_pd(v), vhi = hi_pd(v);
       BITNET_UNROLL

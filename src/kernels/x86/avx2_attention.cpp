@@ -109,7 +109,10 @@ inline void score_group_block(const AttentionHead& a, const double* qd, int64_t 
   __m256d lo[R], hi[R];
   BITNET_UNROLL
   for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_pd();
+  const auto* kp = static_cast<const uint16_t*>(a.k);
   for (int i = 0; i < a.head_dim; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(kp + i * a.k_stride + j0 + kScorePrefetchPositions),
+                 _MM_HINT_T0);
     const __m256 k = load_part<true>(a.k, i * a.k_stride + j0, n);
     const __m256d klo = lo_pd(k), khi = hi_pd(k);
     BITNET_UNROLL
@@ -147,6 +150,10 @@ inline void value_group_dims(const AttentionHead& a, const float* const* p, int6
     for (int r = 0; r < R; ++r)
       for (int64_t j = 0; j < m; ++j) pd[r * kChunk + j] = p[r][j0 + j];
     for (int64_t j = 0; j < m; ++j) {
+      _mm_prefetch(
+          reinterpret_cast<const char*>(static_cast<const uint16_t*>(a.v) +
+                                        (j0 + j + kValuePrefetchPositions) * a.v_stride + d0),
+          _MM_HINT_T0);
       const __m256 v = load_part<true>(a.v, (j0 + j) * a.v_stride + d0, n);
       const __m256d vlo = lo_pd(v), vhi = hi_pd(v);
       BITNET_UNROLL

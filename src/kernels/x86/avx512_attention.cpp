@@ -140,6 +140,8 @@ inline void score_group_blocks(const AttentionHead& a, const double* qd, int64_t
     for (int r = 0; r < R; ++r) lo[r][b] = hi[r][b] = _mm512_setzero_pd();
   }
   for (int i = 0; i < a.head_dim; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(k + i * a.k_stride + j0 + kScorePrefetchPositions),
+                 _MM_HINT_T0);
     BITNET_UNROLL
     for (int b = 0; b < NB; ++b) {
       __m512d klo, khi;
@@ -193,6 +195,9 @@ inline void value_group_dims(const AttentionHead& a, const float* const* p, int6
     for (int r = 0; r < R; ++r)
       for (int64_t j = 0; j < n; ++j) pd[r * kChunk + j] = p[r][j0 + j];
     for (int64_t j = 0; j < n; ++j) {
+      _mm_prefetch(
+          reinterpret_cast<const char*>(v + (j0 + j + kValuePrefetchPositions) * a.v_stride + d0),
+          _MM_HINT_T0);
       BITNET_UNROLL
       for (int c = 0; c < ND; ++c) {
         __m512d vlo, vhi;
