@@ -3,7 +3,7 @@
 // on the same prompt (the chat rendered with the server's template), and the client's error
 // classes must come out of a wrong key and an unsupported field.
 //   node openai_client.mjs BITNET OPENAI_PACKAGE_DIR
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,10 +60,18 @@ for (;;) {
   await new Promise((r) => setTimeout(r, 50));
 }
 
+// Asynchronous, so the event loop keeps running while `bitnet run` does: the server closes a
+// keep-alive connection idle for 5 s, and a client whose loop was blocked through that close
+// (execFileSync; `run` takes about that long under ASan) would send its next request on the
+// dead socket and get a connection error.
 function run(prompt, n) {
-  const out = execFileSync(bitnet, ['run', '-m', model, '-p', prompt, '--special', '-n', String(n), '--greedy', '-t', '2'],
-                           { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return out.endsWith('\n') ? out.slice(0, -1) : out;  // run ends its output with a newline
+  const args = ['run', '-m', model, '-p', prompt, '--special', '-n', String(n), '--greedy', '-t', '2'];
+  return new Promise((resolve, reject) => {
+    execFile(bitnet, args, { encoding: 'utf8' }, (err, out) => {
+      if (err) return reject(err);
+      resolve(out.endsWith('\n') ? out.slice(0, -1) : out);  // run ends its output with a newline
+    });
+  });
 }
 
 const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: KEY, maxRetries: 0 });
@@ -73,7 +81,7 @@ try {
   const rendered = await (await fetch(`${base}/apply-template`, {
     method: 'POST', headers: { Authorization: `Bearer ${KEY}` }, body: JSON.stringify({ messages }),
   })).json();
-  const wantChat = run(rendered.prompt, 12);
+  const wantChat = await run(rendered.prompt, 12);
   check(wantChat.length > 0, 'bitnet run replied to the chat');
   const chat = await client.chat.completions.create({ model: 'tiny', messages, max_tokens: 12, temperature: 0 });
   check(chat.choices[0].message.content === wantChat, 'chat equals bitnet run --greedy',
@@ -97,7 +105,7 @@ try {
 
   // Text completion.
   const prompt = 'The capital of France is';
-  const wantText = run(prompt, 16);
+  const wantText = await run(prompt, 16);
   check(wantText.length > 0, 'bitnet run completed the prompt');
   const comp = await client.completions.create({ model: 'tiny', prompt, max_tokens: 16, temperature: 0 });
   check(comp.choices[0].text === wantText, 'completion equals bitnet run --greedy',
