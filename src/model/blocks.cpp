@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
@@ -426,12 +427,16 @@ void Blocks::attention_split(int layer, const Act& q, Act& out) {
   base.resize(static_cast<size_t>(n_heads));
   for (int h = 0; h < n_heads; ++h)
     base[static_cast<size_t>(h)] = head_of(layer, 0, h, qh.data() + static_cast<size_t>(h) * hd, q);
+  // Part `part` of [0, n) in whole units (the last one cut at n): [begin, end).
+  auto share = [parts](int n, int unit, int part) {
+    const int units = (n + unit - 1) / unit;
+    return std::pair(std::min(n, units * part / parts * unit),
+                     std::min(n, units * (part + 1) / parts * unit));
+  };
   // Scores: (KV head, range of positions), ranges in whole blocks of 64 positions.
-  const int blocks = (n_kv + 63) / 64;
   st_.pool.run(static_cast<int64_t>(n_kv_heads) * parts, [&](int64_t task) {
-    const int g = static_cast<int>(task / parts), part = static_cast<int>(task % parts);
-    const int j0 = std::min(n_kv, blocks * part / parts * 64);
-    const int j1 = std::min(n_kv, blocks * (part + 1) / parts * 64);
+    const int g = static_cast<int>(task / parts);
+    const auto [j0, j1] = share(n_kv, 64, static_cast<int>(task % parts));
     if (j0 >= j1) return;
     kernels::AttentionHead a = base[static_cast<size_t>(g * group)];
     a.k = static_cast<const uint8_t*>(a.k) + static_cast<size_t>(j0) * st_.kv.element_bytes();
@@ -448,11 +453,9 @@ void Blocks::attention_split(int layer, const Act& q, Act& out) {
     kernels::softmax_probs(k_, probs_of(static_cast<int>(h)), n_kv, round);
   });
   // Values: (KV head, range of dimensions), ranges in multiples of 16.
-  const int dim_blocks = (hd + 15) / 16;
   st_.pool.run(static_cast<int64_t>(n_kv_heads) * parts, [&](int64_t task) {
-    const int g = static_cast<int>(task / parts), part = static_cast<int>(task % parts);
-    const int d0 = std::min(hd, dim_blocks * part / parts * 16);
-    const int d1 = std::min(hd, dim_blocks * (part + 1) / parts * 16);
+    const int g = static_cast<int>(task / parts);
+    const auto [d0, d1] = share(hd, 16, static_cast<int>(task % parts));
     if (d0 >= d1) return;
     kernels::AttentionHead a = base[static_cast<size_t>(g * group)];
     a.v = static_cast<const uint8_t*>(a.v) + static_cast<size_t>(d0) * st_.kv.element_bytes();
