@@ -19,9 +19,10 @@
 // The reference loads its best CPU variant for this machine (not the portable one the parity
 // tests use), or the one named (haswell: llama.cpp's AVX2 build, to compare with ours under
 // BITNET_KERNELS=avx2 as an AVX2-only laptop would run both). Its timings include copying one row
-// of logits out of llama.cpp per test or step (0.5 MB): microseconds, not subtracted.
-// BITNET_KERNELS (scalar | avx2 | avx512) and BITNET_HUGEPAGES=1 act on our side as they do for
-// `bitnet`.
+// of logits out of llama.cpp per test or step (0.5 MB): microseconds, not subtracted; alderlake
+// is its AVX2 + AVX-VNNI build, the peer of BITNET_KERNELS=avx2-vnni.
+// BITNET_KERNELS (scalar | avx2 | avx2-vnni | avx512) and BITNET_HUGEPAGES=1 act on our side as
+// they do for `bitnet`.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

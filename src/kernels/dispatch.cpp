@@ -37,6 +37,7 @@ const KernelTable& scalar_table() {
 
 #ifndef BITNET_HAVE_AVX2_KERNELS
 const KernelTable* avx2_table() { return nullptr; }
+const KernelTable* avx2_vnni_table() { return nullptr; }
 #endif
 #ifndef BITNET_HAVE_AVX512_KERNELS
 const KernelTable* avx512_table() { return nullptr; }
@@ -52,6 +53,8 @@ std::string_view variant_name(Variant v) {
       return "scalar";
     case Variant::kAvx2:
       return "avx2";
+    case Variant::kAvx2Vnni:
+      return "avx2-vnni";
     case Variant::kAvx512:
       return "avx512";
     case Variant::kNeon:
@@ -79,6 +82,13 @@ namespace {
 bool has_f16c() {
   unsigned a = 0, b = 0, c = 0, d = 0;
   return __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & bit_F16C) != 0;
+}
+
+// AVX-VNNI (CPUID leaf 7 subleaf 1, EAX bit 4), for the same reason. Its registers are AVX's, whose
+// OS support __builtin_cpu_supports("avx2") has already checked.
+bool has_avx_vnni() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
 }
 
 }  // namespace
@@ -109,12 +119,15 @@ bool cpu_supports(Variant v) {
     case Variant::kAvx2:
       return avx2_table() != nullptr && __builtin_cpu_supports("avx2") &&
              __builtin_cpu_supports("fma") && has_f16c();
+    case Variant::kAvx2Vnni:
+      return avx2_vnni_table() != nullptr && cpu_supports(Variant::kAvx2) && has_avx_vnni();
     case Variant::kAvx512:
       return avx512_table() != nullptr && __builtin_cpu_supports("avx512f") &&
              __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512vnni") && cpu_supports(Variant::kAvx2);
 #else
     case Variant::kAvx2:
+    case Variant::kAvx2Vnni:
     case Variant::kAvx512:
       return false;  // x86 variants: not built for this target
 #endif
@@ -133,7 +146,8 @@ bool cpu_supports(Variant v) {
 }
 
 Variant best_variant() {
-  for (Variant v : {Variant::kAvx512, Variant::kAvx2, Variant::kNeonDotprod, Variant::kNeon}) {
+  for (Variant v : {Variant::kAvx512, Variant::kAvx2Vnni, Variant::kAvx2, Variant::kNeonDotprod,
+                    Variant::kNeon}) {
     if (cpu_supports(v)) return v;
   }
   return Variant::kScalar;
@@ -156,6 +170,8 @@ const KernelTable* table_of(Variant v) {
       return avx512_table();
     case Variant::kAvx2:
       return avx2_table();
+    case Variant::kAvx2Vnni:
+      return avx2_vnni_table();
     case Variant::kNeon:
       return neon_table();
     case Variant::kNeonDotprod:

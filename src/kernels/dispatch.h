@@ -12,16 +12,25 @@
 
 namespace bitnet::kernels {
 
-// x86-64: avx2 (AVX2 + FMA + F16C), avx512 (F, BW, VL, VNNI). ARM64: neon (Advanced SIMD, every
-// ARMv8-A CPU), neon-dotprod (with the dot-product extension, ARMv8.2-A's SDOT).
-enum class Variant { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kNeon = 3, kNeonDotprod = 4 };
+// x86-64: avx2 (AVX2 + FMA + F16C), avx2-vnni (those and AVX-VNNI, the 256-bit VPDPBUSD of
+// Intel's client CPUs since Alder Lake and of AMD's since Zen 5, most of which have no AVX-512),
+// avx512 (F, BW, VL, VNNI). ARM64: neon (Advanced SIMD, every ARMv8-A CPU), neon-dotprod (with
+// the dot-product extension, ARMv8.2-A's SDOT).
+enum class Variant {
+  kScalar = 0,
+  kAvx2 = 1,
+  kAvx512 = 2,
+  kNeon = 3,
+  kNeonDotprod = 4,
+  kAvx2Vnni = 5
+};
 
 // Every variant, in the order the CLI lists them.
-inline constexpr Variant kAllVariants[] = {Variant::kScalar, Variant::kAvx2, Variant::kAvx512,
-                                           Variant::kNeon, Variant::kNeonDotprod};
+inline constexpr Variant kAllVariants[] = {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni,
+                                           Variant::kAvx512, Variant::kNeon, Variant::kNeonDotprod};
 
 std::string_view variant_name(Variant v);
-// "scalar | avx2 | avx512 | neon | neon-dotprod", for help texts.
+// "scalar | avx2 | avx2-vnni | avx512 | neon | neon-dotprod", for help texts.
 std::string variant_names();
 // The best variant this CPU runs.
 Variant best_variant();

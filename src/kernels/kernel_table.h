@@ -42,6 +42,7 @@ struct KernelTable {
 const KernelTable& scalar_table();
 // nullptr when the variant was not compiled in.
 const KernelTable* avx2_table();
+const KernelTable* avx2_vnni_table();
 const KernelTable* avx512_table();
 const KernelTable* neon_table();
 const KernelTable* neon_dotprod_table();

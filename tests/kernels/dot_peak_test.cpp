@@ -14,8 +14,10 @@ namespace {
 TEST(DotPeak, LoopsCountTheirMultiplyAdds) {
   for (const KernelTable* t : test::simd_tables()) {
     ASSERT_NE(t->dot_loop, nullptr) << test::name_of(t);
-    // Products per instruction: VPDPBUSD zmm 64, VPMADDUBSW ymm 32, SDOT v.4s 16, SMLAL v.8h 8.
+    // Products per instruction: VPDPBUSD zmm 64, VPDPBUSD ymm and VPMADDUBSW ymm 32, SDOT v.4s
+    // 16, SMLAL v.8h 8.
     const int64_t per_instruction = t->variant == Variant::kAvx512        ? 64
+                                    : t->variant == Variant::kAvx2Vnni    ? 32
                                     : t->variant == Variant::kAvx2        ? 32
                                     : t->variant == Variant::kNeonDotprod ? 16
                                                                           : 8;

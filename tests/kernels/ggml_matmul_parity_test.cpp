@@ -40,11 +40,9 @@ TEST(GgmlParity, Q8KQuantizationBytes) {
         ggml_blocks.data(), 0,
         ggml_blocks.size() * sizeof(block_q8_K_layout));  // ggml skips bsums of all-zero blocks
     quantize_row_q8_K_ref(in.x.data(), ggml_blocks.data(), 4 * 2560);
-    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
       if (!cpu_supports(v)) continue;
-      const KernelTable& t = v == Variant::kScalar ? scalar_table()
-                             : v == Variant::kAvx2 ? *avx2_table()
-                                                   : *avx512_table();
+      const KernelTable& t = Kernels::of(v)->table();
       QuantizedActivations a;
       detail::shape_quantized(ActQuant::kQ8K, 4, 2560, &a);
       t.quantize(ActQuant::kQ8K, in.x.data(), 4, 2560, rows_from(a, 0));
@@ -161,7 +159,8 @@ TEST(GgmlParity, TernaryMulMat) {
             for (int64_t o = 0; o < n; ++o) mags.push_back(magnitudes(w, a, r, o));
           double max_diff = 0, max_rel = 0, ours_err = 0, ggml_err = 0;
           int overflowed = 0;
-          for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+          for (Variant v :
+               {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
             if (!cpu_supports(v)) continue;
             const Result<Kernels> kern = Kernels::of(v);
             ASSERT_TRUE(kern.ok()) << kern.message();

@@ -20,7 +20,7 @@ using gguf::TensorType;
 
 std::vector<Variant> runnable_variants() {
   std::vector<Variant> v;
-  for (Variant x : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512})
+  for (Variant x : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512})
     if (cpu_supports(x)) v.push_back(x);
   return v;
 }

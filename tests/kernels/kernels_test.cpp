@@ -44,6 +44,7 @@ TEST(Kernels, VariantsAvailable) {
   for (const KernelTable* t : simd_tables())
     std::printf("testing variant %s\n", name_of(t).c_str());
   EXPECT_EQ(best_variant(), cpu_supports(Variant::kAvx512)        ? Variant::kAvx512
+                            : cpu_supports(Variant::kAvx2Vnni)    ? Variant::kAvx2Vnni
                             : cpu_supports(Variant::kAvx2)        ? Variant::kAvx2
                             : cpu_supports(Variant::kNeonDotprod) ? Variant::kNeonDotprod
                             : cpu_supports(Variant::kNeon)        ? Variant::kNeon
@@ -236,7 +237,7 @@ TEST(Kernels, TernaryThreadAndBatchIndependent) {
     quantize_activations_ref(act_quant_for(c.type), x.data(), rows, c.k, &a);
     std::vector<float> want(static_cast<size_t>(rows * n_out));
     scalar_table().ternary(m.w, a, want.data(), 0, n_out);
-    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
       if (!cpu_supports(v)) continue;
       const Result<Kernels> kern = Kernels::of(v);
       ASSERT_TRUE(kern.ok()) << kern.message();
@@ -272,7 +273,7 @@ TEST(Kernels, TernaryManyEqualsOneByOne) {
     const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * k), 79, 1.0f);
     QuantizedActivations a;
     quantize_activations_ref(act_quant_for(t), x.data(), rows, k, &a);
-    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+    for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
       if (!cpu_supports(v)) continue;
       const Result<Kernels> kern = Kernels::of(v);
       ASSERT_TRUE(kern.ok()) << kern.message();
@@ -375,7 +376,7 @@ TEST(Kernels, FloatThreadAndBatchIndependent) {
   const int64_t k = 2560, n_out = 301, rows = 6;
   const auto m = make_float(TensorType::F16, k, n_out, 93);
   const std::vector<float> x = test::gaussian(static_cast<size_t>(rows * k), 94, 1.0f);
-  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
     if (!cpu_supports(v)) continue;
     const Result<Kernels> kern = Kernels::of(v);
     ASSERT_TRUE(kern.ok()) << kern.message();
@@ -410,7 +411,7 @@ TEST(Kernels, ChoosingAVariant) {
   EXPECT_EQ(Kernels::best().variant(), best_variant());
   ASSERT_TRUE(Kernels::of(best_variant()).ok());
   EXPECT_EQ(*Kernels::of(best_variant()), Kernels::best());
-  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
     const auto k = Kernels::of(v);
     const auto by_name = Kernels::named(variant_name(v));
     EXPECT_EQ(k.ok(), cpu_supports(v)) << variant_name(v);

@@ -18,6 +18,7 @@
 #include "kernels/q8_0_head.h"
 #if defined(__x86_64__)
 #include "kernels/x86/avx2_packed_entries.h"
+#include "kernels/x86/avx2_vnni_entries.h"
 #include "kernels/x86/avx512_packed_entries.h"
 #endif
 #if defined(__aarch64__)
@@ -104,7 +105,8 @@ TEST(Packed, TernaryLayoutAsDocumented) {
   }
 }
 
-// Every packed ternary kernel this CPU runs, each called directly: AVX2's, AVX-512's both ways of
+// Every packed ternary kernel this CPU runs, each called directly: AVX2's (with and without
+// AVX-VNNI), AVX-512's both ways of
 // taking the codes' fields apart (a mask; VBMI's byte permute where the CPU has it: the table
 // entry uses the second wherever it can), ARM64's with SMLAL and with SDOT.
 TEST(Packed, TernaryBitExactWithReference) {
@@ -113,6 +115,8 @@ TEST(Packed, TernaryBitExactWithReference) {
   std::vector<std::pair<std::string, Entry>> entries;
 #if defined(__x86_64__)
   if (cpu_supports(Variant::kAvx2)) entries.emplace_back("avx2", &avx2::packed_ternary);
+  if (cpu_supports(Variant::kAvx2Vnni))
+    entries.emplace_back("avx2-vnni", &avx2vnni::packed_ternary);
   if (cpu_supports(Variant::kAvx512)) entries.emplace_back("masked", &avx512::packed_ternary);
   if (cpu_supports(Variant::kAvx512) && avx512::has_vbmi())
     entries.emplace_back("vbmi", &avx512::packed_ternary_vbmi);

@@ -85,7 +85,7 @@ std::vector<float> make_input(const Head& m, int64_t rows, uint32_t seed, float 
 
 std::vector<Kernels> variants() {
   std::vector<Kernels> out;
-  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx512}) {
+  for (Variant v : {Variant::kScalar, Variant::kAvx2, Variant::kAvx2Vnni, Variant::kAvx512}) {
     if (auto k = Kernels::of(v); k.ok()) out.push_back(*k);
   }
   return out;

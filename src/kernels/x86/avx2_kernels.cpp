@@ -30,6 +30,7 @@
 #include "kernels/x86/avx2_attention_entries.h"
 #include "kernels/x86/avx2_elementwise_entries.h"
 #include "kernels/x86/avx2_packed_entries.h"
+#include "kernels/x86/avx2_vnni_entries.h"
 #include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels {
@@ -936,7 +937,62 @@ int64_t dot_loop(int64_t iters) {
   return n * 16 * 32;
 }
 
+// dot_peak.h: AVX-VNNI's int8 multiply-add, 16 independent VPDPBUSD ymm on registers, 32
+// products each (added into int32 lanes, all the kernels need). Written as assembly, so this
+// baseline AVX2 unit needs no -mavxvnni; it runs only where dispatch found AVX-VNNI.
+int64_t dot_loop_vnni(int64_t iters) {
+  const int64_t n = iters;
+  asm volatile(
+      "vpxor %%xmm14, %%xmm14, %%xmm14\n"
+      "vpxor %%xmm15, %%xmm15, %%xmm15\n"
+      "1:\n"
+      ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13\n"
+      "%{vex%} vpdpbusd %%ymm15, %%ymm14, %%ymm\\r\n"
+      ".endr\n"
+      "%{vex%} vpdpbusd %%ymm15, %%ymm14, %%ymm0\n"
+      "%{vex%} vpdpbusd %%ymm15, %%ymm14, %%ymm1\n"
+      "dec %0\n"
+      "jnz 1b\n"
+      : "+r"(iters)
+      :
+      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
+  return n * 16 * 32;
+}
+
+// The avx2-vnni table's ternary entry: the packed layouts through VPDPBUSD, anything else (the
+// file layout, TQ1_0) as the AVX2 variant runs it.
+void ternary_vnni(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
+                  int64_t o_end) {
+  if (o_begin >= o_end || a.rows == 0) return;
+  if (w.k <= detail::kMaxSimdK && w.packed != nullptr &&
+      (w.type == TensorType::I2_S || w.type == TensorType::TQ2_0))
+    return avx2vnni::packed_ternary(w, a, y, o_begin, o_end);
+  ternary(w, a, y, o_begin, o_end);
+}
+
 }  // namespace
+
+const KernelTable* avx2_vnni_table() {
+  static const KernelTable t{Variant::kAvx2Vnni,
+                             quantize,
+                             ternary_vnni,
+                             flt,
+                             avx2vnni::q8_0_head,
+                             avx2::attention_scores,
+                             avx2::attention_values,
+                             avx2::attention_scores_group,
+                             avx2::attention_values_group,
+                             avx2::swiglu,
+                             relu_sqr_mul_avx2,
+                             to_f16_row,
+                             rms_norm_avx2,
+                             round_to_f16_avx2,
+                             avx2::softmax_probs,
+                             dot_loop_vnni,
+                             "VPDPBUSD ymm"};
+  return &t;
+}
 
 const KernelTable* avx2_table() {
   static const KernelTable t{Variant::kAvx2,
