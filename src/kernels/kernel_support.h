@@ -29,4 +29,27 @@ void shape_quantized(ActQuant kind, int64_t rows, int64_t k, QuantizedActivation
 inline constexpr int kScratchSlots = 4;
 void* scratch(int slot, size_t bytes);
 
+namespace {
+
+// The activation code sums the packed ternary kernels subtract (they take the weight codes
+// unsigned, w + 1): per row and block of 256 for TQ2_0, per row for I2_S (then in the row's first
+// slot), held in scratch slot `slot`. sum_256 is the calling unit's own vector sum of 256 codes;
+// internal linkage, so each unit keeps its own copy built with its own flags.
+template <class Sum256>
+inline int32_t* ternary_code_sums(const QuantizedActivations& a, bool per_row, int slot,
+                                  Sum256 sum_256) {
+  const int64_t nb = a.k / 256;
+  auto* sums = static_cast<int32_t*>(scratch(slot, static_cast<size_t>(a.rows * nb) * 4));
+  for (int64_t r = 0; r < a.rows; ++r) {
+    int32_t total = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      sums[r * nb + b] = sum_256(a.row(r) + 256 * b);
+      total += sums[r * nb + b];
+    }
+    if (per_row) sums[r * nb] = total;
+  }
+  return sums;
+}
+
+}  // namespace
 }  // namespace bitnet::kernels::detail

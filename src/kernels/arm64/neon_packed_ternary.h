@@ -172,16 +172,7 @@ inline void packed_ternary_impl(const WeightMatrix& w, const QuantizedActivation
   if (o_begin >= o_end || a.rows == 0) return;
   const bool i2s = w.type == gguf::TensorType::I2_S;
   const int64_t m = a.rows, nb = w.k / 256;
-  auto* sums =
-      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
-  for (int64_t r = 0; r < m; ++r) {
-    int32_t total = 0;
-    for (int64_t b = 0; b < nb; ++b) {
-      sums[r * nb + b] = sum_256(a.row(r) + 256 * b);
-      total += sums[r * nb + b];
-    }
-    if (i2s) sums[r * nb] = total;
-  }
+  const int32_t* sums = detail::ternary_code_sums(a, i2s, 1, sum_256);
   const float* scales = a.scales.data();
   alignas(16) float out[kPackRows];
   for (int64_t t = o_begin / kPackRows; t * kPackRows < o_end; ++t) {

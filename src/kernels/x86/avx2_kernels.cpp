@@ -29,6 +29,7 @@
 #include "kernels/kernel_table.h"
 #include "kernels/x86/avx2_attention_entries.h"
 #include "kernels/x86/avx2_elementwise_entries.h"
+#include "kernels/x86/avx2_packed_drivers.h"
 #include "kernels/x86/avx2_packed_entries.h"
 #include "kernels/x86/avx2_vnni_entries.h"
 #include "kernels/x86/intrinsics_prelude.h"
@@ -523,14 +524,10 @@ void ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int
 // Each call (a thread's chunk of 64 rows, matmul.cpp) first splits its activation rows: 64 bytes
 // per block (xl then xh, in code order), each dword broadcast in the loop.
 
-constexpr int64_t kQ8TileRows = 16;
-// Activation rows split at once (their xl / xh: 2 bytes per element), then taken 4 at a time
-// over every tile of the range.
-constexpr int64_t kQ8RowBatch = 16;
-
 // One activation row: per block, 32 bytes of xl and 32 of xh, and 128 times the sum of its codes.
-void q8_0_split(const int8_t* q, int64_t nb, __m256i* split, int32_t* bias) {
+void q8_0_split(const int8_t* q, int64_t nb, int8_t* split, int32_t* bias) {
   const __m256i m15 = _mm256_set1_epi8(15), m8 = _mm256_set1_epi8(8);
+  auto* out = reinterpret_cast<__m256i*>(split);
   for (int64_t b = 0; b < nb; ++b) {
     const __m256i x = load32(q + b * kQ8_0Block);
     // xl = (x & 15) - 16 [x & 8]; xh = floor(x / 16) + [x & 8], floor(x / 16) being the high
@@ -539,25 +536,19 @@ void q8_0_split(const int8_t* q, int64_t nb, __m256i* split, int32_t* bias) {
     const __m256i fl =
         _mm256_sub_epi8(_mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(x, 4), m15), m8), m8);
     const __m256i xh = _mm256_sub_epi8(fl, _mm256_cmpeq_epi8(_mm256_and_si256(x, m8), m8));
-    _mm256_store_si256(split + 2 * b, xl);
-    _mm256_store_si256(split + 2 * b + 1, xh);
+    _mm256_store_si256(out + 2 * b, xl);
+    _mm256_store_si256(out + 2 * b + 1, xh);
     bias[b] = 128 * sum_bytes(q + b * kQ8_0Block);
   }
 }
-
-// Per activation row (up to 4): its split codes, biases and block scales d_x.
-struct Q8Rows {
-  const __m256i* split[4];
-  const int32_t* bias[4];
-  const float* d[4];
-};
 
 // NT tiles x NA activation rows into out[(a * NT + t) * 16 + lane]. Each weight vector is loaded
 // once for all NA rows; two tiles (decode) keep two weight streams and more chains in flight. The
 // float sums live in out (updated once per block and half), so the NA x NT x 2 int16 sums (at
 // most 8) stay in registers.
 template <int NT, int NA>
-inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const Q8Rows& ar, float* out) {
+inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const avx2::Q8Rows& ar,
+                       float* out) {
   const int64_t nb = w.k / kQ8_0Block;
   const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
   const uint8_t* codes[NT];
@@ -587,7 +578,7 @@ inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const Q8Rows
         }
         BITNET_UNROLL
         for (int a = 0; a < NA; ++a) {
-          const auto* x = reinterpret_cast<const uint8_t*>(ar.split[a] + 2 * b) + 4 * v;
+          const int8_t* x = ar.x[a] + 64 * b + 4 * v;
           const __m256i xl = _mm256_broadcastd_epi32(_mm_loadu_si32(x));
           const __m256i xh = _mm256_broadcastd_epi32(_mm_loadu_si32(x + 32));
           BITNET_UNROLL
@@ -623,81 +614,20 @@ inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const Q8Rows
   }
 }
 
+struct Q8Kernels {
+  static constexpr int64_t kPreparedBytes = 64;  // xl and xh of a block
+  static void prepare(const int8_t* q, int64_t nb, int8_t* split, int32_t* bias) {
+    q8_0_split(q, nb, split, bias);
+  }
+  template <int NT, int NA>
+  static void tiles(const WeightMatrix& w, const int64_t* ts, const avx2::Q8Rows& ar, float* out) {
+    q8_0_tiles<NT, NA>(w, ts, ar, out);
+  }
+};
+
 void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                int64_t o_end) {
-  if (o_begin >= o_end || a.rows == 0) return;
-  const int64_t m = a.rows, nb = w.k / kQ8_0Block;
-  const int64_t batch = m < kQ8RowBatch ? m : kQ8RowBatch;
-  auto* split = static_cast<__m256i*>(
-      detail::scratch(0, static_cast<size_t>(batch * nb * 2) * sizeof(__m256i)));
-  auto* bias =
-      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(batch * nb) * sizeof(int32_t)));
-  const int64_t t0 = o_begin / kQ8TileRows, t1 = (o_end + kQ8TileRows - 1) / kQ8TileRows;
-  alignas(32) float out[4 * kQ8TileRows];
-  // Activation rows [r0, r0 + na) of tiles ts[0..nt) from out to y, the output rows inside
-  // [o_begin, o_end) only.
-  auto emit = [&](int64_t r0, int na, const int64_t* ts, int nt) {
-    for (int i = 0; i < na; ++i) {
-      for (int j = 0; j < nt; ++j) {
-        const int64_t first = ts[j] * kQ8TileRows;
-        const int64_t lo = first > o_begin ? first : o_begin;
-        const int64_t hi = first + kQ8TileRows < o_end ? first + kQ8TileRows : o_end;
-        for (int64_t o = lo; o < hi; ++o)
-          y[(r0 + i) * w.n_out + o] = out[(i * nt + j) * kQ8TileRows + (o - first)];
-      }
-    }
-  };
-  for (int64_t r_batch = 0; r_batch < m; r_batch += batch) {
-    const int64_t n = m - r_batch < batch ? m - r_batch : batch;
-    for (int64_t r = 0; r < n; ++r)
-      q8_0_split(a.row(r_batch + r), nb, split + r * nb * 2, bias + r * nb);
-    // The batch's rows [r, r + na); the other slots repeat the last one (computed, not emitted).
-    auto rows_of = [&](int64_t r, int na) {
-      Q8Rows ar{};
-      for (int i = 0; i < 4; ++i) {
-        const int64_t ri = r + (i < na ? i : na - 1);
-        ar.split[i] = split + ri * nb * 2;
-        ar.bias[i] = bias + ri * nb;
-        ar.d[i] = a.scales.data() + (r_batch + ri) * nb;
-      }
-      return ar;
-    };
-    if (n == 1) {
-      // One activation row (decode): two weight streams, the range's two halves, a tile of each
-      // at a time.
-      const Q8Rows ar = rows_of(0, 1);
-      const int64_t half = (t1 - t0) / 2;
-      for (int64_t j = 0; j < half; ++j) {
-        const int64_t ts[2] = {t0 + j, t0 + half + j};
-        q8_0_tiles<2, 1>(w, ts, ar, out);
-        emit(r_batch, 1, ts, 2);
-      }
-      if (t0 + 2 * half < t1) {
-        const int64_t ts[1] = {t1 - 1};
-        q8_0_tiles<1, 1>(w, ts, ar, out);
-        emit(r_batch, 1, ts, 1);
-      }
-      continue;
-    }
-    // Tile by tile (it stays in cache), the batch's rows 4, then 2, then 1 at a time.
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ts[1] = {t};
-      int64_t r = 0;
-      for (; r + 4 <= n; r += 4) {
-        q8_0_tiles<1, 4>(w, ts, rows_of(r, 4), out);
-        emit(r_batch + r, 4, ts, 1);
-      }
-      if (n - r >= 2) {
-        q8_0_tiles<1, 2>(w, ts, rows_of(r, 2), out);
-        emit(r_batch + r, 2, ts, 1);
-        r += 2;
-      }
-      if (r < n) {
-        q8_0_tiles<1, 1>(w, ts, rows_of(r, 1), out);
-        emit(r_batch + r, 1, ts, 1);
-      }
-    }
-  }
+  avx2::drive_q8_0_head<Q8Kernels>(w, a, y, o_begin, o_end);
 }
 
 // ------------------------------------------------------------------ float weights
@@ -915,50 +845,33 @@ void round_to_f16_avx2(float* x, int64_t n) {
   for (; i < n; ++i) x[i] = fp16_to_fp32(fp32_to_fp16(x[i]));
 }
 
-// dot_peak.h: AVX2's int8 multiply-add, 16 independent VPMADDUBSW on registers, 32 products each
-// (added in pairs to int16; the kernels then widen them, which this peak does not count).
-int64_t dot_loop(int64_t iters) {
-  const int64_t n = iters;
-  asm volatile(
-      "vpcmpeqb %%ymm14, %%ymm14, %%ymm14\n"
-      "vpcmpeqb %%ymm15, %%ymm15, %%ymm15\n"
-      "1:\n"
-      ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13\n"
-      "vpmaddubsw %%ymm15, %%ymm14, %%ymm\\r\n"
-      ".endr\n"
-      "vpmaddubsw %%ymm15, %%ymm14, %%ymm0\n"
-      "vpmaddubsw %%ymm15, %%ymm14, %%ymm1\n"
-      "dec %0\n"
-      "jnz 1b\n"
-      : "+r"(iters)
-      :
-      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-  return n * 16 * 32;
-}
+// dot_peak.h's loops for the two 256-bit variants: iters rounds of 16 independent INSN on
+// registers (ymm14 x ymm15 into ymm0-13, then ymm0-1 again), 32 products each. Written as
+// assembly, so this baseline AVX2 unit needs no -mavxvnni for VPDPBUSD; that loop runs only where
+// dispatch found AVX-VNNI.
+#define BITNET_YMM_DOT_LOOP(INIT, INSN)                                                        \
+  const int64_t n = iters;                                                                     \
+  asm volatile(INIT " %%ymm14, %%ymm14, %%ymm14\n" INIT                                        \
+                    " %%ymm15, %%ymm15, %%ymm15\n"                                             \
+                    "1:\n"                                                                     \
+                    ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13\n" INSN                            \
+                    " %%ymm15, %%ymm14, %%ymm\\r\n"                                            \
+                    ".endr\n" INSN " %%ymm15, %%ymm14, %%ymm0\n" INSN                          \
+                    " %%ymm15, %%ymm14, %%ymm1\n"                                              \
+                    "dec %0\n"                                                                 \
+                    "jnz 1b\n"                                                                 \
+               : "+r"(iters)                                                                   \
+               :                                                                               \
+               : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", \
+                 "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");                \
+  return n * 16 * 32
 
-// dot_peak.h: AVX-VNNI's int8 multiply-add, 16 independent VPDPBUSD ymm on registers, 32
-// products each (added into int32 lanes, all the kernels need). Written as assembly, so this
-// baseline AVX2 unit needs no -mavxvnni; it runs only where dispatch found AVX-VNNI.
-int64_t dot_loop_vnni(int64_t iters) {
-  const int64_t n = iters;
-  asm volatile(
-      "vpxor %%xmm14, %%xmm14, %%xmm14\n"
-      "vpxor %%xmm15, %%xmm15, %%xmm15\n"
-      "1:\n"
-      ".irp r,0,1,2,3,4,5,6,7,8,9,10,11,12,13\n"
-      "%{vex%} vpdpbusd %%ymm15, %%ymm14, %%ymm\\r\n"
-      ".endr\n"
-      "%{vex%} vpdpbusd %%ymm15, %%ymm14, %%ymm0\n"
-      "%{vex%} vpdpbusd %%ymm15, %%ymm14, %%ymm1\n"
-      "dec %0\n"
-      "jnz 1b\n"
-      : "+r"(iters)
-      :
-      : "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
-        "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
-  return n * 16 * 32;
-}
+// AVX2's int8 multiply-add: VPMADDUBSW adds its products in pairs to int16 (the kernels then
+// widen them, which this peak does not count).
+int64_t dot_loop(int64_t iters) { BITNET_YMM_DOT_LOOP("vpcmpeqb", "vpmaddubsw"); }
+// AVX-VNNI's: VPDPBUSD adds them into int32 lanes, all the kernels need.
+int64_t dot_loop_vnni(int64_t iters) { BITNET_YMM_DOT_LOOP("vpxor", "%{vex%} vpdpbusd"); }
+#undef BITNET_YMM_DOT_LOOP
 
 // The avx2-vnni table's ternary entry: the packed layouts through VPDPBUSD, anything else (the
 // file layout, TQ1_0) as the AVX2 variant runs it.
@@ -972,27 +885,6 @@ void ternary_vnni(const WeightMatrix& w, const QuantizedActivations& a, float* y
 }
 
 }  // namespace
-
-const KernelTable* avx2_vnni_table() {
-  static const KernelTable t{Variant::kAvx2Vnni,
-                             quantize,
-                             ternary_vnni,
-                             flt,
-                             avx2vnni::q8_0_head,
-                             avx2::attention_scores,
-                             avx2::attention_values,
-                             avx2::attention_scores_group,
-                             avx2::attention_values_group,
-                             avx2::swiglu,
-                             relu_sqr_mul_avx2,
-                             to_f16_row,
-                             rms_norm_avx2,
-                             round_to_f16_avx2,
-                             avx2::softmax_probs,
-                             dot_loop_vnni,
-                             "VPDPBUSD ymm"};
-  return &t;
-}
 
 const KernelTable* avx2_table() {
   static const KernelTable t{Variant::kAvx2,
@@ -1012,6 +904,20 @@ const KernelTable* avx2_table() {
                              avx2::softmax_probs,
                              dot_loop,
                              "VPMADDUBSW ymm"};
+  return &t;
+}
+
+// The AVX2 table with the entries AVX-VNNI speeds up.
+const KernelTable* avx2_vnni_table() {
+  static const KernelTable t = [] {
+    KernelTable v = *avx2_table();
+    v.variant = Variant::kAvx2Vnni;
+    v.ternary = ternary_vnni;
+    v.q8_0_head = avx2vnni::q8_0_head;
+    v.dot_loop = dot_loop_vnni;
+    v.dot_instruction = "VPDPBUSD ymm";
+    return v;
+  }();
   return &t;
 }
 

@@ -24,15 +24,11 @@
 #include <cstdint>
 
 #include "core/bandwidth.h"
-#include "kernels/kernel_support.h"
-#include "kernels/packed.h"
+#include "kernels/x86/avx2_packed_drivers.h"
 #include "kernels/x86/avx2_packed_entries.h"
-#include "kernels/x86/avx2_units.h"
 
 namespace bitnet::kernels::avx2 {
 namespace {
-
-using gguf::TensorType;
 
 inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -49,294 +45,177 @@ inline __m256i in_register(__m256i v) {
   asm("" : "+x"(v));
   return v;
 }
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-// Sum of 256 signed bytes.
-inline int32_t sum_256(const int8_t* q) {
-  const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
-  __m256i acc = _mm256_setzero_si256();
-  BITNET_UNROLL
-  for (int j = 0; j < 256; j += 32)
-    acc = _mm256_add_epi32(acc,
-                           _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load32(q + j)), ones16));
-  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-  const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1)));
-}
-
-// Per activation row: its codes, scales (TQ2_0: one d per block; I2_S: s) and code sums (TQ2_0:
-// per block; I2_S: the whole row's, in slot 0).
-constexpr int kMaxRows = 4;
-struct ActRows {
-  const int8_t* q[kMaxRows];
-  const float* d[kMaxRows];
-  const int32_t* sum[kMaxRows];
-};
-
-// Eight output rows: half `half` of packed tile `tile`.
-struct Unit {
-  int64_t tile;
-  int half;
-};
-
-// Decode: NU units against the one activation row, every block of every unit in lockstep (each
-// unit whose half is 0 prefetches its tile's stream: decode runs two tiles, i.e. two streams, at
-// once). Writes out[u * 8 + lane].
-template <int NU, bool kTq2>
-inline void units_dot(const WeightMatrix& w, const Unit* units, const ActRows& ar, float* out) {
-  const int64_t nb = w.k / 256;
-  const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12), ones16 = _mm256_set1_epi16(1);
-  const uint8_t* codes[NU];
-  const uint16_t* scales[NU];
-  __m256 sumf[NU];
-  __m256i tot[NU];
-  BITNET_UNROLL
-  for (int u = 0; u < NU; ++u) {
-    codes[u] = packed_codes(w, units[u].tile) + 32 * units[u].half;
-    scales[u] = kTq2 ? packed_block_scales(w, units[u].tile) + 8 * units[u].half : nullptr;
-    sumf[u] = _mm256_setzero_ps();
-    tot[u] = _mm256_setzero_si256();
-  }
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i acc32[NU];
+// The kernels drive_packed_ternary (avx2_packed_drivers.h) runs.
+struct TernaryKernels {
+  // Decode: NU units against the one activation row, every block of every unit in lockstep (each
+  // unit whose half is 0 prefetches its tile's stream: decode runs two tiles, i.e. two streams, at
+  // once). Writes out[u * 8 + lane].
+  template <int NU, bool kTq2>
+  static void decode(const WeightMatrix& w, const Unit* units, const ActRows& ar, float* out) {
+    const int64_t nb = w.k / 256;
+    const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12),
+                  ones16 = _mm256_set1_epi16(1);
+    const uint8_t* codes[NU];
+    const uint16_t* scales[NU];
+    __m256 sumf[NU];
+    __m256i tot[NU];
     BITNET_UNROLL
-    for (int u = 0; u < NU; ++u) acc32[u] = _mm256_setzero_si256();
-    BITNET_UNROLL
-    for (int part = 0; part < 2; ++part) {
-      __m256i acc16[NU], hi16[NU];
+    for (int u = 0; u < NU; ++u) {
+      codes[u] = packed_codes(w, units[u].tile) + 32 * units[u].half;
+      scales[u] = kTq2 ? packed_block_scales(w, units[u].tile) + 8 * units[u].half : nullptr;
+      sumf[u] = _mm256_setzero_ps();
+      tot[u] = _mm256_setzero_si256();
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i acc32[NU];
       BITNET_UNROLL
-      for (int u = 0; u < NU; ++u) acc16[u] = _mm256_setzero_si256();
+      for (int u = 0; u < NU; ++u) acc32[u] = _mm256_setzero_si256();
       BITNET_UNROLL
-      for (int v = 8 * part; v < 8 * part + 8; ++v) {
-        if (v % 4 == 0) {
+      for (int part = 0; part < 2; ++part) {
+        __m256i acc16[NU], hi16[NU];
+        BITNET_UNROLL
+        for (int u = 0; u < NU; ++u) acc16[u] = _mm256_setzero_si256();
+        BITNET_UNROLL
+        for (int v = 8 * part; v < 8 * part + 8; ++v) {
+          if (v % 4 == 0) {
+            BITNET_UNROLL
+            for (int u = 0; u < NU; ++u) hi16[u] = _mm256_setzero_si256();
+          }
           BITNET_UNROLL
-          for (int u = 0; u < NU; ++u) hi16[u] = _mm256_setzero_si256();
+          for (int u = 0; u < NU; ++u) {
+            // Groups 1 and 3 stay 4 times their codes (at most 12): one shift instead of three.
+            const __m256i wv = unit_vector(codes[u], units[u], b, v), w4 = _mm256_srli_epi16(wv, 4);
+            const __m256i c0 = _mm256_and_si256(wv, m3), c1x4 = _mm256_and_si256(wv, m12),
+                          c2 = _mm256_and_si256(w4, m3), c3x4 = _mm256_and_si256(w4, m12);
+            const int8_t* q = ar.q[0] + 256 * b + 4 * v;
+            acc16[u] = in_register(_mm256_add_epi16(
+                acc16[u], _mm256_add_epi16(_mm256_maddubs_epi16(c0, bcast4(q)),
+                                           _mm256_maddubs_epi16(c2, bcast4(q + 128)))));
+            hi16[u] = in_register(_mm256_add_epi16(
+                hi16[u], _mm256_add_epi16(_mm256_maddubs_epi16(c1x4, bcast4(q + 64)),
+                                          _mm256_maddubs_epi16(c3x4, bcast4(q + 192)))));
+          }
+          if (v % 4 == 3) {  // every hi16 lane is a multiple of 4: the shift is exact
+            BITNET_UNROLL
+            for (int u = 0; u < NU; ++u)
+              acc16[u] = _mm256_add_epi16(acc16[u], _mm256_srai_epi16(hi16[u], 2));
+          }
         }
         BITNET_UNROLL
-        for (int u = 0; u < NU; ++u) {
-          const uint8_t* p = codes[u] + b * kPackedBlockBytes + 64 * v;
-          if (units[u].half == 0) {
-            _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(p) + kFarPrefetchBytes, _MM_HINT_T1);
-          }
-          // Groups 1 and 3 stay 4 times their codes (at most 12): one shift instead of three.
-          const __m256i wv = load32(p), w4 = _mm256_srli_epi16(wv, 4);
-          const __m256i c0 = _mm256_and_si256(wv, m3), c1x4 = _mm256_and_si256(wv, m12),
-                        c2 = _mm256_and_si256(w4, m3), c3x4 = _mm256_and_si256(w4, m12);
-          const int8_t* q = ar.q[0] + 256 * b + 4 * v;
-          acc16[u] = in_register(_mm256_add_epi16(
-              acc16[u], _mm256_add_epi16(_mm256_maddubs_epi16(c0, bcast4(q)),
-                                         _mm256_maddubs_epi16(c2, bcast4(q + 128)))));
-          hi16[u] = in_register(_mm256_add_epi16(
-              hi16[u], _mm256_add_epi16(_mm256_maddubs_epi16(c1x4, bcast4(q + 64)),
-                                        _mm256_maddubs_epi16(c3x4, bcast4(q + 192)))));
-        }
-        if (v % 4 == 3) {  // every hi16 lane is a multiple of 4: the shift is exact
-          BITNET_UNROLL
-          for (int u = 0; u < NU; ++u)
-            acc16[u] = _mm256_add_epi16(acc16[u], _mm256_srai_epi16(hi16[u], 2));
-        }
+        for (int u = 0; u < NU; ++u)
+          acc32[u] = _mm256_add_epi32(acc32[u], _mm256_madd_epi16(acc16[u], ones16));
       }
       BITNET_UNROLL
-      for (int u = 0; u < NU; ++u)
-        acc32[u] = _mm256_add_epi32(acc32[u], _mm256_madd_epi16(acc16[u], ones16));
+      for (int u = 0; u < NU; ++u) {
+        if constexpr (kTq2) {
+          const __m256 dw = _mm256_cvtph_ps(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales[u] + kPackRows * b)));
+          const __m256i iv = _mm256_sub_epi32(acc32[u], _mm256_set1_epi32(ar.sum[0][b]));
+          sumf[u] = _mm256_add_ps(
+              sumf[u],
+              _mm256_mul_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_set1_ps(ar.d[0][b]), dw)));
+        } else {
+          tot[u] = _mm256_add_epi32(tot[u], acc32[u]);
+        }
+      }
     }
     BITNET_UNROLL
     for (int u = 0; u < NU; ++u) {
-      if constexpr (kTq2) {
-        const __m256 dw = _mm256_cvtph_ps(
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales[u] + kPackRows * b)));
-        const __m256i iv = _mm256_sub_epi32(acc32[u], _mm256_set1_epi32(ar.sum[0][b]));
-        sumf[u] = _mm256_add_ps(
-            sumf[u],
-            _mm256_mul_ps(_mm256_cvtepi32_ps(iv), _mm256_mul_ps(_mm256_set1_ps(ar.d[0][b]), dw)));
-      } else {
-        tot[u] = _mm256_add_epi32(tot[u], acc32[u]);
+      if constexpr (!kTq2) {
+        const __m256i acc = _mm256_sub_epi32(tot[u], _mm256_set1_epi32(ar.sum[0][0]));
+        sumf[u] = _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(ar.d[0][0])),
+                                _mm256_set1_ps(w.tensor_scale));
       }
+      _mm256_storeu_ps(out + u * 8, sumf[u]);
     }
   }
-  BITNET_UNROLL
-  for (int u = 0; u < NU; ++u) {
-    if constexpr (!kTq2) {
-      const __m256i acc = _mm256_sub_epi32(tot[u], _mm256_set1_epi32(ar.sum[0][0]));
-      sumf[u] = _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(ar.d[0][0])),
-                              _mm256_set1_ps(w.tensor_scale));
-    }
-    _mm256_storeu_ps(out + u * 8, sumf[u]);
-  }
-}
 
-template <int NU>
-inline void units_dot(bool i2s, const WeightMatrix& w, const Unit* units, const ActRows& ar,
-                      float* out) {
-  i2s ? units_dot<NU, false>(w, units, ar, out) : units_dot<NU, true>(w, units, ar, out);
-}
-
-// The prompt path: both halves of tile `tile` (16 output rows) against NA activation rows, for
-// out[a * 16 + row]. Each broadcast of 4 activations feeds both halves, and only the int16 sums
-// stay in registers (NA x 2 of them, 8 for 4 rows: with the codes, the broadcast and the mask,
-// AVX2's 16 registers are enough); a block's int32 sums and the float sums live in memory, where
-// they are touched once per 8 vectors. Same integers and the same float steps as units_dot.
-template <int NA, bool kTq2>
-inline void tile_dot(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
-  const int64_t nb = w.k / 256;
-  const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
-  const uint8_t* codes = packed_codes(w, tile);
-  const uint16_t* scales = kTq2 ? packed_block_scales(w, tile) : nullptr;
-  alignas(32) float sumf[NA][16] = {};
-  alignas(32) int32_t tot[NA][16] = {};
-  for (int64_t b = 0; b < nb; ++b) {
-    alignas(32) int32_t acc32[NA][16];
-    BITNET_UNROLL
-    for (int part = 0; part < 2; ++part) {
-      __m256i acc16[NA][2];
+  // The prompt path: both halves of tile `tile` (16 output rows) against NA activation rows, for
+  // out[a * 16 + row]. Each broadcast of 4 activations feeds both halves, and only the int16 sums
+  // stay in registers (NA x 2 of them, 8 for 4 rows: with the codes, the broadcast and the mask,
+  // AVX2's 16 registers are enough); a block's int32 sums and the float sums live in memory, where
+  // they are touched once per 8 vectors. Same integers and the same float steps as decode.
+  template <int NA, bool kTq2>
+  static void prompt(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
+    const int64_t nb = w.k / 256;
+    const __m256i m3 = _mm256_set1_epi8(3), ones16 = _mm256_set1_epi16(1);
+    const uint8_t* codes = packed_codes(w, tile);
+    const uint16_t* scales = kTq2 ? packed_block_scales(w, tile) : nullptr;
+    alignas(32) float sumf[NA][16] = {};
+    alignas(32) int32_t tot[NA][16] = {};
+    for (int64_t b = 0; b < nb; ++b) {
+      alignas(32) int32_t acc32[NA][16];
       BITNET_UNROLL
-      for (int a = 0; a < NA; ++a) acc16[a][0] = acc16[a][1] = _mm256_setzero_si256();
-      for (int v = 8 * part; v < 8 * part + 8; ++v) {
-        const uint8_t* p = codes + b * kPackedBlockBytes + 64 * v;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
-        const __m256i w0 = load32(p), w1 = load32(p + 32);
+      for (int part = 0; part < 2; ++part) {
+        __m256i acc16[NA][2];
         BITNET_UNROLL
-        for (int g = 0; g < 4; ++g) {
-          const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * g), m3),
-                        c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * g), m3);
+        for (int a = 0; a < NA; ++a) acc16[a][0] = acc16[a][1] = _mm256_setzero_si256();
+        for (int v = 8 * part; v < 8 * part + 8; ++v) {
+          const uint8_t* p = codes + b * kPackedBlockBytes + 64 * v;
+          _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
+          const __m256i w0 = load32(p), w1 = load32(p + 32);
           BITNET_UNROLL
-          for (int a = 0; a < NA; ++a) {
-            const __m256i q = bcast4(ar.q[a] + 256 * b + 4 * v + 64 * g);
-            acc16[a][0] = in_register(_mm256_add_epi16(acc16[a][0], _mm256_maddubs_epi16(c0, q)));
-            acc16[a][1] = in_register(_mm256_add_epi16(acc16[a][1], _mm256_maddubs_epi16(c1, q)));
+          for (int g = 0; g < 4; ++g) {
+            const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * g), m3),
+                          c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * g), m3);
+            BITNET_UNROLL
+            for (int a = 0; a < NA; ++a) {
+              const __m256i q = bcast4(ar.q[a] + 256 * b + 4 * v + 64 * g);
+              acc16[a][0] = in_register(_mm256_add_epi16(acc16[a][0], _mm256_maddubs_epi16(c0, q)));
+              acc16[a][1] = in_register(_mm256_add_epi16(acc16[a][1], _mm256_maddubs_epi16(c1, q)));
+            }
+          }
+        }
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) BITNET_UNROLL
+        for (int h = 0; h < 2; ++h) {
+          __m256i* dst = reinterpret_cast<__m256i*>(acc32[a] + 8 * h);
+          const __m256i m = _mm256_madd_epi16(acc16[a][h], ones16);
+          _mm256_store_si256(dst, part == 0 ? m : _mm256_add_epi32(_mm256_load_si256(dst), m));
+        }
+      }
+      BITNET_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        BITNET_UNROLL
+        for (int a = 0; a < NA; ++a) {
+          const __m256i acc = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc32[a] + 8 * h));
+          if constexpr (kTq2) {
+            const __m256 dw = _mm256_cvtph_ps(
+                _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + kPackRows * b + 8 * h)));
+            const __m256i iv = _mm256_sub_epi32(acc, _mm256_set1_epi32(ar.sum[a][b]));
+            _mm256_store_ps(
+                sumf[a] + 8 * h,
+                _mm256_add_ps(_mm256_load_ps(sumf[a] + 8 * h),
+                              _mm256_mul_ps(_mm256_cvtepi32_ps(iv),
+                                            _mm256_mul_ps(_mm256_set1_ps(ar.d[a][b]), dw))));
+          } else {
+            __m256i* t = reinterpret_cast<__m256i*>(tot[a] + 8 * h);
+            _mm256_store_si256(t, _mm256_add_epi32(_mm256_load_si256(t), acc));
           }
         }
       }
-      BITNET_UNROLL
-      for (int a = 0; a < NA; ++a) BITNET_UNROLL
-      for (int h = 0; h < 2; ++h) {
-        __m256i* dst = reinterpret_cast<__m256i*>(acc32[a] + 8 * h);
-        const __m256i m = _mm256_madd_epi16(acc16[a][h], ones16);
-        _mm256_store_si256(dst, part == 0 ? m : _mm256_add_epi32(_mm256_load_si256(dst), m));
-      }
     }
     BITNET_UNROLL
+    for (int a = 0; a < NA; ++a) BITNET_UNROLL
     for (int h = 0; h < 2; ++h) {
-      BITNET_UNROLL
-      for (int a = 0; a < NA; ++a) {
-        const __m256i acc = _mm256_load_si256(reinterpret_cast<const __m256i*>(acc32[a] + 8 * h));
-        if constexpr (kTq2) {
-          const __m256 dw = _mm256_cvtph_ps(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + kPackRows * b + 8 * h)));
-          const __m256i iv = _mm256_sub_epi32(acc, _mm256_set1_epi32(ar.sum[a][b]));
-          _mm256_store_ps(
-              sumf[a] + 8 * h,
-              _mm256_add_ps(_mm256_load_ps(sumf[a] + 8 * h),
-                            _mm256_mul_ps(_mm256_cvtepi32_ps(iv),
-                                          _mm256_mul_ps(_mm256_set1_ps(ar.d[a][b]), dw))));
-        } else {
-          __m256i* t = reinterpret_cast<__m256i*>(tot[a] + 8 * h);
-          _mm256_store_si256(t, _mm256_add_epi32(_mm256_load_si256(t), acc));
-        }
+      __m256 y = _mm256_load_ps(sumf[a] + 8 * h);
+      if constexpr (!kTq2) {
+        const __m256i acc =
+            _mm256_sub_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(tot[a] + 8 * h)),
+                             _mm256_set1_epi32(ar.sum[a][0]));
+        y = _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(ar.d[a][0])),
+                          _mm256_set1_ps(w.tensor_scale));
       }
+      _mm256_storeu_ps(out + a * 16 + 8 * h, y);
     }
   }
-  BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) BITNET_UNROLL
-  for (int h = 0; h < 2; ++h) {
-    __m256 y = _mm256_load_ps(sumf[a] + 8 * h);
-    if constexpr (!kTq2) {
-      const __m256i acc =
-          _mm256_sub_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(tot[a] + 8 * h)),
-                           _mm256_set1_epi32(ar.sum[a][0]));
-      y = _mm256_mul_ps(_mm256_div_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(ar.d[a][0])),
-                        _mm256_set1_ps(w.tensor_scale));
-    }
-    _mm256_storeu_ps(out + a * 16 + 8 * h, y);
-  }
-}
-
-template <int NA>
-inline void tile_dot(bool i2s, const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
-  i2s ? tile_dot<NA, false>(w, tile, ar, out) : tile_dot<NA, true>(w, tile, ar, out);
-}
-
-// Copies the 8 rows of `unit` held at o that lie in [o_begin, o_end) to y_row.
-inline void emit(const Unit& unit, const float* o, int64_t o_begin, int64_t o_end, float* y_row) {
-  const int64_t first = unit.tile * kPackRows + 8 * unit.half;
-  for (int64_t r = max64(first, o_begin); r < min64(first + 8, o_end); ++r) y_row[r] = o[r - first];
-}
+};
 
 }  // namespace
 
 void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                     int64_t o_end) {
-  if (o_begin >= o_end || a.rows == 0) return;
-  const bool i2s = w.type == TensorType::I2_S;
-  const int64_t m = a.rows, nb = w.k / 256;
-  auto* sums =
-      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
-  for (int64_t r = 0; r < m; ++r) {
-    int32_t total = 0;
-    for (int64_t b = 0; b < nb; ++b) {
-      sums[r * nb + b] = sum_256(a.row(r) + 256 * b);
-      total += sums[r * nb + b];
-    }
-    if (i2s) sums[r * nb] = total;
-  }
-  auto rows_of = [&](int64_t r0, int na) {
-    ActRows ar{};
-    for (int i = 0; i < kMaxRows; ++i) {
-      const int64_t r = r0 + (i < na ? i : na - 1);
-      ar.q[i] = a.row(r);
-      ar.d[i] = i2s ? a.scales.data() + r : a.scales.data() + r * nb;
-      ar.sum[i] = sums + r * nb;
-    }
-    return ar;
-  };
-  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
-  alignas(32) float out[kMaxRows * 4 * 8];
-  if (m == 1) {
-    // Decode: the range's tiles as two streams (its two halves), a tile of each at a time (one
-    // more alone when their count is odd), one half of both tiles, then the other: four units at
-    // once need more than AVX2's 16 vector registers and spilled.
-    const ActRows ar = rows_of(0, 1);
-    const int64_t half = (t1 - t0) / 2;
-    for (int64_t j = 0; j < half; ++j) {
-      for (int h = 0; h < 2; ++h) {
-        const Unit units[2] = {{t0 + j, h}, {t0 + half + j, h}};
-        units_dot<2>(i2s, w, units, ar, out);
-        for (int u = 0; u < 2; ++u) emit(units[u], out + 8 * u, o_begin, o_end, y);
-      }
-    }
-    if (t0 + 2 * half < t1) {
-      const Unit units[2] = {{t1 - 1, 0}, {t1 - 1, 1}};
-      units_dot<2>(i2s, w, units, ar, out);
-      for (int u = 0; u < 2; ++u) emit(units[u], out + 8 * u, o_begin, o_end, y);
-    }
-    return;
-  }
-  // Several rows: each tile (its codes stay in cache) against 4 activation rows at a time, then
-  // 2, then 1.
-  for (int64_t t = t0; t < t1; ++t) {
-    const Unit halves[2] = {{t, 0}, {t, 1}};
-    auto emit_rows = [&](int64_t r, int na) {
-      for (int i = 0; i < na; ++i)
-        for (int h = 0; h < 2; ++h)
-          emit(halves[h], out + 16 * i + 8 * h, o_begin, o_end, y + (r + i) * w.n_out);
-    };
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      tile_dot<4>(i2s, w, t, rows_of(r, 4), out);
-      emit_rows(r, 4);
-    }
-    if (m - r >= 2) {
-      tile_dot<2>(i2s, w, t, rows_of(r, 2), out);
-      emit_rows(r, 2);
-      r += 2;
-    }
-    if (r < m) {
-      tile_dot<1>(i2s, w, t, rows_of(r, 1), out);
-      emit_rows(r, 1);
-    }
-  }
+  drive_packed_ternary<TernaryKernels>(w, a, y, o_begin, o_end);
 }
 
 }  // namespace bitnet::kernels::avx2

@@ -18,16 +18,17 @@
 #include <cstdint>
 
 #include "core/bandwidth.h"
-#include "kernels/kernel_support.h"
-#include "kernels/packed.h"
-#include "kernels/q8_0_head.h"
+#include "kernels/x86/avx2_packed_drivers.h"
 #include "kernels/x86/avx2_vnni_entries.h"
-#include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels::avx2vnni {
 namespace {
 
-using gguf::TensorType;
+using avx2::ActRows;
+using avx2::kQ8RowBatch;
+using avx2::Q8Rows;
+using avx2::Unit;
+using avx2::unit_vector;
 
 inline __m256i load32(const void* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -46,35 +47,15 @@ inline __m256i in_register(__m256i v) {
   asm("" : "+x"(v));
   return v;
 }
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-inline int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
-
-// Sum of n (a multiple of 32) signed bytes.
-inline int32_t sum_bytes(const int8_t* q, int64_t n) {
-  const __m256i ones = _mm256_set1_epi8(1);
-  __m256i acc = _mm256_setzero_si256();
-  for (int64_t j = 0; j < n; j += 32) acc = dot(acc, ones, load32(q + j));
+// Sum of 32 signed bytes.
+inline int32_t sum_32(const int8_t* q) {
+  const __m256i acc = dot(_mm256_setzero_si256(), _mm256_set1_epi8(1), load32(q));
   const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
   const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
   return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 0xB1)));
 }
 
 // ------------------------------------------------------------------ ternary
-
-// Per activation row: its codes, scales (TQ2_0: one d per block; I2_S: s) and code sums (TQ2_0:
-// per block; I2_S: the whole row's, in slot 0).
-constexpr int kMaxRows = 4;
-struct ActRows {
-  const int8_t* q[kMaxRows];
-  const float* d[kMaxRows];
-  const int32_t* sum[kMaxRows];
-};
-
-// Eight output rows: half `half` of packed tile `tile` (a 32-byte half of each 64-byte vector).
-struct Unit {
-  int64_t tile;
-  int half;
-};
 
 // A block's exact sum (TQ2_0: its float step; I2_S: added to tot).
 template <bool kTq2>
@@ -100,204 +81,117 @@ inline __m256 finish_row(__m256 sumf, __m256i tot, const ActRows& ar, int a,
                        _mm256_set1_ps(w.tensor_scale));
 }
 
-// Decode: NU units against the one activation row, every block of every unit in lockstep (each
-// unit whose half is 0 prefetches its tile's stream). Per unit four int32 chains, one per code
-// group (2-bit field g of each byte); groups 1 and 3 are taken as 4 x their codes (masked in
-// place: one shift per vector instead of three) and divided back exactly with an arithmetic
-// shift at the block's end. Writes out[u * 8 + lane].
-template <int NU, bool kTq2>
-inline void units_dot(const WeightMatrix& w, const Unit* units, const ActRows& ar, float* out) {
-  const int64_t nb = w.k / 256;
-  const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
-  const uint8_t* codes[NU];
-  const uint16_t* scales[NU];
-  __m256 sumf[NU];
-  __m256i tot[NU];
-  BITNET_UNROLL
-  for (int u = 0; u < NU; ++u) {
-    codes[u] = packed_codes(w, units[u].tile) + 32 * units[u].half;
-    scales[u] = kTq2 ? packed_block_scales(w, units[u].tile) + 8 * units[u].half : nullptr;
-    sumf[u] = _mm256_setzero_ps();
-    tot[u] = _mm256_setzero_si256();
-  }
-  const __m256i zero = _mm256_setzero_si256();
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i acc02[NU], acc13[NU];
+// The kernels drive_packed_ternary (avx2_packed_drivers.h) runs.
+struct TernaryKernels {
+  // Decode: NU units against the one activation row, every block of every unit in lockstep (each
+  // unit whose half is 0 prefetches its tile's stream). Per unit four int32 chains, one per code
+  // group (2-bit field g of each byte); groups 1 and 3 are taken as 4 x their codes (masked in
+  // place: one shift per vector instead of three) and divided back exactly with an arithmetic
+  // shift at the block's end. Writes out[u * 8 + lane].
+  template <int NU, bool kTq2>
+  static void decode(const WeightMatrix& w, const Unit* units, const ActRows& ar, float* out) {
+    const int64_t nb = w.k / 256;
+    const __m256i m3 = _mm256_set1_epi8(3), m12 = _mm256_set1_epi8(12);
+    const uint8_t* codes[NU];
+    const uint16_t* scales[NU];
+    __m256 sumf[NU];
+    __m256i tot[NU];
     BITNET_UNROLL
-    for (int u = 0; u < NU; ++u) acc02[u] = acc13[u] = _mm256_setzero_si256();
-    const int8_t* q = ar.q[0] + 256 * b;
-    BITNET_UNROLL
-    for (int v = 0; v < 16; ++v) {
-      const __m256i x0 = bcast4(q + 4 * v), x1 = bcast4(q + 64 + 4 * v),
-                    x2 = bcast4(q + 128 + 4 * v), x3 = bcast4(q + 192 + 4 * v);
+    for (int u = 0; u < NU; ++u) {
+      codes[u] = packed_codes(w, units[u].tile) + 32 * units[u].half;
+      scales[u] = kTq2 ? packed_block_scales(w, units[u].tile) + 8 * units[u].half : nullptr;
+      sumf[u] = _mm256_setzero_ps();
+      tot[u] = _mm256_setzero_si256();
+    }
+    const __m256i zero = _mm256_setzero_si256();
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i acc02[NU], acc13[NU];
+      BITNET_UNROLL
+      for (int u = 0; u < NU; ++u) acc02[u] = acc13[u] = _mm256_setzero_si256();
+      const int8_t* q = ar.q[0] + 256 * b;
+      BITNET_UNROLL
+      for (int v = 0; v < 16; ++v) {
+        const __m256i x0 = bcast4(q + 4 * v), x1 = bcast4(q + 64 + 4 * v),
+                      x2 = bcast4(q + 128 + 4 * v), x3 = bcast4(q + 192 + 4 * v);
+        BITNET_UNROLL
+        for (int u = 0; u < NU; ++u) {
+          const __m256i wv = unit_vector(codes[u], units[u], b, v), w4 = _mm256_srli_epi16(wv, 4);
+          // Each vector's two products per sum start from zero and join the block's sum with one
+          // add: a chain of VPDPBUSD through the block would wait on its latency every vector.
+          acc02[u] =
+              in_register(_mm256_add_epi32(acc02[u], dot(dot(zero, _mm256_and_si256(wv, m3), x0),
+                                                         _mm256_and_si256(w4, m3), x2)));
+          acc13[u] =
+              in_register(_mm256_add_epi32(acc13[u], dot(dot(zero, _mm256_and_si256(wv, m12), x1),
+                                                         _mm256_and_si256(w4, m12), x3)));
+        }
+      }
       BITNET_UNROLL
       for (int u = 0; u < NU; ++u) {
-        const uint8_t* p = codes[u] + b * kPackedBlockBytes + 64 * v;
-        if (units[u].half == 0) {
-          _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(p) + kFarPrefetchBytes, _MM_HINT_T1);
-        }
-        const __m256i wv = load32(p), w4 = _mm256_srli_epi16(wv, 4);
-        // Each vector's two products per sum start from zero and join the block's sum with one
-        // add: a chain of VPDPBUSD through the block would wait on its latency every vector.
-        acc02[u] = in_register(_mm256_add_epi32(
-            acc02[u], dot(dot(zero, _mm256_and_si256(wv, m3), x0), _mm256_and_si256(w4, m3), x2)));
-        acc13[u] =
-            in_register(_mm256_add_epi32(acc13[u], dot(dot(zero, _mm256_and_si256(wv, m12), x1),
-                                                       _mm256_and_si256(w4, m12), x3)));
+        const __m256i s = _mm256_add_epi32(acc02[u], _mm256_srai_epi32(acc13[u], 2));
+        finish_block<kTq2>(s, ar, 0, b, scales[u], &sumf[u], &tot[u]);
       }
     }
     BITNET_UNROLL
-    for (int u = 0; u < NU; ++u) {
-      const __m256i s = _mm256_add_epi32(acc02[u], _mm256_srai_epi32(acc13[u], 2));
-      finish_block<kTq2>(s, ar, 0, b, scales[u], &sumf[u], &tot[u]);
-    }
+    for (int u = 0; u < NU; ++u)
+      _mm256_storeu_ps(out + u * 8, finish_row<kTq2>(sumf[u], tot[u], ar, 0, w));
   }
-  BITNET_UNROLL
-  for (int u = 0; u < NU; ++u)
-    _mm256_storeu_ps(out + u * 8, finish_row<kTq2>(sumf[u], tot[u], ar, 0, w));
-}
 
-// The prompt path: both halves of tile `tile` (16 output rows) against NA activation rows, for
-// out[a * 16 + row]. Each broadcast of 4 activations feeds both halves; the NA x 2 int32 sums stay
-// in registers for the block, the float sums live in memory (touched once per block).
-template <int NA, bool kTq2>
-inline void tile_dot(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
-  const int64_t nb = w.k / 256;
-  const __m256i m3 = _mm256_set1_epi8(3), zero = _mm256_setzero_si256();
-  const uint8_t* codes = packed_codes(w, tile);
-  const uint16_t* scales = kTq2 ? packed_block_scales(w, tile) : nullptr;
-  __m256 sumf[NA][2];
-  __m256i tot[NA][2];
-  BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) BITNET_UNROLL
-  for (int h = 0; h < 2; ++h) {
-    sumf[a][h] = _mm256_setzero_ps();
-    tot[a][h] = _mm256_setzero_si256();
-  }
-  for (int64_t b = 0; b < nb; ++b) {
-    __m256i acc[NA][2];
+  // The prompt path: both halves of tile `tile` (16 output rows) against NA activation rows, for
+  // out[a * 16 + row]. Each broadcast of 4 activations feeds both halves; the NA x 2 int32 sums
+  // stay in registers for the block, the float sums live in memory (touched once per block).
+  template <int NA, bool kTq2>
+  static void prompt(const WeightMatrix& w, int64_t tile, const ActRows& ar, float* out) {
+    const int64_t nb = w.k / 256;
+    const __m256i m3 = _mm256_set1_epi8(3), zero = _mm256_setzero_si256();
+    const uint8_t* codes = packed_codes(w, tile);
+    const uint16_t* scales = kTq2 ? packed_block_scales(w, tile) : nullptr;
+    __m256 sumf[NA][2];
+    __m256i tot[NA][2];
     BITNET_UNROLL
-    for (int a = 0; a < NA; ++a) acc[a][0] = acc[a][1] = _mm256_setzero_si256();
-    for (int v = 0; v < 16; ++v) {
-      const uint8_t* p = codes + b * kPackedBlockBytes + 64 * v;
-      _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
-      const __m256i w0 = load32(p), w1 = load32(p + 32);
+    for (int a = 0; a < NA; ++a) BITNET_UNROLL
+    for (int h = 0; h < 2; ++h) {
+      sumf[a][h] = _mm256_setzero_ps();
+      tot[a][h] = _mm256_setzero_si256();
+    }
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i acc[NA][2];
       BITNET_UNROLL
-      for (int g = 0; g < 4; g += 2) {
-        const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * g), m3),
-                      c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * g), m3),
-                      d0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * g + 2), m3),
-                      d1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * g + 2), m3);
+      for (int a = 0; a < NA; ++a) acc[a][0] = acc[a][1] = _mm256_setzero_si256();
+      for (int v = 0; v < 16; ++v) {
+        const uint8_t* p = codes + b * kPackedBlockBytes + 64 * v;
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
+        const __m256i w0 = load32(p), w1 = load32(p + 32);
         BITNET_UNROLL
-        for (int a = 0; a < NA; ++a) {
-          const __m256i x = bcast4(ar.q[a] + 256 * b + 4 * v + 64 * g),
-                        y = bcast4(ar.q[a] + 256 * b + 4 * v + 64 * g + 64);
-          acc[a][0] = in_register(_mm256_add_epi32(acc[a][0], dot(dot(zero, c0, x), d0, y)));
-          acc[a][1] = in_register(_mm256_add_epi32(acc[a][1], dot(dot(zero, c1, x), d1, y)));
+        for (int g = 0; g < 4; g += 2) {
+          const __m256i c0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * g), m3),
+                        c1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * g), m3),
+                        d0 = _mm256_and_si256(_mm256_srli_epi16(w0, 2 * g + 2), m3),
+                        d1 = _mm256_and_si256(_mm256_srli_epi16(w1, 2 * g + 2), m3);
+          BITNET_UNROLL
+          for (int a = 0; a < NA; ++a) {
+            const __m256i x = bcast4(ar.q[a] + 256 * b + 4 * v + 64 * g),
+                          y = bcast4(ar.q[a] + 256 * b + 4 * v + 64 * g + 64);
+            acc[a][0] = in_register(_mm256_add_epi32(acc[a][0], dot(dot(zero, c0, x), d0, y)));
+            acc[a][1] = in_register(_mm256_add_epi32(acc[a][1], dot(dot(zero, c1, x), d1, y)));
+          }
         }
+      }
+      BITNET_UNROLL
+      for (int a = 0; a < NA; ++a) BITNET_UNROLL
+      for (int h = 0; h < 2; ++h) {
+        finish_block<kTq2>(acc[a][h], ar, a, b, scales == nullptr ? nullptr : scales + 8 * h,
+                           &sumf[a][h], &tot[a][h]);
       }
     }
     BITNET_UNROLL
     for (int a = 0; a < NA; ++a) BITNET_UNROLL
-    for (int h = 0; h < 2; ++h) {
-      finish_block<kTq2>(acc[a][h], ar, a, b, scales == nullptr ? nullptr : scales + 8 * h,
-                         &sumf[a][h], &tot[a][h]);
-    }
+    for (int h = 0; h < 2; ++h)
+      _mm256_storeu_ps(out + a * 16 + 8 * h, finish_row<kTq2>(sumf[a][h], tot[a][h], ar, a, w));
   }
-  BITNET_UNROLL
-  for (int a = 0; a < NA; ++a) BITNET_UNROLL
-  for (int h = 0; h < 2; ++h)
-    _mm256_storeu_ps(out + a * 16 + 8 * h, finish_row<kTq2>(sumf[a][h], tot[a][h], ar, a, w));
-}
-
-// Copies the 8 rows of `unit` held at o that lie in [o_begin, o_end) to y_row.
-inline void emit(const Unit& unit, const float* o, int64_t o_begin, int64_t o_end, float* y_row) {
-  const int64_t first = unit.tile * kPackRows + 8 * unit.half;
-  for (int64_t r = max64(first, o_begin); r < min64(first + 8, o_end); ++r) y_row[r] = o[r - first];
-}
-
-template <bool kTq2>
-void packed_ternary_as(const WeightMatrix& w, const QuantizedActivations& a, float* y,
-                       int64_t o_begin, int64_t o_end) {
-  const int64_t m = a.rows, nb = w.k / 256;
-  auto* sums =
-      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(m * nb) * sizeof(int32_t)));
-  for (int64_t r = 0; r < m; ++r) {
-    int32_t total = 0;
-    for (int64_t b = 0; b < nb; ++b) {
-      sums[r * nb + b] = sum_bytes(a.row(r) + 256 * b, 256);
-      total += sums[r * nb + b];
-    }
-    if (!kTq2) sums[r * nb] = total;
-  }
-  auto rows_of = [&](int64_t r0, int na) {
-    ActRows ar{};
-    for (int i = 0; i < kMaxRows; ++i) {
-      const int64_t r = r0 + (i < na ? i : na - 1);
-      ar.q[i] = a.row(r);
-      ar.d[i] = kTq2 ? a.scales.data() + r * nb : a.scales.data() + r;
-      ar.sum[i] = sums + r * nb;
-    }
-    return ar;
-  };
-  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
-  alignas(32) float out[kMaxRows * 16];
-  if (m == 1) {
-    // Decode: the range's tiles as two streams (its two halves), a tile of each at a time (one
-    // more alone when their count is odd), one half of both tiles, then the other.
-    const ActRows ar = rows_of(0, 1);
-    const int64_t half = (t1 - t0) / 2;
-    for (int64_t j = 0; j < half; ++j) {
-      for (int h = 0; h < 2; ++h) {
-        const Unit units[2] = {{t0 + j, h}, {t0 + half + j, h}};
-        units_dot<2, kTq2>(w, units, ar, out);
-        for (int u = 0; u < 2; ++u) emit(units[u], out + 8 * u, o_begin, o_end, y);
-      }
-    }
-    if (t0 + 2 * half < t1) {
-      const Unit units[2] = {{t1 - 1, 0}, {t1 - 1, 1}};
-      units_dot<2, kTq2>(w, units, ar, out);
-      for (int u = 0; u < 2; ++u) emit(units[u], out + 8 * u, o_begin, o_end, y);
-    }
-    return;
-  }
-  // Several rows: each tile (its codes stay in cache) against 4 activation rows at a time, then
-  // 2, then 1.
-  for (int64_t t = t0; t < t1; ++t) {
-    const Unit halves[2] = {{t, 0}, {t, 1}};
-    auto emit_rows = [&](int64_t r, int na) {
-      for (int i = 0; i < na; ++i)
-        for (int h = 0; h < 2; ++h)
-          emit(halves[h], out + 16 * i + 8 * h, o_begin, o_end, y + (r + i) * w.n_out);
-    };
-    int64_t r = 0;
-    for (; r + 4 <= m; r += 4) {
-      tile_dot<4, kTq2>(w, t, rows_of(r, 4), out);
-      emit_rows(r, 4);
-    }
-    if (m - r >= 2) {
-      tile_dot<2, kTq2>(w, t, rows_of(r, 2), out);
-      emit_rows(r, 2);
-      r += 2;
-    }
-    if (r < m) {
-      tile_dot<1, kTq2>(w, t, rows_of(r, 1), out);
-      emit_rows(r, 1);
-    }
-  }
-}
+};
 
 // ------------------------------------------------------------------ Q8_0 head
-
-constexpr int64_t kQ8RowBatch = 16;  // activation rows whose block biases are computed at once
-
-// Per activation row (up to 4): its codes, -128 x each block's code sum, block scales d_x.
-struct Q8Rows {
-  const int8_t* q[4];
-  const int32_t* bias[4];
-  const float* d[4];
-};
 
 // NT tiles x NA activation rows into out[(a * NT + t) * 16 + lane]. A tile block's 64-byte vector
 // v is two 32-byte halves (rows 0-7, rows 8-15), each dword the 4 biased codes c = w + 128 of one
@@ -337,7 +231,7 @@ inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const Q8Rows
         }
         BITNET_UNROLL
         for (int a = 0; a < NA; ++a) {
-          const __m256i x = bcast4(ar.q[a] + b * kQ8_0Block + 4 * v);
+          const __m256i x = bcast4(ar.x[a] + b * kQ8_0Block + 4 * v);
           BITNET_UNROLL
           for (int t = 0; t < NT; ++t) acc[a][t][v % 2] = dot(acc[a][t][v % 2], c[t], x);
         }
@@ -360,87 +254,29 @@ inline void q8_0_tiles(const WeightMatrix& w, const int64_t* tiles, const Q8Rows
   }
 }
 
+// The codes go to VPDPBUSD as they are; a block's sum starts from its bias, -128 x the sum of
+// its codes.
+struct Q8Kernels {
+  static constexpr int64_t kPreparedBytes = 0;
+  static void prepare(const int8_t* q, int64_t nb, int8_t*, int32_t* bias) {
+    for (int64_t b = 0; b < nb; ++b) bias[b] = -128 * sum_32(q + b * kQ8_0Block);
+  }
+  template <int NT, int NA>
+  static void tiles(const WeightMatrix& w, const int64_t* ts, const Q8Rows& ar, float* out) {
+    q8_0_tiles<NT, NA>(w, ts, ar, out);
+  }
+};
+
 }  // namespace
 
 void packed_ternary(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                     int64_t o_end) {
-  if (o_begin >= o_end || a.rows == 0) return;
-  if (w.type == TensorType::I2_S) return packed_ternary_as<false>(w, a, y, o_begin, o_end);
-  packed_ternary_as<true>(w, a, y, o_begin, o_end);
+  avx2::drive_packed_ternary<TernaryKernels>(w, a, y, o_begin, o_end);
 }
 
 void q8_0_head(const WeightMatrix& w, const QuantizedActivations& a, float* y, int64_t o_begin,
                int64_t o_end) {
-  if (o_begin >= o_end || a.rows == 0) return;
-  const int64_t m = a.rows, nb = w.k / kQ8_0Block;
-  const int64_t batch = m < kQ8RowBatch ? m : kQ8RowBatch;
-  auto* bias =
-      static_cast<int32_t*>(detail::scratch(1, static_cast<size_t>(batch * nb) * sizeof(int32_t)));
-  const int64_t t0 = o_begin / kPackRows, t1 = (o_end + kPackRows - 1) / kPackRows;
-  alignas(32) float out[4 * kPackRows];
-  // Activation rows [r0, r0 + na) of tiles ts[0..nt) from out to y, the output rows inside
-  // [o_begin, o_end) only.
-  auto emit_q8 = [&](int64_t r0, int na, const int64_t* ts, int nt) {
-    for (int i = 0; i < na; ++i) {
-      for (int j = 0; j < nt; ++j) {
-        const int64_t first = ts[j] * kPackRows;
-        for (int64_t o = max64(first, o_begin); o < min64(first + kPackRows, o_end); ++o)
-          y[(r0 + i) * w.n_out + o] = out[(i * nt + j) * kPackRows + (o - first)];
-      }
-    }
-  };
-  for (int64_t r_batch = 0; r_batch < m; r_batch += batch) {
-    const int64_t n = min64(m - r_batch, batch);
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t b = 0; b < nb; ++b)
-        bias[r * nb + b] = -128 * sum_bytes(a.row(r_batch + r) + b * kQ8_0Block, kQ8_0Block);
-    // The batch's rows [r, r + na); the other slots repeat the last one (computed, not emitted).
-    auto rows_of = [&](int64_t r, int na) {
-      Q8Rows ar{};
-      for (int i = 0; i < 4; ++i) {
-        const int64_t ri = r + (i < na ? i : na - 1);
-        ar.q[i] = a.row(r_batch + ri);
-        ar.bias[i] = bias + ri * nb;
-        ar.d[i] = a.scales.data() + (r_batch + ri) * nb;
-      }
-      return ar;
-    };
-    if (n == 1) {
-      // One activation row (decode): two weight streams, the range's two halves, a tile of each
-      // at a time.
-      const Q8Rows ar = rows_of(0, 1);
-      const int64_t half = (t1 - t0) / 2;
-      for (int64_t j = 0; j < half; ++j) {
-        const int64_t ts[2] = {t0 + j, t0 + half + j};
-        q8_0_tiles<2, 1>(w, ts, ar, out);
-        emit_q8(r_batch, 1, ts, 2);
-      }
-      if (t0 + 2 * half < t1) {
-        const int64_t ts[1] = {t1 - 1};
-        q8_0_tiles<1, 1>(w, ts, ar, out);
-        emit_q8(r_batch, 1, ts, 1);
-      }
-      continue;
-    }
-    // Tile by tile (it stays in cache), the batch's rows 4, then 2, then 1 at a time.
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t ts[1] = {t};
-      int64_t r = 0;
-      for (; r + 4 <= n; r += 4) {
-        q8_0_tiles<1, 4>(w, ts, rows_of(r, 4), out);
-        emit_q8(r_batch + r, 4, ts, 1);
-      }
-      if (n - r >= 2) {
-        q8_0_tiles<1, 2>(w, ts, rows_of(r, 2), out);
-        emit_q8(r_batch + r, 2, ts, 1);
-        r += 2;
-      }
-      if (r < n) {
-        q8_0_tiles<1, 1>(w, ts, rows_of(r, 1), out);
-        emit_q8(r_batch + r, 1, ts, 1);
-      }
-    }
-  }
+  avx2::drive_q8_0_head<Q8Kernels>(w, a, y, o_begin, o_end);
 }
 
 }  // namespace bitnet::kernels::avx2vnni

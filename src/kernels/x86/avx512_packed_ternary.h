@@ -389,17 +389,7 @@ inline void packed_ternary_with(const WeightMatrix& w, const QuantizedActivation
                                 int64_t o_begin, int64_t o_end) {
   const bool i2s = w.type == TensorType::I2_S;
   const int64_t m = a.rows, nb = w.k / 256;
-  // Code sums: TQ2_0 per (row, block); I2_S per row (in the row's first slot).
-  auto* sums =
-      static_cast<int32_t*>(detail::scratch(0, static_cast<size_t>(m * nb) * sizeof(int32_t)));
-  for (int64_t r = 0; r < m; ++r) {
-    int32_t total = 0;
-    for (int64_t b = 0; b < nb; ++b) {
-      sums[r * nb + b] = sum_256(a.row(r) + 256 * b);
-      total += sums[r * nb + b];
-    }
-    if (i2s) sums[r * nb] = total;
-  }
+  const int32_t* sums = detail::ternary_code_sums(a, i2s, 0, sum_256);
   auto rows_of = [&](int64_t r0, int na) {
     ActRows ar{};
     for (int i = 0; i < kMaxTileRows; ++i) {
