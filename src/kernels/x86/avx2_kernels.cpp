@@ -210,9 +210,7 @@ inline void tile_rows(int64_t first, int64_t n, const Fn& row, const uint8_t* (&
   for (int i = 0; i < N; ++i) out[i] = row(first + (i < n ? i : n - 1));
 }
 
-inline __m256i load32(const void* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
+using avx2::load32;
 
 // ------------------------------------------------------------------ I2_S
 

@@ -30,21 +30,6 @@
 namespace bitnet::kernels::avx2 {
 namespace {
 
-inline __m256i load32(const void* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
-// An empty asm that claims to change v: GCC then cannot reassociate the additions around it,
-// which it otherwise does for integer vectors (all products first, a tree of sums after), needing
-// far more than 16 registers and spilling.
-inline __m256i in_register(__m256i v) {
-  asm("" : "+x"(v));
-  return v;
-}
 // The kernels drive_packed_ternary (avx2_packed_drivers.h) runs.
 struct TernaryKernels {
   // Decode: NU units against the one activation row, every block of every unit in lockstep (each

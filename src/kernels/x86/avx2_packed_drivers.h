@@ -12,6 +12,7 @@
 #include "kernels/kernel_support.h"
 #include "kernels/packed.h"
 #include "kernels/q8_0_head.h"
+#include "kernels/x86/avx2_units.h"
 #include "kernels/x86/intrinsics_prelude.h"
 
 namespace bitnet::kernels::avx2 {
@@ -26,8 +27,8 @@ inline int32_t sum_256(const int8_t* q) {
   __m256i acc = _mm256_setzero_si256();
   BITNET_UNROLL
   for (int j = 0; j < 256; j += 32) {
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + j));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, v), ones16));
+    acc = _mm256_add_epi32(acc,
+                           _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, load32(q + j)), ones16));
   }
   const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
   const __m128i t = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
@@ -59,7 +60,7 @@ inline __m256i unit_vector(const uint8_t* codes, const Unit& unit, int64_t b, in
     _mm_prefetch(reinterpret_cast<const char*>(p) + kNearPrefetchBytes, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(p) + kFarPrefetchBytes, _MM_HINT_T1);
   }
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return load32(p);
 }
 
 // Copies the 8 rows of `unit` held at o that lie in [o_begin, o_end) to y_row.

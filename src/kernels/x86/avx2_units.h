@@ -1,6 +1,7 @@
-// Pieces the AVX2 translation units share (avx2_attention.cpp, avx2_elementwise.cpp,
-// avx2_packed.cpp). Everything has internal linkage (an unnamed namespace), so each unit keeps its
-// own copy built with its own flags (see kernel_support.h).
+// Pieces the AVX2-width translation units share (avx2_attention.cpp, avx2_elementwise.cpp,
+// avx2_kernels.cpp, avx2_packed.cpp, avx2_vnni_packed.cpp). Everything has internal linkage (an
+// unnamed namespace), so each unit keeps its own copy built with its own flags (see
+// kernel_support.h).
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,23 @@
 
 namespace bitnet::kernels::avx2 {
 namespace {
+
+inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+}
+// The 4 bytes at p in every dword.
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+// An empty asm that claims to change v: GCC then cannot reassociate the additions around it,
+// which it otherwise does for integer vectors (all products first, a tree of sums after), needing
+// far more than AVX's 16 registers and spilling.
+inline __m256i in_register(__m256i v) {
+  asm("" : "+x"(v));
+  return v;
+}
 
 // Lanes [0, n) of the 8 values at base + at (f16 or float), the others `fill`. AVX2 has no masked
 // 16-bit loads, so a part of a vector goes through a buffer.

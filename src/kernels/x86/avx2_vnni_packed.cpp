@@ -25,27 +25,15 @@ namespace bitnet::kernels::avx2vnni {
 namespace {
 
 using avx2::ActRows;
-using avx2::kQ8RowBatch;
+using avx2::bcast4;
+using avx2::in_register;
+using avx2::load32;
 using avx2::Q8Rows;
 using avx2::Unit;
 using avx2::unit_vector;
 
-inline __m256i load32(const void* p) {
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-}
-inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
 inline __m256i dot(__m256i acc, __m256i u8, __m256i s8) {
   return _mm256_dpbusd_avx_epi32(acc, u8, s8);
-}
-// An empty asm that claims to change v: GCC then keeps the sums where the loop puts them instead
-// of reassociating them into a tree that needs more than AVX's 16 registers.
-inline __m256i in_register(__m256i v) {
-  asm("" : "+x"(v));
-  return v;
 }
 // Sum of 32 signed bytes.
 inline int32_t sum_32(const int8_t* q) {
